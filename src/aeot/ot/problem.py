@@ -1,0 +1,83 @@
+"""The semi-discrete optimal transport problem: a source measure and weighted Dirac targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from aeot._validation import as_float_tensor
+from aeot.ot.sources import BoxUniform, Source
+
+
+@dataclass(frozen=True, eq=False)
+class SemiDiscreteProblem:
+    """Transport a source measure μ on R^d onto ν = Σ_i ν_i δ_{y_i}.
+
+    For the quadratic cost the optimal map is ∇u_h with the Brenier potential
+    u_h(x) = max_i <x, y_i> + h_i, where h minimises the convex energy
+
+        E(h) = ∫ u_h dμ − Σ_i h_i ν_i,     ∇_i E(h) = μ(W_i(h)) − ν_i,
+
+    W_i(h) = {x : <x, y_i> + h_i ≥ <x, y_j> + h_j ∀j} the power cell of y_i
+    (Gu, Luo, Sun, Yau 2016; Lei et al. 2019).
+
+    Parameters
+    ----------
+    targets : (N, d) array
+        Distinct target points y_i.
+    weights : (N,) array, optional
+        Target masses ν_i > 0 summing to one. Uniform when omitted.
+    source : Source, optional
+        The source measure; uniform on [0, 1]^d when omitted.
+    """
+
+    targets: torch.Tensor
+    weights: torch.Tensor
+    source: Source
+
+    def __init__(self, targets, weights=None, source: Source | None = None):
+        y = as_float_tensor(targets, "targets", ndim=2)
+        n, d = y.shape
+        if weights is None:
+            w = torch.full((n,), 1.0 / n, dtype=torch.float64)
+        else:
+            w = as_float_tensor(weights, "weights", ndim=1, dtype=torch.float64)
+            if w.shape[0] != n:
+                raise ValueError(f"weights has {w.shape[0]} entries but there are {n} targets")
+            if bool((w <= 0).any()):
+                raise ValueError(f"weights must be positive; {int((w <= 0).sum())} are <= 0")
+            total = float(w.sum())
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"weights must sum to 1, they sum to {total:.8g}")
+        if source is None:
+            source = BoxUniform(d)
+        if not isinstance(source, Source):
+            raise TypeError(f"source must be an aeot.ot Source, got {type(source).__name__}")
+        if source.dim != d:
+            raise ValueError(f"source has dimension {source.dim} but targets have dimension {d}")
+        _check_distinct(y)
+        object.__setattr__(self, "targets", y)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "source", source)
+
+    @property
+    def n_targets(self) -> int:
+        return self.targets.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.targets.shape[1]
+
+
+def _check_distinct(y: torch.Tensor) -> None:
+    """Duplicate targets share one power cell, so their masses cannot be separated."""
+    if y.shape[0] < 2:
+        return
+    _, inverse, counts = torch.unique(y, dim=0, return_inverse=True, return_counts=True)
+    if bool((counts > 1).any()):
+        group = int(torch.nonzero(counts > 1)[0])
+        rows = torch.nonzero(inverse == group).flatten()[:5].tolist()
+        raise ValueError(
+            f"duplicate targets at rows {rows}: merge them and add their weights"
+        )
