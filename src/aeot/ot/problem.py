@@ -78,6 +78,4 @@ def _check_distinct(y: torch.Tensor) -> None:
     if bool((counts > 1).any()):
         group = int(torch.nonzero(counts > 1)[0])
         rows = torch.nonzero(inverse == group).flatten()[:5].tolist()
-        raise ValueError(
-            f"duplicate targets at rows {rows}: merge them and add their weights"
-        )
+        raise ValueError(f"duplicate targets at rows {rows}: merge them and add their weights")

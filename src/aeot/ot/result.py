@@ -91,7 +91,9 @@ class SemiDiscreteResult:
         x, kernel, h = self._prepare(x)
         return kernel.topk(x, h, k)
 
-    def measure_masses(self, n_samples: int = 2**20, *, seed: int = 12345, qmc: bool = False) -> torch.Tensor:
+    def measure_masses(
+        self, n_samples: int = 2**20, *, seed: int = 12345, qmc: bool = False
+    ) -> torch.Tensor:
         """Cell masses μ(W_i) estimated from ``n_samples`` fresh source samples."""
         from aeot.ot.montecarlo import estimate_masses
 

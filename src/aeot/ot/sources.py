@@ -62,7 +62,9 @@ class BoxUniform(Source):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         lo = torch.as_tensor(low, dtype=torch.float64).expand(dim).tolist()
         hi = torch.as_tensor(high, dtype=torch.float64).expand(dim).tolist()
-        if not all(math.isfinite(a) and math.isfinite(b) and a < b for a, b in zip(lo, hi)):
+        if not all(
+            math.isfinite(a) and math.isfinite(b) and a < b for a, b in zip(lo, hi, strict=True)
+        ):
             raise ValueError(f"box bounds must be finite with low < high, got {low} and {high}")
         object.__setattr__(self, "low", tuple(lo))
         object.__setattr__(self, "high", tuple(hi))
@@ -70,7 +72,7 @@ class BoxUniform(Source):
 
     @property
     def volume(self) -> float:
-        return math.prod(b - a for a, b in zip(self.low, self.high))
+        return math.prod(b - a for a, b in zip(self.low, self.high, strict=True))
 
     def sample(self, n, *, seed=0, qmc=True, dtype=torch.float32, device="cpu"):
         u = _uniform(n, self.dim, seed, qmc, dtype, device)
@@ -79,7 +81,12 @@ class BoxUniform(Source):
         return u.mul_(high - low).add_(low)
 
     def describe(self) -> dict:
-        return {"kind": "BoxUniform", "dim": self.dim, "low": list(self.low), "high": list(self.high)}
+        return {
+            "kind": "BoxUniform",
+            "dim": self.dim,
+            "low": list(self.low),
+            "high": list(self.high),
+        }
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,9 @@ class Gaussian(Source):
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         if not (math.isfinite(std) and std > 0):
             raise ValueError(f"std must be positive and finite, got {std}")
-        object.__setattr__(self, "mean", tuple(torch.as_tensor(mean, dtype=torch.float64).expand(dim).tolist()))
+        object.__setattr__(
+            self, "mean", tuple(torch.as_tensor(mean, dtype=torch.float64).expand(dim).tolist())
+        )
         object.__setattr__(self, "std", float(std))
         object.__setattr__(self, "dim", dim)
 
@@ -126,5 +135,7 @@ class CallableSource(Source):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         out = as_float_tensor(self.fn(n, gen), "source sample", ndim=2, dtype=dtype, device=device)
         if out.shape != (n, self.dim):
-            raise ValueError(f"source sampler returned shape {tuple(out.shape)}, expected {(n, self.dim)}")
+            raise ValueError(
+                f"source sampler returned shape {tuple(out.shape)}, expected {(n, self.dim)}"
+            )
         return out

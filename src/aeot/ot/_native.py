@@ -1,0 +1,154 @@
+"""Build-on-first-use loader for the C row-reduction kernels in ``_native.c``.
+
+The shared library is compiled with the system C compiler into a per-user cache
+folder (``$AEOT_CACHE_DIR`` or ``~/.cache/aeot``), keyed by a hash of the source
+and flags, and loaded with ctypes. Where no compiler is available, or
+``AEOT_NATIVE=0`` is set, :func:`load` returns ``None`` and callers use the
+pure-torch path, which gives identical answers more slowly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import torch
+
+_SOURCE = Path(__file__).with_name("_native.c")
+_FLAGS = [
+    "-O3",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fno-signed-zeros",
+    "-ffinite-math-only",
+    "-shared",
+    "-fPIC",
+]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("AEOT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "aeot"
+    )
+    return Path(root) / "native"
+
+
+def _compile(source: bytes, target: Path, flags: list[str]) -> bool:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / "kernels.c"
+        src.write_bytes(source)
+        out = Path(tmp) / target.name
+        try:
+            result = subprocess.run(
+                [compiler, *flags, str(src), "-o", str(out)], capture_output=True, timeout=120
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if result.returncode != 0:
+            return False
+        os.replace(out, target)  # atomic: concurrent builders never see a partial file
+    return True
+
+
+@cache
+def load() -> ctypes.CDLL | None:
+    """The compiled kernel library, or ``None`` when it cannot be built here."""
+    if os.environ.get("AEOT_NATIVE", "1") == "0":
+        return None
+    source = _SOURCE.read_bytes()
+    for flags in (["-march=native", *_FLAGS], _FLAGS):
+        key = hashlib.sha256(source + " ".join(flags).encode() + platform.machine().encode())
+        target = _cache_dir() / f"aeot_kernels_{key.hexdigest()[:16]}.so"
+        if not target.exists() and not _compile(source, target, flags):
+            continue
+        try:
+            lib = ctypes.CDLL(str(target))
+        except OSError:
+            continue
+        signature = [
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            ctypes.c_int64,
+            ctypes.c_int64,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        for name in ("argmax_rows_f32", "argmax_rows_f64", "top2_rows_f32", "top2_rows_f64"):
+            fn = getattr(lib, name)
+            fn.argtypes = signature
+            fn.restype = None
+        return lib
+    return None
+
+
+def available() -> bool:
+    """Whether the native CPU kernels are in use."""
+    return load() is not None
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        max_workers=max(1, torch.get_num_threads()), thread_name_prefix="aeot"
+    )
+
+
+def _run_rows(
+    name: str, scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor
+) -> None:
+    """Split the rows over a thread pool (ctypes releases the GIL during each call).
+
+    Threads rather than OpenMP: a second OpenMP runtime beside torch's spins
+    against it and can slow both by orders of magnitude on a loaded machine.
+    """
+    lib = load()
+    fn = getattr(lib, f"{name}_{'f32' if scores.dtype == torch.float32 else 'f64'}")
+    rows, cols = scores.shape
+    ld = scores.stride(0)
+    width = out_index.stride(0)  # 1 for argmax, 2 for top-2 (contiguous rows)
+    workers = _pool()._max_workers
+    if workers == 1 or rows < 64:
+        fn(scores.data_ptr(), rows, cols, ld, out_index.data_ptr(), out_value.data_ptr())
+        return
+    step = -(-rows // workers)
+    s_item, i_item, v_item = (
+        scores.element_size(),
+        out_index.element_size(),
+        out_value.element_size(),
+    )
+    futures = [
+        _pool().submit(
+            fn,
+            scores.data_ptr() + start * ld * s_item,
+            min(step, rows - start),
+            cols,
+            ld,
+            out_index.data_ptr() + start * width * i_item,
+            out_value.data_ptr() + start * width * v_item,
+        )
+        for start in range(0, rows, step)
+    ]
+    for future in futures:
+        future.result()
+
+
+def row_argmax(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
+    """``out_index[r], out_value[r]`` = argmax and max of ``scores[r]`` (CPU, float32/64)."""
+    _run_rows("argmax_rows", scores, out_index, out_value)
+
+
+def row_top2(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
+    """Best two columns per row into contiguous (rows, 2) outputs, best first."""
+    _run_rows("top2_rows", scores, out_index, out_value)

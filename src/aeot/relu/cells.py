@@ -1,0 +1,836 @@
+"""Exact cell decomposition of a 2-D slice of a ReLU network's input space.
+
+On the slice ``x = origin + s·u + t·v`` every pre-activation is, on each cell of the
+decomposition induced by the earlier layers, an affine function of ``(s, t)``.  The
+algorithm keeps a list of convex polygons together with the affine map from
+``(s, t)`` to the current layer's pre-activations and clips each polygon by the
+zero line of every neuron of the layer (a Sutherland–Hodgman half-plane split of a
+convex polygon into its positive and negative parts), layer by layer.
+
+Implementation (all numpy float64, vectorised across polygons):
+
+* Per layer, the pre-activation maps ``Z_p`` (3 × n, homogeneous in ``(s, t, 1)``)
+  are computed for the polygons at the start of the layer (the *sources*) by one
+  matrix product.  Splits inside a layer never change these maps, so every
+  descendant polygon inherits its source's ``Z_p``.
+* A neuron can only split descendants of a source whose polygon its zero line
+  meets, so the candidate (source, neuron) pairs — the line meets the source's
+  bounding box — are found at once; every other pair has a definite sign.  The
+  splits are then applied in *rounds* (round ``r`` clips all current descendants
+  of each source by that source's ``r``-th candidate neuron; a descendant the line
+  misses just records its side), and polygons whose source has no candidate left
+  are set aside.  Each round clips many polygons at once with flat vertex arrays.
+* Large ``(P, n)`` intermediates are computed in blocks, and the maps of the last
+  layer are materialised only when asked for (``CellDecomposition.st_maps``).
+* Tolerances: a vertex with ``|z| <= rtol·(|a|·S + |b|·T + |c|)`` (``z = a s + b t
+  + c``, ``S``, ``T`` the box's largest ``|s|``, ``|t|``) lies *on* the line: it
+  goes to both children and never creates a new cell on its own; a polygon is
+  split only when it has vertices strictly on both sides, and a split that
+  would leave a child of area ``<= (rtol·diam)^2`` is not made (no zero-area
+  slivers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aeot.relu.network import ReluNetwork, as_relu_network
+from aeot.relu.slices import PlaneSlice
+
+__all__ = [
+    "Cell",
+    "CellDecomposition",
+    "decompose_slice",
+    "grid_pattern_count",
+    "unique_rows",
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+#: elements per block of the blocked (P, n) computations (~2 MB of float64)
+_BLOCK_ELEMS = 1 << 18
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    off = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    return off
+
+
+def _next_index(counts: np.ndarray) -> np.ndarray:
+    """Index of the next vertex (cyclically, within its polygon) for flat vertex arrays."""
+    off = _offsets(counts)
+    nxt = np.arange(1, int(off[-1]) + 1, dtype=np.int64)
+    nxt[off[1:] - 1] = off[:-1]
+    return nxt
+
+
+def _signed_areas(verts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Shoelace areas (positive for counter-clockwise) of flat polygons, shape (P,)."""
+    if counts.size == 0:
+        return np.zeros(0)
+    nxt = _next_index(counts)
+    cross = verts[:, 0] * verts[nxt, 1] - verts[nxt, 0] * verts[:, 1]
+    poly = np.repeat(np.arange(counts.size), counts)
+    return 0.5 * np.bincount(poly, weights=cross, minlength=counts.size)
+
+
+def _check_box(box) -> tuple[float, float, float, float]:
+    try:
+        s0, s1, t0, t1 = (float(b) for b in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be (s_min, s_max, t_min, t_max), got {box!r}") from None
+    if not all(np.isfinite([s0, s1, t0, t1])):
+        raise ValueError(f"box bounds must be finite, got {box!r}")
+    if not (s0 < s1 and t0 < t1):
+        raise ValueError(f"box must have s_min < s_max and t_min < t_max, got {box!r}")
+    return s0, s1, t0, t1
+
+
+@dataclass
+class _Stage:
+    """Polygons after one layer with neurons: lineage and bits of that layer."""
+
+    src: np.ndarray  # (P,) source polygon (polygon index at the start of the layer)
+    bits: np.ndarray  # (P, n) bool, z > 0
+
+
+@dataclass
+class _MapState:
+    """Homogeneous maps ``[s, t, 1] @ H_p`` of P polygons, stored lazily as
+    ``H = base[src] * where(bits, 1, slope)`` (``src``/``bits`` None: identity)."""
+
+    base: np.ndarray  # (P0, 3, m)
+    src: np.ndarray | None = None  # (P,)
+    bits: np.ndarray | None = None  # (P, m) bool
+    slope: float = 0.0
+
+    def __len__(self) -> int:
+        return int(self.base.shape[0] if self.src is None else self.src.size)
+
+    def rows(self, sl: slice) -> np.ndarray:
+        """Materialise ``H`` for the polygons in ``sl``: (B, 3, m)."""
+        if self.src is None:
+            return self.base[sl]
+        h = self.base[self.src[sl]]
+        if self.bits is not None:
+            h *= np.where(self.bits[sl], 1.0, self.slope)[:, None, :]
+        return h
+
+    def _blocks(self):
+        block = max(1, _BLOCK_ELEMS // (3 * max(self.base.shape[2], 1)))
+        for b0 in range(0, len(self), block):
+            yield slice(b0, b0 + block)
+
+    def apply(self, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """Pre-activation maps of the next stage, ``H W^T + [0, 0, b]``: (P, 3, n_out)."""
+        n_out, m = weight.shape
+        out = np.empty((len(self), 3, n_out))
+        wt = np.ascontiguousarray(weight.T)
+        for sl in self._blocks():
+            h = self.rows(sl)
+            zb = out[sl]
+            np.matmul(h.reshape(-1, m), wt, out=zb.reshape(-1, n_out))
+            zb[:, 2, :] += bias
+        return out
+
+    def materialize(self) -> np.ndarray:
+        """All maps ``H``: (P, 3, m)."""
+        if self.src is None:
+            return self.base
+        out = np.empty((len(self), 3, self.base.shape[2]))
+        for sl in self._blocks():
+            out[sl] = self.rows(sl)
+        return out
+
+
+def _split_layer(
+    verts: np.ndarray,
+    counts: np.ndarray,
+    z: np.ndarray,
+    rtol: float,
+    scale: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split convex polygons by the zero lines of one layer's neurons.
+
+    Parameters
+    ----------
+    verts : (V, 2) flat counter-clockwise vertices; counts : (P0,) vertices per polygon
+    z : (P0, 3, n) homogeneous pre-activation maps, ``z_p(s, t) = [s, t, 1] @ z[p]``
+    rtol, scale, area_tol : tolerances (see module docstring); scale = (S, T, 1)
+
+    Returns
+    -------
+    verts (V', 2), counts (P,), src (P,) source index, bits (P, n) bool
+    """
+    n_src = counts.size
+    off = _offsets(counts)
+    poly0 = np.repeat(np.arange(n_src), counts)
+    verts3 = np.concatenate([verts, np.ones((verts.shape[0], 1))], axis=1)
+    # candidate (source, neuron) pairs: the zero line meets the polygon's bounding box.
+    # Elsewhere the sign is definite; the rounds below settle the candidates exactly.
+    k_max = int(counts.max())
+    pad = off[:-1, None] + np.minimum(np.arange(k_max)[None, :], counts[:, None] - 1)
+    corners = verts[pad]  # (P0, k_max, 2), last vertex repeated
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    centre = 0.5 * (lo + hi)
+    half = 0.5 * (hi - lo)
+    # tol = rtol (|a| S + |b| T + |c|), reach = |a| hs + |b| ht + tol, zc = a cs + b ct + c,
+    # in blocks of sources: small temporaries are reused by the allocator (large fresh
+    # arrays cost page faults that dominate on small machines)
+    n = z.shape[2]
+    tol = np.empty((n_src, n))
+    base_bits = np.empty((n_src, n), dtype=bool)
+    crossing = np.empty((n_src, n), dtype=bool)
+    block = max(1, _BLOCK_ELEMS // max(n, 1))
+    for b0 in range(0, n_src, block):
+        sl = slice(b0, b0 + block)
+        zb = z[sl]
+        tmp = np.abs(zb[:, 0, :])
+        tl = tmp * (rtol * scale[0])
+        reach = tmp * half[sl, 0, None]
+        np.abs(zb[:, 1, :], out=tmp)
+        reach += tmp * half[sl, 1, None]
+        tmp *= rtol * scale[1]
+        tl += tmp
+        np.abs(zb[:, 2, :], out=tmp)
+        tmp *= rtol
+        tl += tmp
+        reach += tl
+        tol[sl] = tl
+        zc = zb[:, 0, :] * centre[sl, 0, None]
+        zc += zb[:, 1, :] * centre[sl, 1, None]
+        zc += zb[:, 2, :]
+        np.greater(zc, reach, out=base_bits[sl])  # definitely positive on the whole box
+        np.negative(reach, out=reach)
+        np.greater_equal(zc, reach, out=crossing[sl])
+        crossing[sl] &= ~base_bits[sl]
+    n_cross = crossing.sum(axis=1)
+    rows, cols = np.nonzero(crossing)  # row-major: grouped by source, neurons ascending
+    row_start = _offsets(n_cross)
+    rank = np.arange(rows.size) - row_start[rows]
+    max_rounds = int(n_cross.max()) if n_src else 0
+    jtab = np.full((n_src, max(max_rounds, 1)), -1, dtype=np.int64)
+    jtab[rows, rank] = cols
+    if max_rounds == 0:
+        return verts, counts, np.arange(n_src), base_bits
+
+    nbytes = (max_rounds + 7) // 8
+    done_v: list[np.ndarray] = []
+    done_c: list[np.ndarray] = []
+    done_s: list[np.ndarray] = []
+    done_b: list[np.ndarray] = []
+    src_all = np.arange(n_src)
+    finished = n_cross == 0
+    fv = finished[poly0]
+    done_v.append(verts[fv])
+    done_c.append(counts[finished])
+    done_s.append(src_all[finished])
+    done_b.append(np.zeros((int(finished.sum()), nbytes), dtype=np.uint8))
+    a_verts = verts3[~fv]
+    a_counts = counts[~finished]
+    a_src = src_all[~finished]
+    a_bits = np.zeros((a_counts.size, nbytes), dtype=np.uint8)
+    tri = np.arange(3)
+    for r in range(max_rounds):
+        if a_counts.size == 0:
+            break
+        n_act = a_counts.size
+        j = jtab[a_src, r]
+        coef = z[a_src[:, None], tri[None, :], j[:, None]]  # (Pa, 3)
+        ptol = tol[a_src, j]
+        pv = np.repeat(np.arange(n_act), a_counts)
+        val = np.einsum("vk,vk->v", a_verts, coef[pv])
+        vtol = ptol[pv]
+        pos = val > vtol
+        neg = val < -vtol
+        npos = np.bincount(pv, weights=pos, minlength=n_act)
+        nneg = np.bincount(pv, weights=neg, minlength=n_act)
+        cut = (npos > 0) & (nneg > 0)
+        # a polygon with every vertex within tol of the line has z == 0 on it: not firing
+        side = npos > 0
+        byte, mask = r // 8, np.uint8(1 << (r % 8))
+
+        pos_v = neg_v = np.zeros((0, 3))
+        pos_c = neg_c = np.zeros(0, dtype=np.int64)
+        cut_idx = np.flatnonzero(cut)
+        if cut_idx.size:
+            cvm = cut[pv]
+            cverts = a_verts[cvm]
+            cval = val[cvm]
+            csgn = pos[cvm].astype(np.int8) - neg[cvm].astype(np.int8)
+            ccounts = a_counts[cut_idx]
+            nxt = _next_index(ccounts)
+            cross = (csgn * csgn[nxt]) < 0
+            denom = np.where(cross, cval - cval[nxt], 1.0)
+            frac = np.where(cross, cval / denom, 0.0)
+            ipts = cverts + frac[:, None] * (cverts[nxt] - cverts)
+            cand = np.stack([cverts, ipts], axis=1).reshape(-1, 3)
+            keep_pos = np.stack([csgn >= 0, cross], axis=1).reshape(-1)
+            keep_neg = np.stack([csgn <= 0, cross], axis=1).reshape(-1)
+            cpoly = np.repeat(np.arange(cut_idx.size), ccounts)
+            cpoly2 = np.repeat(cpoly, 2)
+            pos_v = cand[keep_pos]
+            neg_v = cand[keep_neg]
+            pos_c = np.bincount(cpoly2[keep_pos], minlength=cut_idx.size)
+            neg_c = np.bincount(cpoly2[keep_neg], minlength=cut_idx.size)
+            a_pos = _signed_areas(pos_v[:, :2], pos_c)
+            a_neg = _signed_areas(neg_v[:, :2], neg_c)
+            bad = (a_pos <= area_tol) | (a_neg <= area_tol)
+            if bad.any():
+                # refuse zero-area splits: the polygon stays whole, on its larger side
+                side[cut_idx[bad]] = a_pos[bad] > a_neg[bad]
+                cut[cut_idx[bad]] = False
+                good = ~bad
+                pos_v = pos_v[np.repeat(good, pos_c)]
+                neg_v = neg_v[np.repeat(good, neg_c)]
+                pos_c = pos_c[good]
+                neg_c = neg_c[good]
+                cut_idx = cut_idx[good]
+        whole = ~cut
+        a_bits[whole & side, byte] |= mask
+        new_verts = np.concatenate([a_verts[whole[pv]], pos_v, neg_v])
+        new_counts = np.concatenate([a_counts[whole], pos_c, neg_c])
+        new_src = np.concatenate([a_src[whole], a_src[cut_idx], a_src[cut_idx]])
+        pos_bits = a_bits[cut_idx]
+        pos_bits[:, byte] |= mask
+        new_bits = np.concatenate([a_bits[whole], pos_bits, a_bits[cut_idx]])
+        # polygons whose source has no crossing neuron after this round are finished
+        fin = n_cross[new_src] <= r + 1
+        fv = np.repeat(fin, new_counts)
+        if fin.any():
+            done_v.append(new_verts[fv][:, :2])
+            done_c.append(new_counts[fin])
+            done_s.append(new_src[fin])
+            done_b.append(new_bits[fin])
+        a_verts = new_verts[~fv]
+        a_counts = new_counts[~fin]
+        a_src = new_src[~fin]
+        a_bits = new_bits[~fin]
+
+    out_v = np.concatenate(done_v)
+    out_c = np.concatenate(done_c)
+    out_s = np.concatenate(done_s)
+    round_bits = np.unpackbits(
+        np.concatenate(done_b), axis=1, bitorder="little", count=max_rounds
+    ).astype(bool)
+    bits = base_bits[out_s]
+    for r in range(max_rounds):
+        has = n_cross[out_s] > r
+        idx = np.flatnonzero(has)
+        bits[idx, jtab[out_s[idx], r]] = round_bits[idx, r]
+    return out_v, out_c, out_s, bits
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Cell:
+    """One cell (activation region) of a slice decomposition.
+
+    Attributes
+    ----------
+    index : int
+    vertices : np.ndarray, shape (k, 2)
+        Counter-clockwise polygon in slice coordinates (s, t).
+    vertices_input : np.ndarray, shape (k, d)
+        The same polygon in input space.
+    pattern : tuple of np.ndarray of bool, shapes (n_l,)
+        Activation pattern, one array per layer with neurons.
+    area : float
+        Area in (s, t) coordinates.
+    interior_point : np.ndarray, shape (2,)
+        A point strictly inside the cell (vertex mean), in (s, t).
+    A_st, b_st : np.ndarray, shapes (d_out, 2), (d_out,)
+        ``f(x(s, t)) = A_st @ (s, t) + b_st`` on the cell.
+    A, b : np.ndarray, shapes (d_out, d), (d_out,)
+        ``f(x) = A x + b`` on the cell (input space).
+    """
+
+    index: int
+    vertices: np.ndarray
+    vertices_input: np.ndarray
+    pattern: tuple[np.ndarray, ...]
+    area: float
+    interior_point: np.ndarray
+    A_st: np.ndarray
+    b_st: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+
+
+class CellDecomposition:
+    """Exact decomposition of a planar slice into activation regions.
+
+    Produced by :func:`decompose_slice`.  Cells are stored as flat polygon arrays.
+
+    Attributes
+    ----------
+    network : ReluNetwork
+    plane : PlaneSlice
+    box : tuple (s_min, s_max, t_min, t_max)
+    vertices : np.ndarray, shape (V, 2)
+        All cells' vertices in (s, t), concatenated, counter-clockwise per cell.
+    offsets : np.ndarray, shape (P + 1,)
+        Cell ``i`` has vertices ``vertices[offsets[i]:offsets[i + 1]]``.
+    patterns : list of np.ndarray of bool, shapes (P, n_l)
+        Activation bits of each cell, one array per layer with neurons.
+    st_maps : np.ndarray, shape (P, 3, d_out)
+        Homogeneous affine maps: ``f = [s, t, 1] @ st_maps[i]`` on cell ``i``.
+    """
+
+    def __init__(
+        self,
+        network: ReluNetwork,
+        plane: PlaneSlice,
+        box: tuple[float, float, float, float],
+        vertices: np.ndarray,
+        offsets: np.ndarray,
+        patterns: list[np.ndarray],
+        st_maps: np.ndarray | _MapState,
+        rtol: float,
+    ):
+        self.network = network
+        self.plane = plane
+        self.box = box
+        self.vertices = vertices
+        self.offsets = offsets
+        self.patterns = patterns
+        self._st_maps = st_maps
+        self.rtol = rtol
+        self._areas: np.ndarray | None = None
+
+    @property
+    def st_maps(self) -> np.ndarray:
+        """Homogeneous (s, t) → output maps, shape (P, 3, d_out): ``f = [s, t, 1] @ M``
+        (computed on first use)."""
+        if isinstance(self._st_maps, _MapState):
+            self._st_maps = self._st_maps.materialize()
+        return self._st_maps
+
+    # -- sizes --------------------------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        """Number of cells (activation regions met by the slice box)."""
+        return int(self.offsets.size - 1)
+
+    def __len__(self) -> int:
+        return self.n_cells
+
+    def __repr__(self) -> str:
+        return (
+            f"CellDecomposition({self.n_cells} cells, {self.n_affine_pieces} affine pieces, "
+            f"box={self.box}, network={self.network!r})"
+        )
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Number of vertices of each cell, shape (P,)."""
+        return np.diff(self.offsets)
+
+    @property
+    def box_area(self) -> float:
+        """Area of the (s, t) box: ``(s_max - s_min) (t_max - t_min)``."""
+        s0, s1, t0, t1 = self.box
+        return (s1 - s0) * (t1 - t0)
+
+    @property
+    def areas(self) -> np.ndarray:
+        """(s, t) area of each cell, shape (P,) (multiply by ``plane.area_factor``
+        for input-space area)."""
+        if self._areas is None:
+            self._areas = _signed_areas(self.vertices, self.counts)
+        return self._areas
+
+    @property
+    def total_area(self) -> float:
+        """Sum of the cell areas; equals ``box_area`` up to rounding."""
+        return float(self.areas.sum())
+
+    # -- cells ----------------------------------------------------------------------
+    def polygon(self, i: int) -> np.ndarray:
+        """Vertices (k, 2) of cell ``i`` in (s, t)."""
+        return self.vertices[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def polygons(self) -> list[np.ndarray]:
+        """All cells as a list of (k_i, 2) vertex arrays in (s, t)."""
+        return np.split(self.vertices, self.offsets[1:-1])
+
+    @property
+    def vertices_input(self) -> np.ndarray:
+        """All cell vertices in input space, shape (V, d), aligned with :attr:`vertices`."""
+        return self.plane.to_input(self.vertices)
+
+    @property
+    def input_polygons(self) -> list[np.ndarray]:
+        """All cells as a list of (k_i, d) vertex arrays in input space."""
+        return np.split(self.vertices_input, self.offsets[1:-1])
+
+    @property
+    def interior_points(self) -> np.ndarray:
+        """One point strictly inside each (convex) cell, the vertex mean, shape (P, 2)."""
+        poly = np.repeat(np.arange(self.n_cells), self.counts)
+        sums = np.stack(
+            [
+                np.bincount(poly, weights=self.vertices[:, k], minlength=self.n_cells)
+                for k in (0, 1)
+            ],
+            axis=1,
+        )
+        return sums / self.counts[:, None]
+
+    def to_input(self, st) -> np.ndarray:
+        """Slice coordinates (..., 2) to input points (..., d)."""
+        return self.plane.to_input(st)
+
+    @property
+    def pattern_matrix(self) -> np.ndarray:
+        """All activation bits of each cell concatenated, bool (P, n_neurons)."""
+        if not self.patterns:
+            return np.zeros((self.n_cells, 0), dtype=bool)
+        return np.concatenate(self.patterns, axis=1)
+
+    @property
+    def n_activation_regions(self) -> int:
+        """Number of distinct activation patterns among the cells (== ``n_cells``: each
+        pattern's region is convex, so it meets the box in one polygon)."""
+        bits = self.pattern_matrix
+        if bits.shape[1] == 0:
+            return 1
+        return int(np.unique(np.packbits(bits, axis=1), axis=0).shape[0])
+
+    def st_affine_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Affine maps of the cells in slice coordinates.
+
+        Returns
+        -------
+        A_st : (P, d_out, 2), b_st : (P, d_out) with ``f = A_st @ (s, t) + b_st``.
+        """
+        return np.ascontiguousarray(self.st_maps[:, :2, :].transpose(0, 2, 1)), self.st_maps[
+            :, 2, :
+        ].copy()
+
+    def input_affine_maps(
+        self, cells: Sequence[int] | np.ndarray | None = None, chunk: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Affine maps of cells in input space, from their activation patterns.
+
+        Parameters
+        ----------
+        cells : sequence of int, optional
+            Which cells (default all).
+        chunk : int, optional
+            Cells per batch (default: about 32 MB of work arrays per batch).
+
+        Returns
+        -------
+        A : (P, d_out, d), b : (P, d_out) with ``f(x) = A x + b`` on each cell.
+        """
+        idx = np.arange(self.n_cells) if cells is None else np.asarray(cells, dtype=np.int64)
+        if chunk is None:
+            widest = max(self.network.widths)
+            chunk = max(1, (1 << 22) // ((self.network.input_dim + 1) * widest))
+        a_parts, b_parts = [], []
+        for lo in range(0, max(idx.size, 1), chunk):
+            sel = idx[lo : lo + chunk]
+            if self.patterns:
+                a, b = self.network.affine_maps([p[sel] for p in self.patterns])
+            else:  # no neurons: one affine map everywhere
+                a, b = self.network.affine_maps([])
+                a, b = np.repeat(a, sel.size, 0), np.repeat(b, sel.size, 0)
+            a_parts.append(a)
+            b_parts.append(b)
+        return np.concatenate(a_parts), np.concatenate(b_parts)
+
+    def affine_piece_labels(self, rtol: float = 1e-9) -> np.ndarray:
+        """Label cells by their affine map on the slice (int64, shape (P,)).
+
+        Cells whose (s, t) → output maps agree up to ``rtol`` relative to the map's
+        largest coefficient get the same label.  Activation regions with the same
+        affine map (e.g. where every neuron of some layer is off, so the map is
+        constant) form one *affine piece* of the function.
+
+        Notes
+        -----
+        Each map ``M`` (3 × d_out) is quantised as ``(e, rint(M / (rtol 2^e)))`` with
+        ``2^e >= max |M|`` the next power of two, and the integer keys are grouped
+        by a 128-bit random linear hash (collisions have probability ~ P² 2^-128).
+        """
+        state = self._st_maps
+        if not isinstance(state, _MapState):
+            state = _MapState(state)
+        if self.n_cells == 0:
+            return np.zeros(0, dtype=np.int64)
+        m = 3 * state.base.shape[2]
+        rng = np.random.default_rng(0x5EED)
+        mult = rng.integers(1, 2**62, size=(m, 2)) | 1
+        mult_e = rng.integers(1, 2**62, size=2) | 1
+        hashed = np.empty((self.n_cells, 2), dtype=np.int64)
+        for sl in state._blocks():
+            rows = state.rows(sl).reshape(-1, m)
+            big = np.abs(rows).max(axis=1)
+            _, expo = np.frexp(big)  # big < 2**expo, expo = 0 for a zero map
+            quantum = np.ldexp(rtol, expo)
+            quantum[big == 0] = 1.0
+            keys = np.rint(rows / quantum[:, None]).astype(np.int64)  # |keys| <= 1 / rtol
+            hashed[sl] = keys @ mult + expo[:, None].astype(np.int64) * mult_e
+        _, labels = unique_rows(hashed.view(np.uint8), return_inverse=True)
+        return labels
+
+    @property
+    def n_affine_pieces(self) -> int:
+        """Number of distinct affine maps over the cells (``<= n_cells``)."""
+        return int(self.affine_piece_labels().max()) + 1 if self.n_cells else 0
+
+    def cell(self, i: int) -> Cell:
+        """The :class:`Cell` ``i`` with its polygon, pattern and affine maps."""
+        if not -self.n_cells <= i < self.n_cells:
+            raise IndexError(f"cell index {i} out of range for {self.n_cells} cells")
+        i = i % self.n_cells
+        poly = self.polygon(i)
+        m_i = self.st_maps[i]  # (3, d_out)
+        a, b = self.input_affine_maps([i])
+        return Cell(
+            index=i,
+            vertices=poly.copy(),
+            vertices_input=self.plane.to_input(poly),
+            pattern=tuple(p[i].copy() for p in self.patterns),
+            area=float(self.areas[i]),
+            interior_point=poly.mean(axis=0),
+            A_st=m_i[:2].T.copy(),
+            b_st=m_i[2].copy(),
+            A=a[0],
+            b=b[0],
+        )
+
+    def __getitem__(self, i: int) -> Cell:
+        return self.cell(i)
+
+    def __iter__(self) -> Iterator[Cell]:
+        for i in range(self.n_cells):
+            yield self.cell(i)
+
+    # -- images ---------------------------------------------------------------------
+    def image_vertices(self, upto: int | None = None) -> np.ndarray:
+        """Images of all cell vertices under the network (or its first ``upto`` stages).
+
+        The network is continuous and affine on each closed cell, so the image of a
+        cell under its affine map is the polygon of its vertex images.
+
+        Returns
+        -------
+        np.ndarray, shape (V, d_k), aligned with :attr:`vertices` / :attr:`offsets`.
+        """
+        if upto is None:
+            s = np.concatenate([self.vertices, np.ones((self.vertices.shape[0], 1))], axis=1)
+            poly = np.repeat(np.arange(self.n_cells), self.counts)
+            return np.einsum("vk,vkn->vn", s, self.st_maps[poly])
+        return self.network.forward(self.plane.to_input(self.vertices), upto=upto)
+
+    def image_polygons(self, upto: int | None = None, projection=None) -> list[np.ndarray]:
+        """Image polygon of each cell under its affine map (the pictures of cells
+        mapped to latent / output space).
+
+        Parameters
+        ----------
+        upto : int, optional
+            Map by the first ``upto`` stages only (e.g. the encoder of
+            ``chain(encoder, decoder)``); default the whole network.
+        projection : array_like, shape (k, 2), optional
+            Linear projection applied to the images (``y @ projection``), e.g. for
+            outputs of dimension > 2; default: no projection.
+
+        Returns
+        -------
+        list of np.ndarray, shapes (k_i, d_k) (or (k_i, 2) when projected)
+        """
+        y = self.image_vertices(upto)
+        if projection is not None:
+            proj = np.asarray(projection, dtype=np.float64)
+            if proj.ndim != 2 or proj.shape[0] != y.shape[1]:
+                raise ValueError(f"projection must have shape ({y.shape[1]}, k), got {proj.shape}")
+            y = y @ proj
+        return np.split(y, self.offsets[1:-1])
+
+    def summary(self) -> dict:
+        """Counts and areas as a plain dict."""
+        return {
+            "n_cells": self.n_cells,
+            "n_activation_regions": self.n_activation_regions,
+            "n_affine_pieces": self.n_affine_pieces,
+            "total_area": self.total_area,
+            "box_area": self.box_area,
+            "widths": self.network.widths,
+        }
+
+
+# ----------------------------------------------------------------------------- API
+def _resolve_plane(network: ReluNetwork, plane: PlaneSlice | None) -> PlaneSlice:
+    if plane is None:
+        if network.input_dim != 2:
+            raise ValueError(
+                f"the network has input dimension {network.input_dim}; pass a PlaneSlice "
+                "(e.g. PlaneSlice.through_points(x0, x1, x2)) to choose a 2-D slice"
+            )
+        return PlaneSlice.standard(2)
+    if not isinstance(plane, PlaneSlice):
+        raise TypeError(f"plane must be a PlaneSlice, got {type(plane).__name__}")
+    if plane.dim != network.input_dim:
+        raise ValueError(
+            f"the slice lives in R^{plane.dim} but the network has input dimension "
+            f"{network.input_dim}"
+        )
+    return plane
+
+
+def decompose_slice(
+    net,
+    plane: PlaneSlice | None = None,
+    box: Sequence[float] = (-1.0, 1.0, -1.0, 1.0),
+    *,
+    rtol: float = 1e-9,
+    input_shape: Sequence[int] | None = None,
+) -> CellDecomposition:
+    """Exact decomposition of a planar slice of input space into activation regions.
+
+    Parameters
+    ----------
+    net : nn.Sequential, list of modules, autoencoder or ReluNetwork
+    plane : PlaneSlice, optional
+        The slice ``x = origin + s·u + t·v``; default the identity plane of a
+        network with 2-D input.
+    box : (s_min, s_max, t_min, t_max)
+        Bounds of the slice coordinates.
+    rtol : float
+        Relative tolerance of the sign tests (see the module docstring).
+    input_shape : sequence of int, optional
+        Sample shape for nets that start with a convolution.
+
+    Returns
+    -------
+    CellDecomposition
+        Cells (convex polygons) on which the activation pattern, hence the affine
+        map, is constant.  Their areas sum to the box area.
+
+    Notes
+    -----
+    Cost: per layer one matrix product ``(3P, n_{l-1}) @ (n_{l-1}, n_l)`` plus
+    vectorised clipping rounds; memory ``O(P · max n_l)``.
+    """
+    network = as_relu_network(net, input_shape)
+    plane = _resolve_plane(network, plane)
+    s0, s1, t0, t1 = _check_box(box)
+    if not (0 < rtol < 1e-2):
+        raise ValueError(f"rtol must be in (0, 0.01), got {rtol}")
+    verts = np.array([[s0, t0], [s1, t0], [s1, t1], [s0, t1]], dtype=np.float64)
+    counts = np.array([4], dtype=np.int64)
+    scale = np.array([max(abs(s0), abs(s1)), max(abs(t0), abs(t1)), 1.0])
+    diam = float(np.hypot(s1 - s0, t1 - t0))
+    area_tol = (rtol * diam) ** 2
+    # current map (s, t, 1) -> h as a lazy product z[src] * slope(bits)
+    state = _MapState(plane.homogeneous[None])
+    stages: list[_Stage] = []
+    for st in network.stages:
+        z = state.apply(st.weight, st.bias)
+        if not st.n_neurons:
+            state = _MapState(z)
+            continue
+        verts, counts, src, bits = _split_layer(verts, counts, z, rtol, scale, area_tol)
+        state = _MapState(z, src, bits, st.negative_slope)
+        stages.append(_Stage(src=src, bits=bits))
+    # follow the lineage back to give every final cell its bits in every layer
+    n_final = counts.size
+    patterns: list[np.ndarray] = [np.zeros((n_final, 0), dtype=bool)] * len(stages)
+    idx = np.arange(n_final)
+    for k in range(len(stages) - 1, -1, -1):
+        patterns[k] = stages[k].bits[idx]
+        idx = stages[k].src[idx]
+    return CellDecomposition(
+        network=network,
+        plane=plane,
+        box=(s0, s1, t0, t1),
+        vertices=verts,
+        offsets=_offsets(counts),
+        patterns=patterns,
+        st_maps=state,
+        rtol=rtol,
+    )
+
+
+def grid_pattern_count(
+    net,
+    plane: PlaneSlice | None = None,
+    box: Sequence[float] = (-1.0, 1.0, -1.0, 1.0),
+    resolution: int = 512,
+    *,
+    input_shape: Sequence[int] | None = None,
+    return_patterns: bool = False,
+    chunk: int = 16384,
+) -> int | tuple[int, np.ndarray]:
+    """Count activation regions on a slice by sampling a dense grid (a lower bound).
+
+    Parameters
+    ----------
+    resolution : int
+        Grid of ``resolution × resolution`` cell-centred points in the box.
+    return_patterns : bool
+        Also return the distinct patterns found, packed with ``np.packbits`` (K, B).
+
+    Returns
+    -------
+    int, or (int, np.ndarray)
+        Number of distinct activation patterns among the grid points; never more
+        than the exact count of :func:`decompose_slice`.
+    """
+    network = as_relu_network(net, input_shape)
+    plane = _resolve_plane(network, plane)
+    s0, s1, t0, t1 = _check_box(box)
+    if resolution < 1:
+        raise ValueError(f"resolution must be >= 1, got {resolution}")
+    ss = s0 + (np.arange(resolution) + 0.5) * (s1 - s0) / resolution
+    ts = t0 + (np.arange(resolution) + 0.5) * (t1 - t0) / resolution
+    grid = np.stack(np.meshgrid(ss, ts, indexing="xy"), axis=-1).reshape(-1, 2)
+    found: list[np.ndarray] = []
+    for lo in range(0, grid.shape[0], chunk):
+        x = plane.to_input(grid[lo : lo + chunk])
+        pats = network.patterns(x)
+        bits = np.concatenate(pats, axis=1) if pats else np.zeros((x.shape[0], 1), dtype=bool)
+        found.append(unique_rows(np.packbits(bits, axis=1)))
+    uniq = unique_rows(np.concatenate(found))
+    return (uniq.shape[0], uniq) if return_patterns else int(uniq.shape[0])
+
+
+def unique_rows(packed: np.ndarray, return_inverse: bool = False):
+    """Distinct rows of a 2-D uint8 array (e.g. ``np.packbits`` patterns).
+
+    Faster than ``np.unique(..., axis=0)``: rows are read as uint64 words and
+    sorted with ``np.lexsort``.
+
+    Returns
+    -------
+    rows : np.ndarray, shape (K, B)
+    inverse : np.ndarray of int64, shape (N,), only with ``return_inverse``
+        ``rows[inverse] == packed``.
+    """
+    packed = np.ascontiguousarray(packed, dtype=np.uint8)
+    n, width = packed.shape
+    if n == 0:
+        return (packed, np.zeros(0, dtype=np.int64)) if return_inverse else packed
+    words = -(-width // 8)
+    padded = np.zeros((n, words * 8), dtype=np.uint8)
+    padded[:, :width] = packed
+    keys = padded.view(np.uint64)  # (n, words)
+    order = np.lexsort(keys.T[::-1])
+    keys = keys[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]).any(axis=1)
+    rows = packed[order[new]]
+    if not return_inverse:
+        return rows
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return rows, inverse

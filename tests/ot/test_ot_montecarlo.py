@@ -1,0 +1,248 @@
+"""The Monte-Carlo semi-discrete solver against closed-form answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from aeot.ot import (
+    BoxUniform,
+    CallableSource,
+    Gaussian,
+    MonteCarloSettings,
+    SemiDiscreteProblem,
+    energy,
+    energy_gradient,
+    noise_floor,
+    solve_semidiscrete,
+)
+from aeot.ot.kernels import ScoreKernel
+
+
+def _one_d_boundaries(result, lo, hi, n=200_001):
+    """Points where the assigned cell changes along [lo, hi] (1-D problems)."""
+    t = torch.linspace(lo, hi, n, dtype=torch.float64)[:, None]
+    cells = result.assign(t.float()).numpy()
+    change = np.nonzero(np.diff(cells))[0]
+    return t[change, 0].numpy(), cells
+
+
+def test_one_dimensional_cells_are_quantiles():
+    """In 1-D the cell of the i-th smallest target is [F⁻¹(Σ_{k<i} ν_k), F⁻¹(Σ_{k≤i} ν_k)]."""
+    rng = np.random.default_rng(0)
+    y = np.sort(rng.uniform(0, 1, 6))[:, None]
+    nu = rng.uniform(0.5, 1.5, 6)
+    nu /= nu.sum()
+    problem = SemiDiscreteProblem(y, nu)
+    result = solve_semidiscrete(problem, tol=4e-3, seed=1, batch_size=2**14)
+    assert result.converged
+    boundaries, cells = _one_d_boundaries(result, 0.0, 1.0)
+    expected = np.cumsum(nu)[:-1]
+    assert len(boundaries) == 5
+    np.testing.assert_allclose(boundaries, expected, atol=4e-3)
+    assert list(np.unique(cells)) == list(range(6))  # monotone map: sorted targets, sorted cells
+    # closed form: at boundary t_i the scores tie, so h_{i+1} − h_i = −t_i (y_{i+1} − y_i)
+    dh = np.diff(result.h.numpy())
+    np.testing.assert_allclose(
+        dh, -expected * np.diff(y[:, 0]), atol=4e-3 * np.abs(np.diff(y[:, 0])).max() + 1e-4
+    )
+
+
+def test_gaussian_source_quantiles():
+    """A Gaussian source in 1-D: boundaries at Φ⁻¹ of the cumulative weights."""
+    y = np.array([[-2.0], [0.0], [1.0], [3.0]])
+    nu = np.array([0.1, 0.4, 0.3, 0.2])
+    problem = SemiDiscreteProblem(y, nu, source=Gaussian(1))
+    result = solve_semidiscrete(problem, tol=4e-3, seed=0, batch_size=2**14)
+    assert result.converged
+    boundaries, _ = _one_d_boundaries(result, -5.0, 5.0)
+    np.testing.assert_allclose(boundaries, norm.ppf(np.cumsum(nu)[:-1]), atol=0.03)
+
+
+def test_grid_targets_give_voronoi_cells():
+    """Cell centres of a k×k grid on the unit square: equal masses at h_i = −|y_i|²/2 + const."""
+    k = 5
+    centres = (np.arange(k) + 0.5) / k
+    y = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
+    # start away from the answer so the solver has to find it
+    h0 = -0.5 * (y**2).sum(1) + np.random.default_rng(1).normal(0, 0.02, k * k)
+    result = solve_semidiscrete(SemiDiscreteProblem(y), tol=5e-3, seed=0, h0=h0)
+    assert result.converged
+    shifted = result.h.numpy() + 0.5 * (y**2).sum(1)
+    assert np.ptp(shifted) < 5e-3
+    masses = result.measure_masses(2**20, seed=3)
+    np.testing.assert_allclose(masses.numpy(), 1 / k**2, atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["newton", "adam", "nesterov"])
+def test_methods_reach_tolerance(method):
+    torch.manual_seed(0)
+    y = torch.rand(50, 3)
+    problem = SemiDiscreteProblem(y)
+    result = solve_semidiscrete(problem, method=method, tol=0.03, seed=0, max_iter=3000)
+    assert result.converged, (method, result.errors[-5:])
+    assert result.method == f"monte-carlo-{method}"
+    # the error is confirmed on fresh i.i.d. samples (noise ≈ 0.8·sqrt(N/n) ≈ 0.006)
+    assert result.l1_error(2**18, seed=11) < 0.04
+
+
+def test_error_history_measured_on_fresh_samples():
+    problem = SemiDiscreteProblem(torch.rand(30, 2))
+    seen = []
+    result = solve_semidiscrete(
+        problem, tol=0.02, seed=0, callback=lambda info: seen.append(info.error)
+    )
+    assert seen == result.errors
+    assert result.errors[-1] <= 0.02 < result.errors[0]
+    assert result.n_samples >= 2**14 * len(result.errors)
+
+
+def test_callback_can_stop():
+    problem = SemiDiscreteProblem(torch.rand(30, 2))
+    result = solve_semidiscrete(
+        problem, tol=1e-6, seed=0, callback=lambda info: info.iteration >= 3
+    )
+    assert result.n_iter == 3 and not result.converged
+
+
+def test_energy_gradient_matches_autograd():
+    """The hand-written gradient (cell frequencies − ν) equals autograd of the sampled energy."""
+    torch.manual_seed(0)
+    y = torch.randn(40, 4, dtype=torch.float64)
+    nu = torch.rand(40, dtype=torch.float64)
+    problem = SemiDiscreteProblem(y, nu / nu.sum(), source=Gaussian(4))
+    x = problem.source.sample(5000, seed=1, dtype=torch.float64)
+    h = torch.randn(40, dtype=torch.float64, requires_grad=True)
+    energy(problem, h, x).backward()
+    torch.testing.assert_close(h.grad, energy_gradient(problem, h.detach(), x), atol=1e-12, rtol=0)
+
+
+def test_energy_is_convex_along_lines():
+    torch.manual_seed(1)
+    problem = SemiDiscreteProblem(torch.randn(20, 3, dtype=torch.float64), source=Gaussian(3))
+    x = problem.source.sample(4000, seed=2, dtype=torch.float64)
+    a, b = torch.randn(20, dtype=torch.float64), torch.randn(20, dtype=torch.float64)
+    values = [float(energy(problem, (1 - t) * a + t * b, x)) for t in np.linspace(0, 1, 11)]
+    assert all(values[i - 1] + values[i + 1] >= 2 * values[i] - 1e-12 for i in range(1, 10))
+
+
+def test_adding_a_constant_to_h0_changes_nothing():
+    y = torch.rand(40, 3, dtype=torch.float64)
+    problem = SemiDiscreteProblem(y)
+    h0 = -0.5 * (y**2).sum(1)
+    settings = MonteCarloSettings(tol=0.02, seed=3, dtype=torch.float64)
+    first = solve_semidiscrete(problem, settings, h0=h0)
+    second = solve_semidiscrete(problem, settings, h0=h0 + 7.25)
+    torch.testing.assert_close(first.h, second.h, atol=1e-9, rtol=0)
+    assert first.errors == second.errors
+
+
+def test_result_queries():
+    y = torch.tensor([[0.25, 0.5], [0.75, 0.5]])
+    result = solve_semidiscrete(SemiDiscreteProblem(y), tol=0.01, seed=0)
+    x = torch.tensor([[0.1, 0.5], [0.9, 0.2]])
+    assert result.assign(x).tolist() == [0, 1]
+    torch.testing.assert_close(result.transport(x), y[[0, 1]])
+    values, cells = result.topk(x, 2)
+    assert cells.tolist() == [[0, 1], [1, 0]]
+    torch.testing.assert_close(result.potential(x), values[:, 0])
+    # the bisector x₀ = ½ splits the square in half: h₀ − h₁ = (|y₁|² − |y₀|²)/2 = 0.25
+    assert abs(float(result.h[0] - result.h[1]) - 0.25) < 0.02
+    with pytest.raises(ValueError, match="shape"):
+        result.assign(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        result.assign(torch.tensor([[float("nan"), 0.0]]))
+
+
+def test_float64_and_pseudo_random():
+    problem = SemiDiscreteProblem(torch.rand(20, 2))
+    result = solve_semidiscrete(problem, tol=0.03, seed=0, qmc=False, dtype=torch.float64)
+    assert result.converged
+
+
+def test_callable_source():
+    def sampler(n, generator):
+        return torch.rand(n, 2, generator=generator) * 2 - 1
+
+    problem = SemiDiscreteProblem(torch.randn(10, 2), source=CallableSource(sampler, 2))
+    result = solve_semidiscrete(problem, tol=0.03, seed=0)
+    assert result.converged
+
+
+def test_targets_outside_the_box_get_cells():
+    """Far targets start with empty cells; the solver must still give each its mass."""
+    torch.manual_seed(0)
+    y = torch.cat([torch.rand(20, 2), torch.tensor([[5.0, 5.0], [-3.0, 0.5]])])
+    result = solve_semidiscrete(SemiDiscreteProblem(y), tol=0.03, seed=0)
+    assert result.converged
+    assert float(result.cell_masses.min()) > 0
+
+
+def test_noise_floor_formula():
+    nu = torch.full((100,), 0.01, dtype=torch.float64)
+    expected = math.sqrt(2 / math.pi) * 100 * math.sqrt(0.01 * 0.99 / 10_000)
+    assert noise_floor(nu, 10_000) == pytest.approx(expected)
+
+
+def test_kernel_matches_dense_argmax():
+    torch.manual_seed(0)
+    for n_targets, dim in [(1, 3), (63, 2), (65, 5), (1000, 8)]:
+        y, h, x = torch.randn(n_targets, dim), torch.randn(n_targets), torch.randn(3000, dim)
+        kernel = ScoreKernel(y, chunk=256)
+        scores = x @ y.t() + h
+        cells, best = kernel.argmax(x, h)
+        assert torch.equal(cells, scores.argmax(1))
+        torch.testing.assert_close(best, scores.amax(1))
+        _, top = kernel.topk(x, h, 2)
+        k = min(2, n_targets)
+        assert torch.equal(top[:, :k], scores.topk(k, 1).indices)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"targets": [[0.0, float("nan")]]}, ValueError, "NaN"),
+        ({"targets": [0.1, 0.2]}, ValueError, "2 dimensions"),
+        ({"targets": np.zeros((0, 2))}, ValueError, "empty"),
+        (
+            {"targets": [[0.1, 0.2], [0.3, 0.4], [0.1, 0.2]]},
+            ValueError,
+            "duplicate targets at rows \\[0, 2\\]",
+        ),
+        ({"targets": [[0.1, 0.2], [0.3, 0.4]], "weights": [0.5, 0.6]}, ValueError, "sum to 1"),
+        ({"targets": [[0.1, 0.2], [0.3, 0.4]], "weights": [1.0, 0.0]}, ValueError, "positive"),
+        ({"targets": [[0.1, 0.2], [0.3, 0.4]], "weights": [1.0]}, ValueError, "1 entries"),
+        ({"targets": [[0.1, 0.2]], "source": BoxUniform(3)}, ValueError, "dimension 3"),
+        ({"targets": [["a", "b"]]}, TypeError, "real numbers"),
+        ({"targets": [[0.1, 0.2]], "source": "box"}, TypeError, "Source"),
+    ],
+)
+def test_bad_problems(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SemiDiscreteProblem(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"method": "sgd"}, "method"),
+        ({"tol": 0.0}, "tol"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"dtype": torch.float16}, "dtype"),
+        ({"growth": 1.0}, "growth"),
+        ({"device": "cuda:7" if not torch.cuda.is_available() else "nope"}, "device"),
+    ],
+)
+def test_bad_settings(override, match):
+    with pytest.raises(ValueError, match=match):
+        solve_semidiscrete(SemiDiscreteProblem(torch.rand(5, 2)), **override)
+
+
+def test_bad_h0():
+    problem = SemiDiscreteProblem(torch.rand(5, 2))
+    with pytest.raises(ValueError, match="h0 has 3 entries"):
+        solve_semidiscrete(problem, h0=torch.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        solve_semidiscrete(problem, h0=torch.full((5,), float("nan")))
