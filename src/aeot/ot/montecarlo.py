@@ -16,10 +16,14 @@ iteration. Three update rules:
 * ``"adam"``: Adam on ∇E, as in the AE-OT reference (An et al., ICLR 2020).
 * ``"nesterov"``: Nesterov-accelerated gradient descent (An et al., AAAI 2022).
 
-The error recorded for iteration k is Σ_i |μ̂(W_i(h_k)) − ν_i| measured on the
-fresh batch of iteration k, which played no part in producing h_k. The batch
-grows (× ``growth``) whenever the error stalls or its Monte-Carlo noise floor
-≈ sqrt(2/π) Σ_i sqrt(ν_i(1 − ν_i)/n) would hide the tolerance.
+The error recorded for iteration k is measured on the fresh batch of iteration k,
+which played no part in producing h_k. The batch is drawn in two halves with
+independent seeds; the raw error Σ_i |μ̂_i − ν_i| of the pooled estimate contains
+sampling noise, estimated as Σ_i |μ̂_i^A − μ̂_i^B| / 2 (valid for scrambled Sobol
+points too, whose noise is below the i.i.d. floor sqrt(2/π) Σ_i sqrt(ν_i(1 − ν_i)/n)).
+With ``debias`` the recorded error is sqrt(raw² − noise²), the part due to h; the
+solver stops when both it and the noise are ≤ ``tol``. The batch grows
+(× ``growth``) when the error stalls or the noise dominates the measurement.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class MonteCarloSettings:
     seed: int = 0  # seeds every batch (batch k uses seed + k)
     chunk: int | None = None  # samples per GEMM chunk; cache-sized if None
     time_limit: float | None = None  # seconds; stop (unconverged) when exceeded
+    debias: bool = True  # remove the measured sampling noise from the error (see solver doc)
 
     def validate(self) -> MonteCarloSettings:
         if self.method not in METHODS:
@@ -88,11 +93,13 @@ class IterationInfo:
     """What a callback sees after each iteration."""
 
     iteration: int
-    error: float  # L1 cell-mass error of the current h on a fresh batch
+    error: float  # L1 cell-mass error of the current h on a fresh batch, noise removed
     batch_size: int
     h: torch.Tensor
     masses: torch.Tensor
     elapsed: float
+    raw_error: float  # Σ|μ̂(W_i) − ν_i| as measured, sampling noise included
+    noise: float  # the sampling noise of that measurement, Σ|μ̂_A − μ̂_B|/2 over two halves
 
 
 def noise_floor(weights: torch.Tensor, n: int) -> float:
@@ -247,23 +254,35 @@ def solve_semidiscrete(
     value_buffer = torch.empty(settings.max_batch_size, dtype=dtype, device=device)
     iteration = 0
     for iteration in range(1, settings.max_iter + 1):
-        x = problem.source.sample(
-            batch,
-            seed=settings.seed * 1_000_003 + iteration,
-            qmc=settings.qmc,
-            dtype=dtype,
-            device=device,
+        # two halves with independent seeds (independent Sobol scrambles): their
+        # disagreement measures the sampling noise of the mass estimate
+        half = batch // 2
+        x = torch.cat(
+            [
+                problem.source.sample(size, seed=seed, qmc=settings.qmc, dtype=dtype, device=device)
+                for size, seed in (
+                    (half, settings.seed * 1_000_003 + 2 * iteration),
+                    (batch - half, settings.seed * 1_000_003 + 2 * iteration + 1),
+                )
+            ]
         )
         total_samples += batch
         cells, best = kernel.argmax(x, h, index_buffer[:batch], value_buffer[:batch])
-        masses = torch.bincount(cells, minlength=n_targets).double() / batch
-        error = float((masses - nu).abs().sum())
+        first = torch.bincount(cells[:half], minlength=n_targets).double() / half
+        second = torch.bincount(cells[half:], minlength=n_targets).double() / (batch - half)
+        masses = (first + second) / 2
+        raw = float((masses - nu).abs().sum())
+        noise = 0.5 * float((first - second).abs().sum())
+        # the measured L1 error is ≈ sqrt(true² + noise²); report the true part
+        error = math.sqrt(max(raw * raw - noise * noise, 0.0)) if settings.debias else raw
         errors.append(error)
         if callback is not None:
-            info = IterationInfo(iteration, error, batch, h, masses, time.perf_counter() - start)
+            info = IterationInfo(
+                iteration, error, batch, h, masses, time.perf_counter() - start, raw, noise
+            )
             if callback(info):
                 break
-        if error <= settings.tol:
+        if error <= settings.tol and noise <= settings.tol:
             converged = True
             break
         if settings.time_limit is not None and time.perf_counter() - start > settings.time_limit:
@@ -274,12 +293,10 @@ def solve_semidiscrete(
             best_error, stalled = error, 0
         else:
             stalled += 1
-        floor = noise_floor(problem.weights, batch)
         if stalled >= settings.patience and settings.method != "newton":
             lr *= 0.5  # a stalled first-order method is oscillating: shorten its steps
-        if batch < settings.max_batch_size and (
-            stalled >= settings.patience or floor > settings.tol / 2
-        ):
+        noisy = noise > settings.tol or raw < 1.5 * noise
+        if batch < settings.max_batch_size and (stalled >= settings.patience or noisy):
             batch = min(settings.max_batch_size, int(batch * settings.growth))
             stalled, best_error = 0, error
         elif stalled >= settings.patience:
@@ -289,7 +306,7 @@ def solve_semidiscrete(
         if settings.method == "newton":
             if step_from is not None:
                 before = errors[step_from - 1]
-                if error > max(1.1 * before, before + 2 * noise_floor(problem.weights, batch)):
+                if error > max(1.1 * before, before + 2 * noise):
                     # the last step overshot: go back and take a shorter one next time
                     h.copy_(previous_h)
                     damping = max(damping * 0.5, 1 / 64)
