@@ -1,0 +1,209 @@
+"""The main job: fit AE-OT on embedded data and write an HTML report.
+
+``aeot demo`` trains on scikit-learn's 8×8 digits and on the 2D mixtures of the
+PacGAN protocol (25-Gaussian grid, 8-Gaussian ring), then writes to a folder:
+generated sample grids next to real and reconstructed ones, interpolation
+strips, the singular set of the 2D OT maps drawn over their power diagrams,
+and ``metrics.json``. No download is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aeot._io import save_json
+from aeot.data import grid_mixture, load_digits8, ring_mixture
+from aeot.data.dataset import Dataset
+from aeot.pipeline import AEOT
+from aeot.report import Section, write_report
+from aeot.report.figures import (
+    plot_curve,
+    plot_points,
+    plot_singular_set_2d,
+    save_image_grid,
+)
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def run_digits(
+    out: Path, *, quick: bool, seed: int, device: str | None, log
+) -> tuple[Section, dict]:
+    from aeot.evaluate import evaluate_samples
+
+    data = load_digits8()
+    train, test = data.split(0.85, seed=seed)
+    epochs = 40 if quick else 300
+    model = AEOT(
+        autoencoder="mlp",
+        latent_dim=10,
+        hidden=(256, 128),
+        epochs=epochs,
+        loss="bce",
+        ot_tol=0.03 if quick else 0.02,
+        seed=seed,
+        device=device,
+    )
+    start = time.perf_counter()
+    model.fit(train)
+    fit_seconds = time.perf_counter() - start
+    log(f"digits: fitted in {fit_seconds:.1f} s (OT error {model.ot_.error:.4f})")
+    n_gen = len(train)
+    generated = model.sample(n_gen, seed=seed + 1)
+    recon = model.reconstruct(train.x)
+    cache = out / "cache"
+    metrics = {
+        "AE-OT generated": evaluate_samples(train, generated, cache_dir=cache, seed=seed),
+        "AE reconstruction": evaluate_samples(train, recon, cache_dir=cache, seed=seed),
+        "held-out real": evaluate_samples(train, test.x, cache_dir=cache, seed=seed),
+    }
+    figures = []
+    save_image_grid(train.x[:100], out / "digits_real.png")
+    save_image_grid(recon[:100], out / "digits_reconstructed.png")
+    save_image_grid(generated[:100], out / "digits_generated.png")
+    figures += [
+        ("digits_real.png", "real 8×8 digits (training set)"),
+        ("digits_reconstructed.png", "their autoencoder reconstructions"),
+        ("digits_generated.png", "AE-OT samples: new latent codes from the PL extension"),
+    ]
+    labels = train.labels.cpu().numpy()
+    rows = []
+    for digit in (0, 3, 7):
+        same = np.nonzero(labels == digit)[0][:2]
+        try:
+            rows.append(model.interpolate(int(same[0]), int(same[1]), steps=10))
+        except ValueError:
+            continue
+    if rows:
+        save_image_grid(torch.cat(rows), out / "digits_interpolation.png", ncol=10)
+        figures.append(
+            (
+                "digits_interpolation.png",
+                "interpolation between two images of the same digit along the PL "
+                "extension of the OT map (each row: 0, 3, 7)",
+            )
+        )
+    plot_curve(
+        model.ot_.errors,
+        out / "digits_ot_error.png",
+        title="OT solve (latent, d=10)",
+        ylabel="L1 cell-mass error",
+    )
+    figures.append(("digits_ot_error.png", "Monte-Carlo Newton: cell-mass error per iteration"))
+    header = ["samples", *metrics["AE-OT generated"].keys()]
+    table = [[name, *[m.get(k, "") for k in header[1:]]] for name, m in metrics.items()]
+    sampler = model.sampler_
+    section = Section(
+        "8×8 digits (scikit-learn, 1797 images)",
+        paragraphs=[
+            f"MLP autoencoder 64→256→128→10, {epochs} epochs; OT from the uniform cube "
+            f"[−1,1]^10 to {model.ot_.targets.shape[0]} codes "
+            f"({model.ot_.method}, {model.ot_.n_iter} iterations, error {model.ot_.error:.4f}); "
+            f"{_singular_summary(sampler)}. Fit took {fit_seconds:.1f} s.",
+            "Fréchet distance and KID are computed in the penultimate features of a small CNN "
+            "trained on the same digits (not Inception). The generated FD should sit close "
+            "to the reconstruction FD: the OT part adds little beyond the autoencoder.",
+        ],
+        tables=[(header, table)],
+        figures=figures,
+    )
+    return section, {k: _rounded(v) for k, v in metrics.items()}
+
+
+def _singular_summary(sampler) -> str:
+    singular = sampler.singular_
+    n_singular = int(singular.singular.sum())
+    return (
+        f"{n_singular} of {singular.singular.numel()} adjacent facet pairs singular "
+        f"(threshold {singular.threshold:.3f} rad)"
+    )
+
+
+def run_mixture(
+    out: Path, dataset: Dataset, *, quick: bool, seed: int, device: str | None, log
+) -> tuple[Section, dict]:
+    from aeot.evaluate import evaluate_samples
+
+    model = AEOT(autoencoder="identity", seed=seed, device=device)
+    start = time.perf_counter()
+    model.fit(dataset)
+    fit_seconds = time.perf_counter() - start
+    log(f"{dataset.name}: fitted in {fit_seconds:.1f} s")
+    generated = model.sample(2500, seed=seed + 1)
+    metrics = evaluate_samples(dataset, generated, seed=seed)
+    name = dataset.name
+    info = model.sample_codes(2500, seed=seed + 1)
+    singular = model.sampler_.singular_
+    pairs = model.sampler_.graph_.pairs[singular.singular].cpu().numpy()
+    plot_singular_set_2d(
+        model.ot_,
+        pairs,
+        out / f"{name}_singular_set.png",
+        points=model.ot_.targets.cpu().numpy(),
+        generated=info.codes.cpu().numpy(),
+        title=f"{name}: singular set of the OT map (red) between the modes",
+    )
+    plot_points(
+        dataset.x.cpu().numpy(),
+        {"AE-OT": generated.cpu().numpy()},
+        out / f"{name}_samples.png",
+        title=name,
+    )
+    header = list(metrics.keys())
+    section = Section(
+        f"2D mixture: {name} ({len(dataset)} training points)",
+        paragraphs=[
+            f"Identity autoencoder (OT in data space, normalised to [−1,1]²); exact "
+            f"power-diagram Newton solve ({model.ot_.n_iter} steps, L1 error "
+            f"{model.ot_.error:.2e}); {_singular_summary(model.sampler_)}. "
+            f"Fit took {fit_seconds:.1f} s. 2,500 generated points scored by the PacGAN "
+            "protocol (high quality: within 3 std of a mode).",
+        ],
+        tables=[(header, [[metrics[k] for k in header]])],
+        figures=[
+            (
+                f"{name}_singular_set.png",
+                "left: power diagram of the Brenier potential on the source square, "
+                "singular facets in red; right: the target codes, generated codes and the "
+                "pairs of codes separated by the singular set",
+            ),
+            (f"{name}_samples.png", "real points and AE-OT samples"),
+        ],
+    )
+    return section, _rounded(metrics)
+
+
+def run_demo(
+    out: str | Path, *, quick: bool = False, seed: int = 0, device: str | None = None, log=print
+) -> Path:
+    """Run the whole demo and return the path of ``index.html``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    sections, metrics = [], {}
+    n_points = 1000 if quick else 2000
+    for dataset in (grid_mixture(n_points, seed=seed), ring_mixture(n_points, seed=seed)):
+        section, values = run_mixture(out, dataset, quick=quick, seed=seed, device=device, log=log)
+        sections.append(section)
+        metrics[dataset.name] = values
+    section, values = run_digits(out, quick=quick, seed=seed, device=device, log=log)
+    sections.insert(0, section)
+    metrics["digits"] = values
+    elapsed = time.perf_counter() - start
+    metrics["seconds"] = round(elapsed, 1)
+    save_json(out / "metrics.json", metrics)
+    page = write_report(
+        out / "index.html",
+        "AE-OT demo: manifold learning + semi-discrete optimal transport",
+        sections,
+        intro=f"Generated by `aeot demo` (seed {seed}) in {elapsed:.0f} s on "
+        f"{torch.get_num_threads()} CPU thread(s). Metrics are in metrics.json.",
+    )
+    log(f"report written to {page}")
+    return page

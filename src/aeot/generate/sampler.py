@@ -1,0 +1,542 @@
+"""AE-OT generation: new latent codes from the extended semi-discrete OT map.
+
+:class:`AEOTSampler` wraps a solved :class:`~aeot.ot.SemiDiscreteResult` (source μ,
+codes y_i, heights h_i). ``fit`` estimates the cell graph, centroids and singular
+facets from source samples; ``sample`` pushes fresh source samples through the
+piecewise-linear extension (:mod:`aeot.generate.extension`); ``interpolate`` walks
+between two cells along a source-space curve that avoids the singular set.
+
+References: An, Guo, Lei, Luo, Yau, Gu, "AE-OT: A new generative model based on
+extended semi-discrete optimal transport", ICLR 2020; Lei, Su, Cui, Yau, Gu,
+"A geometric understanding of deep learning", Engineering 2020.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.sparse.csgraph import dijkstra
+
+from aeot._validation import as_float_tensor, check_positive_int
+from aeot.generate.extension import (
+    MAX_CELLS,
+    nearest_centroids,
+    pairwise_codes,
+    select_cells,
+    simplex_weights,
+)
+from aeot.generate.graph import CellGraph, estimate_cell_graph
+from aeot.generate.singular import SingularSet, detect_singular, singular_points
+from aeot.ot.result import SemiDiscreteResult
+
+__all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
+
+METHODS = ("pl", "pairwise")
+
+
+@dataclass(eq=False)
+class GeneratedCodes:
+    """New codes and how they were made.
+
+    Attributes
+    ----------
+    codes : (M, d) tensor
+        Generated latent codes z (dtype and device of the targets).
+    points : (M, d) tensor
+        The source points x they come from.
+    cells : (M, k) long tensor
+        Cells combined for each code, −1 padding: for ``"pl"`` the accepted cells by
+        distance of their centroid to x (nearest first); for ``"pairwise"`` the two
+        best-scoring cells (winner first).
+    weights : (M, k) float64 tensor
+        Their weights λ (rows sum to 1): z = Σ_j λ_j y_{cells_j}.
+    gates : (M, k) float64 tensor
+        Gates g_j of the cells (``"pl"``; for ``"pairwise"`` 1 where mixed).
+    winners : (M,) long tensor
+        The power cell containing each source point, argmax_i <x, y_i> + h_i.
+    method : str
+        ``"pl"`` or ``"pairwise"``.
+    """
+
+    codes: torch.Tensor
+    points: torch.Tensor
+    cells: torch.Tensor
+    weights: torch.Tensor
+    gates: torch.Tensor
+    winners: torch.Tensor
+    method: str
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def n_mixed(self) -> torch.Tensor:
+        """Cells with positive weight per code, (M,)."""
+        return (self.weights > 0).sum(1)
+
+
+@dataclass(eq=False)
+class Interpolation:
+    """A latent path produced by :meth:`AEOTSampler.interpolate`.
+
+    Attributes
+    ----------
+    codes : (steps, d) tensor
+        Latent codes along the path.
+    points : (steps, d) tensor
+        The source points they come from (on the straight segment or the detour).
+    cells : (steps,) long tensor
+        Cell containing each point.
+    routed : bool
+        False for the straight segment; True when it crossed a singular facet and the
+        path was routed through the non-singular cell graph.
+    path : list of int
+        The cells of the detour (empty for the straight segment).
+    crossings : int
+        Singular facets crossed by the path as checked on a fine discretisation
+        (0 unless the cell graph missed a facet).
+    """
+
+    codes: torch.Tensor
+    points: torch.Tensor
+    cells: torch.Tensor
+    routed: bool
+    path: list[int] = field(default_factory=list)
+    crossings: int = 0
+
+
+class AEOTSampler:
+    """Generate latent codes with the piecewise-linear extension of a semi-discrete OT map.
+
+    Parameters
+    ----------
+    n_cells : int, optional
+        k, the most cells mixed per code: min(d + 1, 4) by default, at most 8.
+        (d + 1 cells span a simplex in d dimensions; more than a few only blur.)
+    n_candidates : int, optional
+        Nearest centroids of the winner's mode examined per point (the walk of
+        :func:`~aeot.generate.select_cells`): max(4k, k + 8) by default, at most N.
+    smoothing : float
+        ρ / σ² of :func:`~aeot.generate.extension.simplex_weights`: the width of the
+        zone where a cell's weight is faded out. Smaller is closer to exact barycentric
+        coordinates but steeper where cells enter or leave (on a uniform square, the
+        largest local slope of z(x) was ≈ 90× the median at 0.05, ≈ 15–35× at 0.25).
+    gate_mix : float in [0, 1)
+        β: the weights are (1 − β) λ + β g / Σg, a small share of the normalised gates
+        g, so that points outside the hull of their centroids (where λ sticks to a
+        vertex) still give distinct codes. 0 gives the pure PL extension.
+    method : {"pl", "pairwise"}
+        Default generator: the PL extension, or the reference code's pairwise rule.
+    pair_weight : float
+        Weight w of the runner-up cell in the pairwise rule (the reference code
+        uses a fixed 0.75 on whichever of the pair has the larger index, i.e.
+        0.25 or 0.75 on the runner-up).
+    chunk : int
+        Points processed per batch.
+
+    Examples
+    --------
+    >>> sampler = AEOTSampler().fit(result, seed=0)           # doctest: +SKIP
+    >>> out = sampler.sample(10_000, seed=1)                  # doctest: +SKIP
+    >>> out.codes.shape                                       # doctest: +SKIP
+    torch.Size([10000, d])
+    """
+
+    def __init__(
+        self,
+        n_cells: int | None = None,
+        n_candidates: int | None = None,
+        smoothing: float = 0.25,
+        gate_mix: float = 0.05,
+        method: str = "pl",
+        pair_weight: float = 0.25,
+        chunk: int = 4096,
+    ):
+        if n_cells is not None:
+            check_positive_int(n_cells, "n_cells")
+            if n_cells > MAX_CELLS:
+                raise ValueError(f"n_cells must be at most {MAX_CELLS}, got {n_cells}")
+        if n_candidates is not None:
+            check_positive_int(n_candidates, "n_candidates")
+        if not (math.isfinite(smoothing) and smoothing > 0):
+            raise ValueError(f"smoothing must be positive, got {smoothing}")
+        if not 0.0 <= gate_mix < 1.0:
+            raise ValueError(f"gate_mix must be in [0, 1), got {gate_mix}")
+        _check_method(method)
+        if not 0.0 <= pair_weight <= 1.0:
+            raise ValueError(f"pair_weight must be in [0, 1], got {pair_weight}")
+        self.n_cells = n_cells
+        self.n_candidates = n_candidates
+        self.smoothing = float(smoothing)
+        self.gate_mix = float(gate_mix)
+        self.method = method
+        self.pair_weight = float(pair_weight)
+        self.chunk = check_positive_int(chunk, "chunk")
+        self.result_: SemiDiscreteResult | None = None
+        self.graph_: CellGraph | None = None
+        self.singular_: SingularSet | None = None
+        self.cell_scale_: torch.Tensor | None = None
+        self._targets64: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        result: SemiDiscreteResult,
+        n_graph_samples: int = 2**16,
+        threshold: float | None = None,
+        seed: int = 0,
+        *,
+        qmc: bool = True,
+        slab_fraction: float = 0.05,
+        graph: CellGraph | None = None,
+    ) -> AEOTSampler:
+        """Estimate the cell graph, centroids and singular facets of ``result``.
+
+        Parameters
+        ----------
+        result : SemiDiscreteResult
+            The solved OT problem (codes y = ``result.targets``).
+        n_graph_samples : int
+            Source samples for :func:`~aeot.generate.estimate_cell_graph`.
+        threshold : float, optional
+            Singular angle threshold in radians on normalised codes; the default rule
+            of :func:`~aeot.generate.default_threshold` when omitted.
+        seed : int
+            Seed of the graph samples.
+        qmc : bool
+            Sobol graph samples.
+        slab_fraction : float
+            See :func:`~aeot.generate.estimate_cell_graph`.
+        graph : CellGraph, optional
+            A graph already estimated for ``result`` (skips the sampling).
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(result, SemiDiscreteResult):
+            raise TypeError(f"result must be a SemiDiscreteResult, got {type(result).__name__}")
+        if graph is None:
+            graph = estimate_cell_graph(
+                result, n_graph_samples, seed=seed, qmc=qmc, slab_fraction=slab_fraction
+            )
+        elif graph.n_cells != result.targets.shape[0]:
+            raise ValueError("graph does not belong to this result (different number of cells)")
+        singular = detect_singular(graph, result.targets, threshold)
+        self.result_, self.graph_, self.singular_ = result, graph, singular
+        self.cell_scale_ = _cell_scales(graph, ~singular.singular)
+        self._targets64 = result.targets.to(torch.float64)
+        return self
+
+    def _fitted(self) -> tuple[SemiDiscreteResult, CellGraph, SingularSet]:
+        if self.result_ is None or self.graph_ is None or self.singular_ is None:
+            raise RuntimeError("call fit(result) first")
+        return self.result_, self.graph_, self.singular_
+
+    @property
+    def threshold_(self) -> float:
+        """The singular angle threshold in use (radians, normalised codes)."""
+        return self._fitted()[2].threshold
+
+    @property
+    def singular_pairs_(self) -> torch.Tensor:
+        """Adjacent cell pairs separated by a singular facet, (S, 2)."""
+        _, graph, singular = self._fitted()
+        return graph.pairs[singular.singular]
+
+    def _k(self, dim: int, n_targets: int) -> tuple[int, int]:
+        k = self.n_cells if self.n_cells is not None else min(dim + 1, 4)
+        k = max(1, min(k, n_targets))
+        search = self.n_candidates if self.n_candidates is not None else max(4 * k, k + 8)
+        search = max(k, min(search, n_targets))
+        return k, search
+
+    # --------------------------------------------------------------- generation
+    def sample(
+        self, n: int, seed: int = 0, *, qmc: bool = True, method: str | None = None
+    ) -> GeneratedCodes:
+        """Draw ``n`` source samples x ~ μ and map them to new codes.
+
+        Parameters
+        ----------
+        n : int
+            Number of codes (any number; not limited to the N training codes).
+        seed : int
+            Seed of the source sampler: the same seed gives the same codes.
+        qmc : bool
+            Scrambled Sobol source samples (even coverage) instead of i.i.d.
+        method : {"pl", "pairwise"}, optional
+            Overrides the sampler's default.
+
+        Returns
+        -------
+        GeneratedCodes
+        """
+        result, _, _ = self._fitted()
+        n = check_positive_int(n, "n")
+        y = result.targets
+        x = result.problem.source.sample(n, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device)
+        return self.generate(x, method=method)
+
+    def generate(
+        self, x, *, method: str | None = None, gate_mix: float | None = None
+    ) -> GeneratedCodes:
+        """Map given source points x (M, d) (or one point (d,)) through the extended OT map.
+
+        ``method`` and ``gate_mix`` override the sampler's settings.
+        """
+        result, _, _ = self._fitted()
+        method = _check_method(method or self.method)
+        mix = self.gate_mix if gate_mix is None else float(gate_mix)
+        if not 0.0 <= mix < 1.0:
+            raise ValueError(f"gate_mix must be in [0, 1), got {gate_mix}")
+        y = result.targets
+        x = as_float_tensor(x, "x", dtype=y.dtype, device=y.device)
+        if x.ndim == 1:
+            x = x.unsqueeze(0)
+        if x.ndim != 2 or x.shape[1] != y.shape[1]:
+            raise ValueError(f"x must have shape (M, {y.shape[1]}), got {tuple(x.shape)}")
+        _, search = self._k(y.shape[1], y.shape[0])
+        # bound the (chunk, K, d + 1) candidate normals of select_cells to ~2^24 numbers
+        chunk = min(self.chunk, max(64, 2**24 // ((search + 1) * (y.shape[1] + 1))))
+        parts = [
+            self._generate_chunk(x[s : s + chunk], method, mix) for s in range(0, x.shape[0], chunk)
+        ]
+        return GeneratedCodes(
+            codes=torch.cat([p[0] for p in parts]),
+            points=x,
+            cells=torch.cat([p[1] for p in parts]),
+            weights=torch.cat([p[2] for p in parts]),
+            gates=torch.cat([p[3] for p in parts]),
+            winners=torch.cat([p[4] for p in parts]),
+            method=method,
+        )
+
+    def _generate_chunk(self, x: torch.Tensor, method: str, gate_mix: float):
+        result, graph, singular = self._fitted()
+        y = result.targets
+        n_targets, dim = y.shape
+        normals = singular.normals
+        if method == "pairwise":
+            values, cells = result.topk(x, 2)
+            codes, weights, _ = pairwise_codes(
+                values, cells, y, normals, singular.threshold, self.pair_weight
+            )
+            winner = cells[:, 0].clone()
+            cells = torch.where(weights > 0, cells, torch.full_like(cells, -1))
+            gates = (weights > 0).to(torch.float64)
+            return codes, cells, weights, gates, winner
+        k, search = self._k(dim, n_targets)
+        winner = result.assign(x)
+        mode = singular.components[winner]
+        dist, cells = nearest_centroids(
+            x, graph.centroids, search + 1, x_groups=mode, groups=singular.components
+        )
+        kept, gates = select_cells(
+            dist,
+            cells,
+            mode,
+            singular.components,
+            normals,
+            singular.threshold,
+            k,
+        )
+        # cannot happen (c_{i₀} is a candidate), kept as a guard: use y_{i₀}
+        lonely = kept[:, 0] < 0
+        if bool(lonely.any()):
+            kept[lonely, 0] = winner[lonely]
+            gates[lonely, 0] = 1.0
+        on = kept >= 0
+        safe = kept.clamp_min(0)
+        centroids = graph.centroids[safe]  # (M, k, d)
+        scale = (gates * self.cell_scale_[safe]).sum(1) / gates.sum(1)
+        weights = simplex_weights(x, centroids, gates, scale, self.smoothing)
+        if gate_mix > 0:
+            share = gates / gates.sum(1, keepdim=True)
+            weights = (1.0 - gate_mix) * weights + gate_mix * share
+        weights = torch.where(on, weights, torch.zeros_like(weights))
+        codes = torch.einsum("mk,mkd->md", weights, self._targets64[safe])
+        return codes.to(y.dtype), kept, weights, gates, winner
+
+    # ------------------------------------------------------------ diagnostics
+    def singular_points(self, x, tol: float | None = None) -> torch.Tensor:
+        """Whether source points lie within ``tol`` of a singular facet (default: graph ε).
+
+        See :func:`~aeot.generate.singular_points`.
+        """
+        result, graph, singular = self._fitted()
+        return singular_points(result, x, tol=tol, graph=graph, singular=singular)
+
+    def nearest_cell(self, code) -> int:
+        """Index of the training code closest to ``code`` (d,) (e.g. an encoded input)."""
+        result, _, _ = self._fitted()
+        y = result.targets
+        z = as_float_tensor(code, "code", ndim=1, dtype=y.dtype, device=y.device)
+        if z.shape[0] != y.shape[1]:
+            raise ValueError(f"code must have {y.shape[1]} entries, got {z.shape[0]}")
+        return int((y - z).pow(2).sum(1).argmin())
+
+    def crossings(self, points) -> int:
+        """Singular facets crossed between consecutive points of a polyline (M, d).
+
+        A crossing is a change of containing cell from i to j where (i, j) is a
+        singular pair or i and j lie in different non-singular components.
+        """
+        result, _, singular = self._fitted()
+        y = result.targets
+        p = as_float_tensor(points, "points", ndim=2, dtype=y.dtype, device=y.device)
+        cells = result.assign(p)
+        a, b = cells[:-1], cells[1:]
+        change = a != b
+        if not bool(change.any()):
+            return 0
+        a, b = a[change], b[change]
+        bad = singular.is_singular(a, b) | (singular.components[a] != singular.components[b])
+        return int(bad.sum())
+
+    # ------------------------------------------------------------ interpolation
+    def interpolate(self, a, b, steps: int = 16, *, resolution: int = 1024) -> Interpolation:
+        """Latent interpolation between two cells (or source points) off the singular set.
+
+        The straight source segment from p_a to p_b (the cells' centroids, or the given
+        points) is mapped through the PL extension. If that segment crosses a singular
+        facet, the path is routed through the graph of non-singular facets: the
+        shortest path i_0 → … → i_L by centroid distance, followed as the polyline
+        p_a → c_{i_0} → m_{i_0 i_1} → c_{i_1} → … → c_{i_L} → p_b, where m_ij is a point
+        on facet ij. Power cells are convex and contain their centroid, so each piece
+        stays in one cell and the path crosses only the non-singular facets
+        (i_l, i_{l+1}). ``steps`` points equally spaced by arc length are mapped by
+        the pure PL extension (``gate_mix`` 0), so a cell endpoint maps to ≈ y_i.
+
+        Parameters
+        ----------
+        a, b : int or (d,) array
+            A cell index (start at its centroid c_i, code ≈ y_i) or a source point.
+        steps : int
+            Number of codes on the path (≥ 2), endpoints included.
+        resolution : int
+            Points per segment used to check the straight segment for crossings.
+
+        Returns
+        -------
+        Interpolation
+
+        Raises
+        ------
+        ValueError
+            If the two cells lie in different non-singular components (different
+            modes): every path between them crosses the singular set.
+        """
+        result, graph, singular = self._fitted()
+        steps = check_positive_int(steps, "steps", minimum=2)
+        resolution = check_positive_int(resolution, "resolution", minimum=2)
+        y = result.targets
+        pa, ca = self._endpoint(a, "a")
+        pb, cb = self._endpoint(b, "b")
+        comp = singular.components
+        if int(comp[ca]) != int(comp[cb]):
+            raise ValueError(
+                f"cells {ca} and {cb} lie in different non-singular components "
+                f"({int(comp[ca])} and {int(comp[cb])}): every path between them crosses "
+                "the singular set, so no interpolation avoids mode mixture"
+            )
+        t = torch.linspace(0, 1, resolution, dtype=torch.float64, device=pa.device).unsqueeze(1)
+        fine = pa + t * (pb - pa)
+        path: list[int] = []
+        routed = self.crossings(fine.to(y.dtype)) > 0
+        if routed:
+            path = _shortest_path(graph, singular, ca, cb)
+            nodes = [pa]
+            for l, cell in enumerate(path):
+                if l > 0:
+                    edge = int(graph.edge_ids([path[l - 1]], [cell])[0])
+                    nodes.append(graph.facet_points[edge])
+                nodes.append(graph.centroids[cell])
+            nodes.append(pb)
+            poly = torch.stack(nodes)
+            points = _resample(poly, steps)
+            check = _resample(poly, max(resolution, 64 * len(nodes)))
+        else:
+            t = torch.linspace(0, 1, steps, dtype=torch.float64, device=pa.device).unsqueeze(1)
+            points = pa + t * (pb - pa)
+            check = fine
+        crossings = self.crossings(check.to(y.dtype))
+        out = self.generate(points.to(y.dtype), method="pl", gate_mix=0.0)
+        return Interpolation(
+            codes=out.codes,
+            points=out.points,
+            cells=out.winners,
+            routed=routed,
+            path=path,
+            crossings=crossings,
+        )
+
+    def _endpoint(self, value, name: str) -> tuple[torch.Tensor, int]:
+        result, graph, _ = self._fitted()
+        n_targets, dim = result.targets.shape
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            index = int(value)
+            if not 0 <= index < n_targets:
+                raise ValueError(f"{name}: cell index {index} out of range [0, {n_targets})")
+            return graph.centroids[index], index
+        p = as_float_tensor(value, name, ndim=1, dtype=torch.float64, device=graph.centroids.device)
+        if p.shape[0] != dim:
+            raise ValueError(f"{name} must be a cell index or a source point of dimension {dim}")
+        return p, int(result.assign(p.to(result.targets.dtype))[0])
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def _cell_scales(graph: CellGraph, keep: torch.Tensor) -> torch.Tensor:
+    """σ_i² = mean |c_i − c_j|² over the non-singular neighbours j of i (global median if none)."""
+    n = graph.n_cells
+    pairs = graph.pairs[keep]
+    c = graph.centroids
+    sq = (c[pairs[:, 0]] - c[pairs[:, 1]]).pow(2).sum(1)
+    total = torch.zeros(n, dtype=torch.float64, device=c.device)
+    count = torch.zeros(n, dtype=torch.float64, device=c.device)
+    for col in (0, 1):
+        total.index_add_(0, pairs[:, col], sq)
+        count.index_add_(0, pairs[:, col], torch.ones_like(sq))
+    scale = total / count.clamp_min(1)
+    have = (count > 0) & (scale > 0)
+    if bool(have.any()):
+        fallback = float(scale[have].median())
+    else:  # no usable edge: the squared spread of the centroids per cell
+        spread = float((c - c.mean(0)).pow(2).sum(1).mean()) / max(n, 1)
+        fallback = spread if spread > 0 else 1.0
+    return torch.where(have, scale, torch.full_like(scale, fallback))
+
+
+def _shortest_path(graph: CellGraph, singular: SingularSet, start: int, stop: int) -> list[int]:
+    """Cells of the shortest path start → stop over non-singular edges (centroid distances)."""
+    if start == stop:
+        return [start]
+    adj = graph.adjacency((~singular.singular).cpu().numpy())
+    _, pred = dijkstra(adj, directed=False, indices=start, return_predecessors=True)
+    if pred[stop] < 0:
+        raise ValueError(f"no non-singular path between cells {start} and {stop}")
+    path = [stop]
+    while path[-1] != start:
+        path.append(int(pred[path[-1]]))
+    return path[::-1]
+
+
+def _resample(poly: torch.Tensor, m: int) -> torch.Tensor:
+    """m points equally spaced by arc length along a polyline (P, d)."""
+    seg = (poly[1:] - poly[:-1]).norm(dim=1)
+    cum = torch.cat([seg.new_zeros(1), seg.cumsum(0)])
+    total = float(cum[-1])
+    if total <= 0:
+        return poly[:1].expand(m, -1).clone()
+    s = torch.linspace(0, total, m, dtype=poly.dtype, device=poly.device)
+    idx = torch.searchsorted(cum, s, right=True).clamp(1, poly.shape[0] - 1) - 1
+    frac = ((s - cum[idx]) / seg[idx].clamp_min(1e-300)).clamp(0, 1).unsqueeze(1)
+    return poly[idx] + frac * (poly[idx + 1] - poly[idx])

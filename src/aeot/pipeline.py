@@ -1,0 +1,453 @@
+"""AE-OT: an autoencoder for the manifold, semi-discrete OT for the distribution.
+
+An, Guo, Lei, Luo, Yau, Gu, "AE-OT: A New Generative Model Based on Extended
+Semi-Discrete Optimal Transport", ICLR 2020.
+
+1. Train an autoencoder x ↦ z = φ(x) ↦ ψ(z) on the data (manifold learning).
+2. Normalise the latent codes z_i into the cube [−1, 1]^k and solve semi-discrete
+   OT from the uniform measure on the cube to Σ_i (1/N) δ_{z_i} (Brenier potential).
+3. Detect the singular set of the OT map (large dihedral angles between adjacent
+   facets of the potential) and generate new codes with the piecewise-linear
+   extension of the map, which never mixes codes across a singular facet.
+4. Decode the new codes.
+
+For low-dimensional point clouds (d ≤ 3) the autoencoder may be the identity
+(``autoencoder="identity"``, the default there): the OT then runs in data space,
+which is how the talk's 2D pictures of the singular set are made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from aeot import __version__
+from aeot._io import load_json, load_tensors, save_json, save_tensors
+from aeot._validation import as_float_tensor, resolve_device
+from aeot.data.dataset import Dataset
+from aeot.generate import GeneratedCodes
+from aeot.nets.autoencoder import (
+    Autoencoder,
+    ConvAutoencoderConfig,
+    MLPAutoencoderConfig,
+    build_autoencoder,
+    load_autoencoder,
+    save_autoencoder,
+)
+from aeot.nets.train import train_autoencoder
+from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult, solve_semidiscrete
+
+AUTOENCODERS = ("auto", "mlp", "conv", "identity")
+
+
+@dataclass
+class AEOTConfig:
+    """Settings of :class:`AEOT`."""
+
+    autoencoder: str = "auto"  # "auto" | "mlp" | "conv" | "identity" (auto: identity for d ≤ 3)
+    latent_dim: int = 16  # size k of the latent code
+    hidden: tuple[int, ...] = (256, 128)  # MLP encoder widths (the decoder mirrors them)
+    width: int = 32  # channels of the first conv layer (conv autoencoders)
+    epochs: int = 100  # autoencoder training epochs
+    batch_size: int = 128  # autoencoder minibatch size
+    lr: float = 1e-3  # Adam learning rate of the autoencoder
+    loss: str = "mse"  # reconstruction loss: "mse" | "bce" | "l1"
+    ot_tol: float = 0.02  # L1 cell-mass error at which the OT solve stops
+    ot_method: str = "newton"  # Monte-Carlo update rule: "newton" | "adam" | "nesterov"
+    ot_max_iter: int = 300  # Monte-Carlo iterations at most
+    exact_2d: bool = True  # exact power-diagram Newton when the latent space is 2D
+    threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None
+    n_graph_samples: int = 2**17  # source samples used to estimate the cell graph
+    seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
+    device: str | None = None  # torch device; CUDA when available if None
+    progress: bool = True  # progress bars on long steps
+
+    def __post_init__(self) -> None:
+        if self.autoencoder not in AUTOENCODERS:
+            raise ValueError(f"autoencoder must be one of {AUTOENCODERS}, got {self.autoencoder!r}")
+        for name in ("latent_dim", "epochs", "batch_size", "n_graph_samples", "ot_max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (self.ot_tol > 0 and math.isfinite(self.ot_tol)):
+            raise ValueError(f"ot_tol must be positive, got {self.ot_tol}")
+        self.hidden = tuple(int(w) for w in self.hidden)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AEOTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown AEOT config fields: {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass
+class _Normaliser:
+    """Affine map of latent codes into the cube [−1, 1]^k: z̃ = (z − center) / scale."""
+
+    center: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def fit(cls, codes: torch.Tensor, margin: float = 1.02) -> _Normaliser:
+        low, high = codes.min(0).values, codes.max(0).values
+        center = (low + high) / 2
+        scale = ((high - low) / 2 * margin).clamp_min(1e-12)
+        return cls(center, scale)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.center.to(z)) / self.scale.to(z)
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.scale.to(z) + self.center.to(z)
+
+
+class AEOT:
+    """The AE-OT generative model (scikit-learn style estimator).
+
+    Parameters
+    ----------
+    config : AEOTConfig, optional
+        All settings; keyword arguments override single fields.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    autoencoder_ : Autoencoder or None
+        The trained autoencoder (None for the identity).
+    codes_ : (N, k) tensor
+        Normalised latent codes of the training data (the OT targets).
+    ot_ : SemiDiscreteResult
+        The Brenier potential from the uniform cube to the codes.
+    sampler_ : aeot.generate.AEOTSampler
+        The piecewise-linear extension with its singular set.
+    history_ : dict
+        Autoencoder losses, OT errors and timings.
+
+    Examples
+    --------
+    >>> from aeot.data import load_dataset
+    >>> model = AEOT(epochs=50, latent_dim=8).fit(load_dataset("digits"))
+    >>> images = model.sample(64, seed=1)
+    """
+
+    def __init__(self, config: AEOTConfig | None = None, **overrides):
+        base = config.to_dict() if config is not None else {}
+        self.config = AEOTConfig.from_dict({**base, **overrides})
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data, *, checkpoint_dir: str | os.PathLike | None = None) -> AEOT:
+        """Train the autoencoder, encode the data, solve OT and build the sampler.
+
+        Parameters
+        ----------
+        data : Dataset or tensor
+            Images (n, c, h, w) in [0, 1] or points (n, d).
+        checkpoint_dir : path, optional
+            Where the autoencoder checkpoint is kept; an interrupted fit resumes from it.
+        """
+        import time
+
+        cfg = self.config
+        x = self._as_tensor(data)
+        self.input_shape_ = tuple(x.shape[1:])
+        self.kind_ = "image" if x.ndim == 4 else "points"
+        device = resolve_device(cfg.device)
+        history: dict = {}
+        start = time.perf_counter()
+        self.autoencoder_ = self._build_autoencoder(x)
+        if self.autoencoder_ is not None:
+            checkpoint = None
+            if checkpoint_dir is not None:
+                checkpoint = Path(checkpoint_dir) / "autoencoder.ckpt"
+            history["ae_loss"] = train_autoencoder(
+                self.autoencoder_,
+                x,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                loss=cfg.loss,
+                device=device,
+                seed=cfg.seed,
+                progress=cfg.progress,
+                checkpoint_path=checkpoint,
+            )
+            self.autoencoder_.eval()
+        history["ae_seconds"] = time.perf_counter() - start
+        codes = self._encode_raw(x)
+        self.normaliser_ = _Normaliser.fit(codes)
+        self.codes_ = self.normaliser_.forward(codes)
+        start = time.perf_counter()
+        self.ot_ = self._solve_ot(self.codes_)
+        history["ot_seconds"] = time.perf_counter() - start
+        history["ot_errors"] = list(self.ot_.errors)
+        start = time.perf_counter()
+        self.sampler_ = self._build_sampler()
+        history["sampler_seconds"] = time.perf_counter() - start
+        self.history_ = history
+        return self
+
+    def _as_tensor(self, data) -> torch.Tensor:
+        if isinstance(data, Dataset):
+            data = data.x
+        x = as_float_tensor(data, "data", dtype=torch.float32)
+        if x.ndim not in (2, 4):
+            raise ValueError(
+                f"data must be points (n, d) or images (n, c, h, w), got shape {tuple(x.shape)}"
+            )
+        if x.shape[0] < 2:
+            raise ValueError(f"need at least 2 training samples, got {x.shape[0]}")
+        return x
+
+    def _build_autoencoder(self, x: torch.Tensor) -> Autoencoder | None:
+        cfg = self.config
+        kind = cfg.autoencoder
+        if kind == "auto":
+            kind = (
+                "identity"
+                if x.ndim == 2 and x.shape[1] <= 3
+                else ("conv" if x.ndim == 4 else "mlp")
+            )
+        if kind == "identity":
+            return None
+        output = "sigmoid" if x.ndim == 4 else "none"
+        if kind == "conv":
+            if x.ndim != 4:
+                raise ValueError("a conv autoencoder needs images (n, c, h, w)")
+            config = ConvAutoencoderConfig(
+                input_shape=tuple(x.shape[1:]),
+                latent_dim=cfg.latent_dim,
+                width=cfg.width,
+                output_activation=output,
+            )
+        else:
+            config = MLPAutoencoderConfig(
+                input_shape=tuple(x.shape[1:]),
+                latent_dim=cfg.latent_dim,
+                hidden=cfg.hidden,
+                output_activation=output,
+            )
+        torch.manual_seed(cfg.seed)
+        return build_autoencoder(config)
+
+    def _solve_ot(self, codes: torch.Tensor) -> SemiDiscreteResult:
+        cfg = self.config
+        unique, counts = torch.unique(codes, dim=0, return_counts=True)
+        weights = counts.double() / counts.sum()
+        k = codes.shape[1]
+        problem = SemiDiscreteProblem(unique, weights, source=BoxUniform(k, -1.0, 1.0))
+        if k == 2 and cfg.exact_2d:
+            from aeot.ot.exact2d import solve_exact_2d
+
+            return solve_exact_2d(problem, tol=1e-8)
+        return solve_semidiscrete(
+            problem,
+            method=cfg.ot_method,
+            tol=cfg.ot_tol,
+            max_iter=cfg.ot_max_iter,
+            seed=cfg.seed,
+            device=cfg.device,
+        )
+
+    def _build_sampler(self):
+        from aeot.generate import AEOTSampler
+
+        cfg = self.config
+        return AEOTSampler().fit(
+            self.ot_, n_graph_samples=cfg.n_graph_samples, threshold=cfg.threshold, seed=cfg.seed
+        )
+
+    # ---------------------------------------------------------------- encoding
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "ot_"):
+            raise RuntimeError(
+                "this AEOT model is not fitted yet: call fit(data) or AEOT.load(path)"
+            )
+
+    def _encode_raw(self, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+        if self.autoencoder_ is None:
+            return x.clone()
+        device = next(self.autoencoder_.parameters()).device
+        with torch.no_grad():
+            return torch.cat(
+                [self.autoencoder_.encode(part.to(device)).cpu() for part in x.split(batch)]
+            )
+
+    def _decode_raw(self, z: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+        if self.autoencoder_ is None:
+            return z.clone()
+        device = next(self.autoencoder_.parameters()).device
+        with torch.no_grad():
+            return torch.cat(
+                [self.autoencoder_.decode(part.to(device)).cpu() for part in z.split(batch)]
+            )
+
+    def _check_input(self, x, name: str = "x") -> torch.Tensor:
+        x = as_float_tensor(x, name, dtype=torch.float32)
+        if tuple(x.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"{name} must have shape (n, {', '.join(map(str, self.input_shape_))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return x
+
+    def encode(self, x) -> torch.Tensor:
+        """Normalised latent codes of data: (n, *input_shape) -> (n, k)."""
+        self._check_fitted()
+        return self.normaliser_.forward(self._encode_raw(self._check_input(x)))
+
+    def decode(self, codes) -> torch.Tensor:
+        """Data from normalised latent codes: (n, k) -> (n, *input_shape)."""
+        self._check_fitted()
+        z = as_float_tensor(codes, "codes", ndim=2, dtype=torch.float32)
+        if z.shape[1] != self.codes_.shape[1]:
+            raise ValueError(
+                f"codes must have shape (n, {self.codes_.shape[1]}), got {tuple(z.shape)}"
+            )
+        return self._decode_raw(self.normaliser_.inverse(z))
+
+    def reconstruct(self, x) -> torch.Tensor:
+        """ψ(φ(x)): the autoencoder's reconstruction of data."""
+        self._check_fitted()
+        return self._decode_raw(self._encode_raw(self._check_input(x)))
+
+    # -------------------------------------------------------------- generation
+    def sample_codes(self, n: int, *, seed: int = 0) -> GeneratedCodes:
+        """``n`` new normalised latent codes from the PL extension of the OT map.
+
+        The returned :class:`~aeot.generate.GeneratedCodes` also says which training
+        codes (``cells``) were mixed into each new code and with which ``weights``.
+        """
+        self._check_fitted()
+        return self.sampler_.sample(n, seed=seed)
+
+    def sample(self, n: int, *, seed: int = 0) -> torch.Tensor:
+        """``n`` generated data samples: (n, *input_shape)."""
+        return self.decode(self.sample_codes(n, seed=seed).codes)
+
+    def interpolate(self, a, b, steps: int = 10) -> torch.Tensor:
+        """Decoded latent interpolation from data ``a`` to data ``b`` off the singular set.
+
+        ``a`` and ``b`` are single data samples (shape ``input_shape``) or indices of
+        training codes. The curve follows the PL extension of the OT map between
+        their cells and detours around singular facets; when the two lie in
+        different modes (no non-singular path joins them) a ValueError says so.
+        Returns (steps, *input_shape).
+        """
+        self._check_fitted()
+        ends = [self._cell_of(v) for v in (a, b)]
+        path = self.sampler_.interpolate(ends[0], ends[1], steps)
+        return self.decode(path.codes)
+
+    def _cell_of(self, value) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value < self.ot_.targets.shape[0]:
+                raise ValueError(
+                    f"index {value} out of range for {self.ot_.targets.shape[0]} codes"
+                )
+            return value
+        x = self._check_input(torch.as_tensor(value).unsqueeze(0), "interpolation end point")
+        code = self.normaliser_.forward(self._encode_raw(x)).to(self.ot_.targets)
+        return int(torch.cdist(code, self.ot_.targets).argmin())
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model to a folder: config.json, autoencoder and OT safetensors.
+
+        Every file is written atomically; the config is written last, so a folder
+        with a config always holds a complete model.
+        """
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.autoencoder_ is not None:
+            save_autoencoder(folder / "autoencoder.safetensors", self.autoencoder_.cpu())
+        save_tensors(
+            folder / "ot.safetensors",
+            {
+                "targets": self.ot_.targets,
+                "weights": self.ot_.weights,
+                "h": self.ot_.h,
+                "cell_masses": self.ot_.cell_masses,
+                "codes": self.codes_,
+                "center": self.normaliser_.center,
+                "scale": self.normaliser_.scale,
+            },
+        )
+        meta = {
+            "format": "aeot-model",
+            "version": __version__,
+            "config": self.config.to_dict(),
+            "input_shape": list(self.input_shape_),
+            "kind": self.kind_,
+            "ot": {
+                "method": self.ot_.method,
+                "errors": self.ot_.errors,
+                "converged": self.ot_.converged,
+                "n_iter": self.ot_.n_iter,
+            },
+        }
+        save_json(folder / "config.json", meta)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> AEOT:
+        """Read a model written by :meth:`save` (the sampler is rebuilt from its seed)."""
+        folder = Path(path)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model folder not found: {folder}")
+        meta = load_json(folder / "config.json", what="model config")
+        if meta.get("format") != "aeot-model":
+            raise ValueError(f"{folder / 'config.json'} is not an aeot model config")
+        config = AEOTConfig.from_dict(meta["config"])
+        if device is not None:
+            config.device = device
+        model = cls(config)
+        model.input_shape_ = tuple(meta["input_shape"])
+        model.kind_ = meta["kind"]
+        ae_path = folder / "autoencoder.safetensors"
+        model.autoencoder_ = (
+            load_autoencoder(ae_path, device=resolve_device(config.device))
+            if ae_path.exists()
+            else None
+        )
+        if model.autoencoder_ is None and config.autoencoder not in ("identity", "auto"):
+            raise FileNotFoundError(f"autoencoder weights missing: {ae_path}")
+        tensors = load_tensors(folder / "ot.safetensors", what="OT state")
+        needed = {"targets", "weights", "h", "cell_masses", "codes", "center", "scale"}
+        if not needed <= set(tensors):
+            raise ValueError(f"{folder / 'ot.safetensors'} lacks {sorted(needed - set(tensors))}")
+        k = tensors["targets"].shape[1]
+        problem = SemiDiscreteProblem(
+            tensors["targets"], tensors["weights"], source=BoxUniform(k, -1.0, 1.0)
+        )
+        info = meta.get("ot", {})
+        model.ot_ = SemiDiscreteResult(
+            problem=problem,
+            h=tensors["h"],
+            cell_masses=tensors["cell_masses"],
+            errors=list(info.get("errors", [])),
+            converged=bool(info.get("converged", False)),
+            n_iter=int(info.get("n_iter", 0)),
+            method=str(info.get("method", "")),
+        )
+        model.codes_ = tensors["codes"]
+        model.normaliser_ = _Normaliser(tensors["center"], tensors["scale"])
+        model.sampler_ = model._build_sampler()
+        model.history_ = {}
+        return model
+
+    def __repr__(self) -> str:
+        state = "fitted" if hasattr(self, "ot_") else "not fitted"
+        return f"AEOT({state}, {json.dumps(self.config.to_dict())})"
+
+
+__all__ = ["AEOT", "AEOTConfig"]

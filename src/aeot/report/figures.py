@@ -1,0 +1,159 @@
+"""Pictures for reports: image grids, interpolation strips, 2D singular sets.
+
+matplotlib is imported inside the functions (Agg backend, no pyplot), so importing
+:mod:`aeot` never pulls it in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    from aeot._io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
+    return path
+
+
+def tile_images(images: torch.Tensor, ncol: int, pad: int = 1) -> np.ndarray:
+    """Tile (n, c, h, w) images in [0, 1] into one (H, W, 3) or (H, W) array."""
+    x = torch.as_tensor(images).detach().float().clamp(0, 1).cpu().numpy()
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (n, c, h, w), got {x.shape}")
+    n, c, h, w = x.shape
+    nrow = -(-n // ncol)
+    canvas = np.ones((c, nrow * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for k in range(n):
+        r, q = divmod(k, ncol)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        canvas[:, top : top + h, left : left + w] = x[k]
+    return canvas[0] if c == 1 else np.moveaxis(canvas[:3], 0, -1)
+
+
+def save_image_grid(images, path, *, ncol: int = 10, title: str | None = None) -> Path:
+    """Write a grid of images (n, c, h, w) in [0, 1] to a PNG."""
+    tiled = tile_images(images, ncol)
+    scale = 4.0 / max(tiled.shape[1], 1) * max(tiled.shape[1], tiled.shape[0]) / 100
+    fig = _figure(max(2.0, tiled.shape[1] * scale / 4), max(2.0, tiled.shape[0] * scale / 4))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(
+        tiled, cmap="gray" if tiled.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+    )
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_singular_set_2d(
+    result,
+    singular_pairs: np.ndarray,
+    path,
+    *,
+    points: np.ndarray | None = None,
+    generated: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
+    """The power diagram of a 2D OT solution with its singular facets in red.
+
+    Parameters
+    ----------
+    result : SemiDiscreteResult
+        A 2D solution with a box source.
+    singular_pairs : (S, 2) int array
+        Pairs of cells whose shared facet is singular.
+    points : (N, 2) array, optional
+        Drawn in the right panel (e.g. the target codes).
+    generated : (M, 2) array, optional
+        Generated codes, drawn in the right panel.
+    """
+    from matplotlib.collections import LineCollection
+
+    from aeot.ot.power2d import power_diagram_2d
+
+    source = result.problem.source
+    y = result.targets.double().cpu().numpy()
+    diagram = power_diagram_2d(y, result.h.double().cpu().numpy(), source.low, source.high)
+    singular = {tuple(sorted(map(int, p))) for p in np.asarray(singular_pairs).reshape(-1, 2)}
+    is_singular = np.array([tuple(e) in singular for e in diagram.edges.tolist()], dtype=bool)
+
+    fig = _figure(11, 5.2)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    left.add_collection(
+        LineCollection(diagram.edge_segments[~is_singular], colors="0.7", linewidths=0.4)
+    )
+    left.add_collection(
+        LineCollection(
+            diagram.edge_segments[is_singular],
+            colors="crimson",
+            linewidths=1.4,
+            label="singular set Σ",
+        )
+    )
+    left.add_collection(LineCollection(diagram.boundary_segments, colors="k", linewidths=0.8))
+    left.set_xlim(source.low[0], source.high[0])
+    left.set_ylim(source.low[1], source.high[1])
+    left.set_aspect("equal")
+    left.set_title("source: power diagram of the Brenier potential")
+    left.legend(loc="upper right", fontsize=8)
+
+    if points is not None:
+        right.scatter(points[:, 0], points[:, 1], s=2, c="0.3", label="targets (codes)")
+    if generated is not None:
+        right.scatter(
+            generated[:, 0], generated[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated"
+        )
+    for i, j in singular:
+        right.plot([y[i, 0], y[j, 0]], [y[i, 1], y[j, 1]], color="crimson", lw=0.3, alpha=0.5)
+    right.set_aspect("equal")
+    right.set_title("target: codes, generated codes, singular pairs")
+    right.legend(loc="upper right", fontsize=8, markerscale=4)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_points(
+    real: np.ndarray, generated: dict[str, np.ndarray], path, *, title: str = ""
+) -> Path:
+    """Side-by-side scatter plots of real 2D points and each model's samples."""
+    panels = 1 + len(generated)
+    fig = _figure(3.2 * panels, 3.4)
+    lim = np.abs(real).max() * 1.15
+    for k, (name, pts) in enumerate([("real", real), *generated.items()]):
+        ax = fig.add_subplot(1, panels, k + 1)
+        ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, c="0.2" if k == 0 else "tab:blue")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_curve(values: list[float], path, *, title: str, ylabel: str, log: bool = True) -> Path:
+    """A single training/convergence curve."""
+    fig = _figure(4.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=2)
+    if log and min(values, default=1) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,355 @@
+"""AE-OT generation: the piecewise-linear extension, the pairwise rule and interpolation."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from aeot.generate import AEOTSampler, GeneratedCodes, Interpolation, simplex_weights
+from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult
+from aeot.ot.montecarlo import solve_semidiscrete
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _few_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def grid_mixture(n: int, seed: int, std: float = 0.05):
+    rng = np.random.default_rng(seed)
+    means = np.array([(a, b) for a in range(-4, 5, 2) for b in range(-4, 5, 2)], float)
+    labels = rng.integers(0, 25, n)
+    return means[labels] + std * rng.standard_normal((n, 2)), labels, means
+
+
+def ring_mixture(n: int, seed: int, std: float = 0.01):
+    rng = np.random.default_rng(seed)
+    t = 2 * np.pi * np.arange(8) / 8
+    means = np.stack([np.cos(t), np.sin(t)], 1)
+    labels = rng.integers(0, 8, n)
+    return means[labels] + std * rng.standard_normal((n, 2)), labels, means
+
+
+def annulus(n: int, seed: int, inner: float = 0.5):
+    """Uniform on {inner <= |x| <= 1}: one connected, non-convex support."""
+    rng = np.random.default_rng(seed)
+    t = rng.random(n) * 2 * np.pi
+    r = np.sqrt(rng.uniform(inner**2, 1.0, n))
+    return np.stack([r * np.cos(t), r * np.sin(t)], 1)
+
+
+def solve(points: np.ndarray) -> SemiDiscreteResult:
+    """Monte-Carlo OT from the uniform measure on the data's bounding box (small budget)."""
+    box = BoxUniform(points.shape[1], points.min(0).tolist(), points.max(0).tolist())
+    problem = SemiDiscreteProblem(points, source=box)
+    return solve_semidiscrete(
+        problem,
+        tol=0.05,
+        seed=0,
+        max_iter=40,
+        batch_size=2**13,
+        max_batch_size=2**15,
+        time_limit=5.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def grid_fit():
+    y, labels, means = grid_mixture(400, seed=1)
+    sampler = AEOTSampler().fit(solve(y), n_graph_samples=2**15, seed=0)
+    return y, labels, means, 0.05, sampler
+
+
+@pytest.fixture(scope="module")
+def ring_fit():
+    y, labels, means = ring_mixture(200, seed=2)
+    sampler = AEOTSampler().fit(solve(y), n_graph_samples=2**15, seed=0)
+    return y, labels, means, 0.01, sampler
+
+
+@pytest.fixture(scope="module")
+def annulus_fit():
+    y = annulus(300, seed=3)
+    return y, AEOTSampler().fit(solve(y), n_graph_samples=2**15, seed=0)
+
+
+def _used_pairs(out: GeneratedCodes):
+    """(row, cell_a, cell_b) for every pair of cells with positive weight in a code."""
+    cells, w = out.cells, out.weights
+    rows, a, b = [], [], []
+    for i, j in itertools.combinations(range(cells.shape[1]), 2):
+        both = (w[:, i] > 0) & (w[:, j] > 0)
+        idx = torch.nonzero(both).flatten()
+        rows.append(idx)
+        a.append(cells[idx, i])
+        b.append(cells[idx, j])
+    return torch.cat(rows), torch.cat(a), torch.cat(b)
+
+
+@pytest.mark.parametrize("case", ["grid_fit", "ring_fit"])
+def test_codes_never_mix_across_singular_facets(case, request):
+    y, labels, _, _, sampler = request.getfixturevalue(case)
+    out = sampler.sample(4000, seed=1)
+    assert isinstance(out, GeneratedCodes) and len(out) == 4000
+    _, a, b = _used_pairs(out)
+    assert a.numel() > 4000  # codes really are mixtures
+    singular = sampler.singular_
+    assert not bool(singular.is_singular(a, b).any())
+    assert torch.equal(singular.components[a], singular.components[b])
+    # ... hence never across modes
+    assert (labels[a.numpy()] == labels[b.numpy()]).all()
+    # weights: convex combinations reproducing the codes
+    w = out.weights
+    assert bool((w >= 0).all())
+    assert torch.allclose(w.sum(1), torch.ones(4000, dtype=torch.float64))
+    y64 = torch.as_tensor(y)
+    recon = torch.einsum("mk,mkd->md", w, y64[out.cells.clamp_min(0)])
+    assert torch.allclose(recon, out.codes.double(), atol=1e-10)
+    # the winner (containing cell) shares the mode of every cell used
+    assert torch.equal(out.winners, sampler.result_.assign(out.points))
+    assert torch.equal(singular.components[out.winners], singular.components[out.cells[:, 0]])
+
+
+@pytest.mark.parametrize("case", ["grid_fit", "ring_fit"])
+def test_generated_points_stay_near_the_modes(case, request):
+    _, _, means, std, sampler = request.getfixturevalue(case)
+    z = sampler.sample(4000, seed=2).codes.numpy()
+    dist = np.linalg.norm(z[:, None, :] - means[None], axis=2).min(1)
+    assert (dist < 3 * std).mean() >= 0.95
+    assert (dist < 6 * std).all()
+
+
+def test_any_number_of_distinct_codes(ring_fit):
+    y, _, _, _, sampler = ring_fit
+    n = 3 * len(y)
+    out = sampler.sample(n, seed=3)
+    codes = out.codes.numpy()
+    assert codes.shape == (n, 2)
+    assert len(np.unique(codes, axis=0)) == n
+    # new codes, not copies of training codes
+    gap = np.linalg.norm(codes[:, None] - y[None], axis=2).min(1)
+    assert (gap > 1e-9).mean() >= 0.99
+    assert out.n_mixed.min() >= 1 and float(out.n_mixed.double().mean()) > 2
+
+
+def test_sampling_is_reproducible(grid_fit):
+    sampler = grid_fit[-1]
+    a = sampler.sample(500, seed=7)
+    b = sampler.sample(500, seed=7)
+    c = sampler.sample(500, seed=8)
+    assert torch.equal(a.codes, b.codes) and torch.equal(a.cells, b.cells)
+    assert not torch.equal(a.codes, c.codes)
+    d = sampler.sample(500, seed=7, qmc=False)
+    assert torch.equal(d.codes, sampler.sample(500, seed=7, qmc=False).codes)
+    # a refit with the same seeds gives the same sampler
+    again = AEOTSampler().fit(sampler.result_, n_graph_samples=2**15, seed=0)
+    assert torch.equal(again.sample(500, seed=7).codes, a.codes)
+
+
+def test_codes_vary_continuously_inside_a_mode():
+    rng = np.random.default_rng(5)
+    y = rng.random((150, 2))
+    sampler = AEOTSampler().fit(solve(y), n_graph_samples=2**14, seed=0)
+    assert sampler.singular_pairs_.shape[0] == 0
+    start = torch.tensor([0.1, 0.2], dtype=torch.float64)
+    stop = torch.tensor([0.9, 0.7], dtype=torch.float64)
+
+    def max_jump(a, b, m):
+        t = torch.linspace(0, 1, m, dtype=torch.float64).unsqueeze(1)
+        z = sampler.generate(a + t * (b - a)).codes
+        dz = (z[1:] - z[:-1]).norm(dim=1)
+        return dz, a + t * (b - a)
+
+    dz, x = max_jump(start, stop, 4001)
+    assert float(dz.max()) < 0.05  # << the code spacing (~0.08)
+    # the largest jump shrinks with the step: no discontinuity
+    i = int(dz.argmax())
+    fine, _ = max_jump(x[i], x[i + 1], 1001)
+    assert float(fine.max()) < float(dz.max()) / 20
+
+
+def test_pairwise_reference_scheme(grid_fit):
+    y, _, means, std, sampler = grid_fit
+    out = sampler.sample(3000, seed=4, method="pairwise")
+    assert out.method == "pairwise" and out.cells.shape == (3000, 2)
+    mixed = out.weights[:, 1] > 0
+    assert 0.2 < float(mixed.double().mean()) < 1.0
+    assert torch.allclose(out.weights[mixed], torch.tensor([0.75, 0.25], dtype=torch.float64))
+    a, b = out.cells[mixed, 0], out.cells[mixed, 1]
+    assert not bool(sampler.singular_.is_singular(a, b).any())
+    # the two best cells of each mixed point, as in the reference code
+    _, top2 = sampler.result_.topk(out.points[mixed], 2)
+    assert torch.equal(top2, out.cells[mixed])
+    # unmixed points return their winner's code (the reference code drops them)
+    winners = sampler.result_.assign(out.points[~mixed])
+    assert torch.allclose(out.codes[~mixed], torch.as_tensor(y)[winners])
+    z = out.codes.numpy()
+    assert (np.linalg.norm(z[:, None] - means[None], axis=2).min(1) < 3 * std).mean() >= 0.95
+    other = AEOTSampler(method="pairwise", pair_weight=0.5).fit(
+        sampler.result_, graph=sampler.graph_
+    )
+    half = other.sample(100, seed=4)
+    assert torch.allclose(
+        half.weights[half.weights[:, 1] > 0], torch.tensor(0.5, dtype=torch.float64)
+    )
+
+
+def test_concave_support_codes_avoid_the_hole(annulus_fit):
+    _, sampler = annulus_fit
+    assert sampler.singular_.n_components - sampler.graph_.empty_cells.numel() == 1
+    assert sampler.singular_pairs_.shape[0] > 0  # facets across the hole
+    radius = sampler.sample(6000, seed=5).codes.norm(dim=1)
+    assert float(radius.min()) > 0.45
+    # ignoring the singular set fills the hole: detection is what keeps it empty
+    naive = AEOTSampler().fit(sampler.result_, threshold=math.pi, graph=sampler.graph_)
+    assert float(naive.sample(6000, seed=5).codes.norm(dim=1).min()) < 0.4
+
+
+def test_interpolation_within_a_mode_and_across_modes(ring_fit):
+    y, labels, means, std, sampler = ring_fit
+    # two occupied cells of mode 0 in one non-singular component
+    comp = sampler.singular_.components.numpy()
+    occupied = sampler.graph_.cell_counts.numpy() > 0
+    first = np.nonzero((labels == 0) & occupied)[0]
+    first = first[comp[first] == np.bincount(comp[first]).argmax()]
+    path = sampler.interpolate(int(first[0]), int(first[1]), steps=20)
+    assert isinstance(path, Interpolation)
+    assert path.codes.shape == (20, 2) and path.points.shape == (20, 2) and path.crossings == 0
+    assert np.allclose(path.codes[0].numpy(), y[first[0]], atol=1e-3 * std)
+    assert np.allclose(path.codes[-1].numpy(), y[first[1]], atol=1e-3 * std)
+    assert (np.linalg.norm(path.codes.numpy() - means[0], axis=1) < 4 * std).all()
+    # a source point as an endpoint
+    point = sampler.graph_.centroids[int(first[2])].numpy()
+    assert sampler.interpolate(point, int(first[1]), steps=5).codes.shape == (5, 2)
+    other = int(np.nonzero(labels == 3)[0][0])
+    with pytest.raises(ValueError, match="different non-singular components"):
+        sampler.interpolate(int(first[0]), other)
+
+
+def test_interpolation_routes_around_the_singular_set(annulus_fit):
+    y, sampler = annulus_fit
+    centroids = sampler.graph_.centroids
+    t = torch.linspace(0, 1, 512, dtype=torch.float64).unsqueeze(1)
+    found = None
+    for i in range(0, len(y), 7):
+        for j in range(i + 1, len(y), 11):
+            if sampler.crossings(centroids[i] + t * (centroids[j] - centroids[i])) > 0:
+                found = (i, j)
+                break
+        if found:
+            break
+    assert found is not None
+    path = sampler.interpolate(*found, steps=60)
+    assert path.routed and path.path[0] == found[0] and path.path[-1] == found[1]
+    assert path.crossings == 0
+    # consecutive cells of the detour share non-singular facets
+    p = torch.tensor(path.path)
+    assert bool((sampler.graph_.edge_ids(p[:-1], p[1:]) >= 0).all())
+    assert not bool(sampler.singular_.is_singular(p[:-1], p[1:]).any())
+    # a fine walk along the returned points crosses no singular facet either
+    fine = torch.cat(
+        [
+            a + t[:64] * (b - a)
+            for a, b in zip(path.points[:-1].double(), path.points[1:].double(), strict=True)
+        ]
+    )
+    assert sampler.crossings(fine) == 0
+    assert float(path.codes.norm(dim=1).min()) > 0.45
+
+
+def test_singular_points_method(grid_fit):
+    sampler = grid_fit[-1]
+    x = sampler.result_.problem.source.sample(4096, seed=1, dtype=torch.float64)
+    mask = sampler.singular_points(x)
+    assert mask.shape == (4096,) and 0 < int(mask.sum()) < 4096
+    wider = sampler.singular_points(x, tol=10 * sampler.graph_.eps)
+    assert bool((wider | ~mask).all()) and int(wider.sum()) > int(mask.sum())
+
+
+def test_simplex_weights_are_barycentric_inside_a_triangle():
+    c = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
+    x = torch.tensor([[0.2, 0.3]], dtype=torch.float64)
+    gates = torch.ones(1, 3, dtype=torch.float64)
+    w = simplex_weights(x, c, gates, 1.0, smoothing=0.05)
+    assert torch.allclose(w, torch.tensor([[0.5, 0.2, 0.3]], dtype=torch.float64), atol=1e-4)
+    # outside: the nearest point of the triangle
+    w = simplex_weights(torch.tensor([[2.0, -1.0]], dtype=torch.float64), c, gates, 1.0)
+    assert torch.allclose(w, torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64), atol=1e-3)
+    # a vanishing gate switches its cell off continuously
+    for g in (1e-3, 1e-6):
+        gates = torch.tensor([[1.0, 1.0, g]], dtype=torch.float64)
+        w = simplex_weights(x, c, gates, 1.0, smoothing=0.05)
+        assert float(w[0, 2]) < 30 * g**0.5
+    gates = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
+    assert float(simplex_weights(x, c, gates, 1.0)[0, 2]) == 0.0
+
+
+def test_float32_codes_and_tiny_problems():
+    rng = np.random.default_rng(0)
+    y = rng.random((40, 3)).astype(np.float32)
+    sampler = AEOTSampler().fit(solve(y), n_graph_samples=2**12, seed=0)
+    out = sampler.sample(300, seed=0)
+    assert out.codes.dtype == torch.float32 and out.codes.shape == (300, 3)
+    assert out.cells.shape[1] == 4  # min(d + 1, 4)
+    # one code: every sample is that code
+    one = SemiDiscreteResult(
+        problem=SemiDiscreteProblem(np.array([[0.5, 0.5]])),
+        h=torch.zeros(1, dtype=torch.float64),
+        cell_masses=torch.ones(1),
+    )
+    single = AEOTSampler().fit(one, n_graph_samples=64).sample(10, seed=0)
+    assert torch.allclose(single.codes, torch.tensor([[0.5, 0.5]], dtype=torch.float64))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_the_device_of_the_targets():
+    rng = np.random.default_rng(0)
+    y = torch.as_tensor(rng.random((50, 2))).cuda()
+    problem = SemiDiscreteProblem(y)
+    result = SemiDiscreteResult(
+        problem=problem, h=-0.5 * (y * y).sum(1).cpu(), cell_masses=torch.zeros(50)
+    )
+    out = AEOTSampler().fit(result, n_graph_samples=2**12).sample(100, seed=0)
+    assert out.codes.device.type == "cuda" and out.cells.device.type == "cuda"
+
+
+def test_bad_input(grid_fit):
+    sampler = grid_fit[-1]
+    with pytest.raises(RuntimeError, match="fit"):
+        AEOTSampler().sample(10)
+    for n in (0, -5):
+        with pytest.raises(ValueError):
+            sampler.sample(n)
+    with pytest.raises(TypeError):
+        sampler.sample(2.5)
+    with pytest.raises(ValueError):
+        sampler.sample(10, method="nearest")
+    with pytest.raises(ValueError):
+        sampler.generate(torch.zeros(4, 3))
+    with pytest.raises(ValueError):
+        sampler.generate(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError):
+        sampler.interpolate(0, 10_000)
+    with pytest.raises(ValueError):
+        sampler.interpolate(0, 1, steps=1)
+    with pytest.raises(ValueError):
+        sampler.interpolate(np.zeros(3), 1)
+    with pytest.raises(TypeError):
+        sampler.fit("result")
+    with pytest.raises(ValueError):
+        AEOTSampler(n_cells=9)
+    with pytest.raises(ValueError):
+        AEOTSampler(smoothing=0.0)
+    with pytest.raises(ValueError):
+        AEOTSampler(gate_mix=1.0)
+    with pytest.raises(ValueError):
+        AEOTSampler(pair_weight=2.0)
+    with pytest.raises(ValueError):
+        AEOTSampler().fit(sampler.result_, threshold=float("nan"), graph=sampler.graph_)

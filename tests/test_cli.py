@@ -1,0 +1,64 @@
+"""The command line on tiny data."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from aeot.cli import app
+
+runner = CliRunner()
+
+
+def test_fit_sample_interpolate(tmp_path):
+    data = np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32)
+    data[:150] += 4
+    np.save(tmp_path / "points.npy", data)
+    model = tmp_path / "model"
+    result = runner.invoke(
+        app, ["fit", str(tmp_path / "points.npy"), "-o", str(model), "--autoencoder", "identity"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (model / "config.json").exists()
+    result = runner.invoke(app, ["sample", str(model), "-n", "500", "-o", str(tmp_path / "s.npy")])
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "s.npy").shape == (500, 2)
+    result = runner.invoke(
+        app,
+        [
+            "interpolate",
+            str(model),
+            "--a",
+            "0",
+            "--b",
+            "1",
+            "-o",
+            str(tmp_path / "path.npy"),
+            "--steps",
+            "5",
+        ],
+    )
+    assert result.exit_code in (0, 2), result.output
+
+
+def test_clear_errors(tmp_path):
+    result = runner.invoke(
+        app, ["sample", str(tmp_path / "missing"), "-o", str(tmp_path / "x.npy")]
+    )
+    assert result.exit_code == 2
+    assert "model folder not found" in result.output
+    result = runner.invoke(app, ["fit", str(tmp_path / "nope.npy"), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "nope.npy" in result.output
+
+
+def test_demo_quick(tmp_path):
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "singular" in page
+    for name in (
+        "digits_generated.png",
+        "grid25_singular_set.png",
+        "ring8_singular_set.png",
+        "metrics.json",
+    ):
+        assert (tmp_path / "report" / name).exists(), name

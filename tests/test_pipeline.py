@@ -1,0 +1,123 @@
+"""AE-OT end to end on tiny data: fit, sample, interpolate, save/load, seeds, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from aeot.data import grid_mixture, load_digits8
+from aeot.pipeline import AEOT
+
+
+@pytest.fixture(scope="module")
+def grid_model():
+    torch.set_num_threads(1)
+    data = grid_mixture(600, seed=0)
+    return data, AEOT(autoencoder="identity", seed=0, n_graph_samples=2**15).fit(data)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    torch.set_num_threads(1)
+    data = load_digits8()
+    small = data.subset(np.arange(300))
+    model = AEOT(
+        autoencoder="mlp",
+        latent_dim=4,
+        hidden=(64,),
+        epochs=5,
+        ot_tol=0.05,
+        seed=0,
+        progress=False,
+        n_graph_samples=2**14,
+    )
+    return small, model.fit(small)
+
+
+def test_identity_model_samples_near_the_modes(grid_model):
+    data, model = grid_model
+    x = model.sample(1000, seed=1)
+    assert x.shape == (1000, 2)
+    modes = torch.as_tensor(data.modes, dtype=torch.float32)
+    nearest = torch.cdist(x, modes).min(1).values
+    assert float((nearest < 3 * data.mode_std).float().mean()) > 0.9
+    # new points, not copies of the targets (a cell whose facets are all singular can
+    # only give its own code back; points outside the hull of a mode's centroids stay
+    # close to the code of their cell)
+    assert len(torch.unique(x, dim=0)) >= 990
+    copies = (torch.cdist(x, model.decode(model.codes_)).min(1).values < 1e-6).float().mean()
+    assert float(copies) < 0.15
+
+
+def test_more_samples_than_codes(grid_model):
+    _, model = grid_model
+    assert model.sample(2000, seed=2).shape == (2000, 2)
+
+
+def test_codes_never_mix_across_singular_facets(grid_model):
+    _, model = grid_model
+    info = model.sample_codes(2000, seed=3)
+    singular = model.sampler_.singular_
+    used = info.cells
+    for a in range(used.shape[1]):
+        for b in range(a + 1, used.shape[1]):
+            both = (
+                (used[:, a] >= 0)
+                & (used[:, b] >= 0)
+                & (info.weights[:, a] > 0)
+                & (info.weights[:, b] > 0)
+            )
+            if bool(both.any()):
+                assert not bool(singular.is_singular(used[both, a], used[both, b]).any())
+
+
+def test_reproducible_from_seed(grid_model):
+    data, model = grid_model
+    torch.testing.assert_close(model.sample(50, seed=7), model.sample(50, seed=7))
+    assert not torch.equal(model.sample(50, seed=7), model.sample(50, seed=8))
+    again = AEOT(autoencoder="identity", seed=0, n_graph_samples=2**15).fit(data)
+    torch.testing.assert_close(again.sample(50, seed=7), model.sample(50, seed=7))
+
+
+def test_save_load_round_trip(tmp_path, digits_model):
+    data, model = digits_model
+    model.save(tmp_path / "m")
+    loaded = AEOT.load(tmp_path / "m")
+    torch.testing.assert_close(loaded.sample(20, seed=4), model.sample(20, seed=4))
+    torch.testing.assert_close(loaded.reconstruct(data.x[:5]), model.reconstruct(data.x[:5]))
+    torch.testing.assert_close(loaded.ot_.h, model.ot_.h)
+
+
+def test_image_model_shapes_and_interpolation(digits_model):
+    data, model = digits_model
+    assert model.sample(8, seed=0).shape == (8, 1, 8, 8)
+    assert model.encode(data.x[:3]).shape == (3, 4)
+    same = np.nonzero(data.labels.numpy() == 1)[0]
+    try:
+        path = model.interpolate(int(same[0]), int(same[1]), steps=6)
+    except ValueError as exc:  # two different modes: refused, never a jump
+        assert "singular" in str(exc) or "component" in str(exc)
+    else:
+        assert path.shape == (6, 1, 8, 8)
+        assert float(path.min()) >= 0 and float(path.max()) <= 1
+
+
+def test_bad_input(tmp_path, digits_model):
+    _, model = digits_model
+    with pytest.raises(ValueError, match="shape"):
+        model.reconstruct(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(torch.full((1, 1, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="out of range"):
+        model.interpolate(0, 10**6)
+    with pytest.raises(ValueError, match="data must be"):
+        AEOT().fit(torch.zeros(5))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        AEOT().sample(3)
+    with pytest.raises(FileNotFoundError, match="model folder"):
+        AEOT.load(tmp_path / "nothing")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        AEOT.load(tmp_path / "broken")
+    with pytest.raises(ValueError, match="autoencoder must be"):
+        AEOT(autoencoder="resnet")
