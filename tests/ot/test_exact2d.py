@@ -1,0 +1,370 @@
+"""Exact 2D power diagrams (aeot.ot.power2d) and the damped Newton solver (aeot.ot.exact2d)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aeot.ot.exact2d import default_heights_2d, masses_and_hessian_2d, solve_exact_2d
+from aeot.ot.power2d import power_cell_polygons_2d, power_diagram_2d
+from aeot.ot.problem import SemiDiscreteProblem
+from aeot.ot.sources import BoxUniform, Gaussian
+
+# ------------------------------------------------------------------ reference geometry
+
+
+def _clip(poly: np.ndarray, a: np.ndarray, b: float) -> np.ndarray:
+    """Sutherland–Hodgman: the part of the convex polygon ``poly`` where <x, a> <= b."""
+    out = []
+    for k in range(len(poly)):
+        p, q = poly[k], poly[(k + 1) % len(poly)]
+        fp, fq = p @ a - b, q @ a - b
+        if fp <= 0:
+            out.append(p)
+        if fp * fq < 0:
+            out.append(p + fp / (fp - fq) * (q - p))
+    return np.array(out) if out else np.zeros((0, 2))
+
+
+def _shoelace(poly: np.ndarray) -> float:
+    if len(poly) < 3:
+        return 0.0
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(x @ np.roll(y, -1) - y @ np.roll(x, -1))
+
+
+def _reference_areas(y, h, low, high) -> np.ndarray:
+    """O(N²) half-plane clipping of the box: W_i = ∩_j {<x, y_j − y_i> <= h_i − h_j}."""
+    lo = np.broadcast_to(np.asarray(low, float), (2,))
+    hi = np.broadcast_to(np.asarray(high, float), (2,))
+    box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    areas = []
+    for i in range(len(y)):
+        poly = box
+        for j in range(len(y)):
+            if j != i and len(poly):
+                poly = _clip(poly, y[j] - y[i], h[i] - h[j])
+        areas.append(_shoelace(poly))
+    return np.array(areas)
+
+
+def _grid(k: int, low=0.0, high=1.0) -> np.ndarray:
+    lo = np.broadcast_to(np.asarray(low, float), (2,))
+    hi = np.broadcast_to(np.asarray(high, float), (2,))
+    gx = lo[0] + (np.arange(k) + 0.5) / k * (hi[0] - lo[0])
+    gy = lo[1] + (np.arange(k) + 0.5) / k * (hi[1] - lo[1])
+    return np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+
+
+def _rel_error(result) -> float:
+    nu = result.weights.numpy()
+    return float(np.max(np.abs(result.cell_masses.numpy() - nu) / nu))
+
+
+# ------------------------------------------------------------------------ power2d
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_areas_match_reference_clipping(seed):
+    rng = np.random.default_rng(seed)
+    n = 40
+    y = rng.random((n, 2)) * 1.4 - 0.2  # some targets outside the box
+    noise = [0.0, 1e-3, 1e-2, 0.1, 1.0, 1e-4][seed]
+    h = -0.5 * (y**2).sum(1) + noise * rng.standard_normal(n)
+    d = power_diagram_2d(y, h)
+    ref = _reference_areas(y, h, 0.0, 1.0)
+    np.testing.assert_allclose(d.areas, ref, atol=1e-14)
+    assert d.areas.sum() == pytest.approx(1.0, abs=1e-14)
+    assert (d.edges[:, 0] < d.edges[:, 1]).all()
+    assert (d.edge_lengths > 0).all()
+
+
+def test_areas_sum_to_box_area_on_a_non_unit_box():
+    rng = np.random.default_rng(1)
+    low, high = (-2.0, 1.0), (3.0, 2.0)
+    y = rng.random((300, 2)) * [6.0, 2.0] + [-2.5, 0.5]
+    h = -0.5 * (y**2).sum(1) + 0.01 * rng.standard_normal(300)
+    d = power_diagram_2d(y, h, low, high)
+    assert d.volume == 5.0
+    assert d.areas.sum() == pytest.approx(5.0, rel=1e-14)
+    np.testing.assert_allclose(d.masses.sum(), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(d.areas, _reference_areas(y, h, low, high), atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(0.0, 1.0), (0.25, 0.75), (0.125, 0.875), ((0.25, 0.0), (1.0, 0.75))],
+)
+@pytest.mark.parametrize("kind", ["voronoi", "zero", "affine"])
+def test_degenerate_grids(low, high, kind):
+    """Co-circular sites, coplanar lifts, diagram vertices and edges on the box boundary."""
+    y = _grid(4)
+    h = {
+        "voronoi": -0.5 * (y**2).sum(1),
+        "zero": np.zeros(len(y)),
+        "affine": -0.5 * (y**2).sum(1) + y @ [0.1, 0.2],
+    }[kind]
+    d = power_diagram_2d(y, h, low, high)
+    np.testing.assert_allclose(d.areas, _reference_areas(y, h, low, high), atol=1e-14)
+
+
+def test_small_and_collinear_configurations():
+    for y, h in [
+        (np.array([[0.3, 0.4]]), np.array([0.7])),
+        (np.array([[0.2, 0.2], [0.9, 0.5]]), np.array([0.0, -0.3])),
+        (np.array([[0.1, 0.1], [0.8, 0.3], [0.4, 0.9]]), np.array([0.0, 0.1, -0.2])),
+        (np.stack([np.linspace(-1, 2, 7), 0.3 * np.linspace(-1, 2, 7) + 0.2], 1), np.zeros(7)),
+        (np.stack([np.linspace(0, 1, 9), np.full(9, 0.5)], 1), np.linspace(0, 0.1, 9) ** 2),
+    ]:
+        d = power_diagram_2d(y, h)
+        np.testing.assert_allclose(d.areas, _reference_areas(y, h, 0.0, 1.0), atol=1e-14)
+
+
+def test_polygons_match_areas():
+    rng = np.random.default_rng(3)
+    y = rng.random((60, 2))
+    h = -0.5 * (y**2).sum(1) + 1e-3 * rng.standard_normal(60)
+    d = power_diagram_2d(y, h)
+    polys = power_cell_polygons_2d(y, h)
+    assert len(polys) == 60
+    np.testing.assert_allclose([_shoelace(p) for p in polys], d.areas, atol=1e-14)
+    for p, area in zip(polys, d.areas, strict=True):
+        assert p.shape[1] == 2
+        assert (p.shape[0] == 0) == (area == 0)
+
+
+def test_boundary_owners_from_the_kd_tree_match_brute_force():
+    from aeot.ot.power2d import _best_all, _owners
+
+    rng = np.random.default_rng(11)
+    y = rng.random((5000, 2)) * 1.2 - 0.1
+    psi = 1e-3 * rng.standard_normal(5000)
+    side = rng.integers(0, 4, 400)
+    s = rng.random(400)
+    pts = np.choose(
+        side,
+        [
+            np.stack([s, 0 * s], 1).T,
+            np.stack([1 + 0 * s, s], 1).T,
+            np.stack([s, 1 + 0 * s], 1).T,
+            np.stack([0 * s, s], 1).T,
+        ],
+    ).T
+    np.testing.assert_array_equal(_owners(y, psi, pts, side), _best_all(y, psi, pts, side))
+
+
+def test_power_diagram_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        power_diagram_2d(np.zeros((3, 3)), np.zeros(3))
+    with pytest.raises(ValueError, match="heights"):
+        power_diagram_2d(np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(ValueError, match="box"):
+        power_diagram_2d(np.ones((3, 2)), np.zeros(3), 1.0, 0.0)
+
+
+# ------------------------------------------------------------------------ Hessian
+
+
+def test_hessian_matches_finite_differences():
+    rng = np.random.default_rng(7)
+    n = 30
+    y = rng.random((n, 2)) * 1.2 - 0.1
+    problem = SemiDiscreteProblem(torch.from_numpy(y))
+    h = -0.5 * (y**2).sum(1) + 2e-3 * rng.standard_normal(n)
+    masses, hess = masses_and_hessian_2d(problem, h)
+    hess = hess.toarray()
+    np.testing.assert_allclose(hess, hess.T, atol=1e-15)
+    np.testing.assert_allclose(hess.sum(axis=1), 0.0, atol=1e-12)
+    eps = 1e-7
+    fd = np.empty((n, n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = eps
+        fd[:, j] = (
+            masses_and_hessian_2d(problem, h + e)[0] - masses_and_hessian_2d(problem, h - e)[0]
+        ) / (2 * eps)
+    np.testing.assert_allclose(hess, fd, atol=1e-6 * np.abs(hess).max())
+    assert masses.sum() == pytest.approx(1.0, abs=1e-14)
+
+
+# ------------------------------------------------------------------------ solver
+
+
+def test_grid_targets_give_voronoi_cells():
+    k = 8
+    y = _grid(k)
+    result = solve_exact_2d(SemiDiscreteProblem(torch.from_numpy(y)), h0=np.zeros(k * k))
+    assert result.converged
+    assert result.method == "newton-exact-2d"
+    assert result.n_samples == 0
+    psi = result.h.numpy() + 0.5 * (y**2).sum(1)
+    assert np.ptp(psi) < 1e-12
+    np.testing.assert_allclose(result.cell_masses.numpy(), 1 / k**2, rtol=1e-10)
+
+
+def test_targets_on_a_line_give_vertical_strips():
+    rng = np.random.default_rng(0)
+    n = 12
+    weights = rng.dirichlet(np.ones(n))
+    y = np.stack([np.sort(rng.random(n)), np.full(n, 0.5)], axis=1)
+    result = solve_exact_2d(SemiDiscreteProblem(y, weights))
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+    d = power_diagram_2d(y, result.h.numpy())
+    order = np.argsort(d.edge_segments[:, 0, 0])
+    segs = d.edge_segments[order]
+    np.testing.assert_allclose(segs[:, 0, 0], segs[:, 1, 0], atol=1e-12)  # vertical
+    np.testing.assert_allclose(segs[:, 0, 0], np.cumsum(weights)[:-1], atol=1e-10)
+    np.testing.assert_allclose(d.edge_lengths, 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_converges_to_tolerance_with_non_uniform_weights(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    y = rng.random((n, 2))
+    weights = rng.random(n) ** 3 + 0.01  # masses spread over two orders of magnitude
+    weights /= weights.sum()
+    problem = SemiDiscreteProblem(torch.from_numpy(y), torch.from_numpy(weights))
+    result = solve_exact_2d(problem)
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+    assert len(result.errors) == result.n_iter + 1
+    assert result.errors[-1] < result.errors[0]
+    assert result.h.dtype == torch.float64
+    assert abs(float(result.h.mean())) < 1e-12
+    # independent re-evaluation from the returned h
+    masses = power_diagram_2d(y, result.h.numpy()).masses
+    np.testing.assert_allclose(masses, weights / weights.sum(), rtol=1e-8)
+
+
+def test_non_unit_box_with_targets_outside():
+    rng = np.random.default_rng(4)
+    n = 200
+    source = BoxUniform(2, low=[-2.0, 1.0], high=[3.0, 2.0])
+    y = rng.random((n, 2)) * [7.0, 3.0] + [-3.0, 0.0]
+    weights = rng.random(n) + 0.2
+    problem = SemiDiscreteProblem(y, weights / weights.sum(), source=source)
+    result = solve_exact_2d(problem)
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+    assert float(result.cell_masses.sum()) == pytest.approx(1.0, abs=1e-13)
+    masses = power_diagram_2d(y, result.h.numpy(), source.low, source.high).masses
+    np.testing.assert_allclose(masses, problem.weights.numpy(), rtol=1e-8)
+
+
+def test_degenerate_lattice_outside_the_box():
+    """Nearly co-circular quadruples everywhere: Qhull may pick the non-regular diagonal."""
+    y = _grid(20) * 3.0 - 1.0
+    result = solve_exact_2d(SemiDiscreteProblem(y))
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+
+
+def test_laplacian_solver_direct_and_pcg():
+    from aeot.ot.exact2d import _laplacian, _LaplacianSolver
+    from aeot.ot.power2d import _power_diagram, spatial_order
+
+    rng = np.random.default_rng(12)
+    n = 3000
+    y = rng.random((n, 2))
+    solver = _LaplacianSolver(y, spatial_order(y), leaf=16)
+    rhs = rng.standard_normal(n)
+    rhs -= rhs.mean()
+    for noise, rtol in [(0.0, None), (1e-7, 1e-9)]:
+        d = _power_diagram(y, noise * rng.standard_normal(n), (0.0, 0.0), (1.0, 1.0))
+        assert (d.areas > 0).all()
+        x = solver.solve(d, 1.0, rhs, None if rtol is None else np.full(n, rtol))
+        lap = _laplacian(
+            y, d.edges[:, 0], d.edges[:, 1], d.edge_lengths, 1.0, n, np.arange(n), None
+        ).tocsr()
+        assert abs(x.mean()) < 1e-12
+        assert np.abs(lap @ x - rhs).max() <= (1e-9 if rtol else 1e-10)
+    assert solver.n_factor == 1 and solver.n_pcg == 1
+
+
+def test_targets_far_from_the_box():
+    rng = np.random.default_rng(5)
+    y = rng.random((100, 2)) * 0.01 + [50.0, -20.0]
+    h = default_heights_2d(y)
+    assert (power_diagram_2d(y, h).areas > 0).all()
+    result = solve_exact_2d(SemiDiscreteProblem(y))
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+
+
+def test_constant_shift_of_h0_changes_nothing():
+    rng = np.random.default_rng(6)
+    y = rng.random((150, 2))
+    problem = SemiDiscreteProblem(y, rng.dirichlet(np.ones(150)))
+    h0 = -0.5 * (y**2).sum(1) + 1e-4 * rng.standard_normal(150)
+    a = solve_exact_2d(problem, h0=h0)
+    b = solve_exact_2d(problem, h0=h0 + 3.7)
+    assert a.converged and b.converged
+    np.testing.assert_allclose(a.h.numpy(), b.h.numpy(), atol=1e-12)
+    assert a.errors == pytest.approx(b.errors, rel=1e-6, abs=1e-15)
+
+
+def test_h0_with_empty_cells_is_repaired():
+    rng = np.random.default_rng(8)
+    y = rng.random((100, 2))
+    h0 = -0.5 * (y**2).sum(1)
+    h0[:5] -= 1.0  # hides five targets
+    assert (power_diagram_2d(y, h0).areas[:5] == 0).all()
+    result = solve_exact_2d(SemiDiscreteProblem(y), h0=torch.from_numpy(h0))
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+
+
+def test_solution_is_unique_up_to_a_constant():
+    rng = np.random.default_rng(9)
+    y = rng.random((80, 2))
+    problem = SemiDiscreteProblem(y)
+    a = solve_exact_2d(problem)
+    b = solve_exact_2d(problem, h0=-0.5 * (y**2).sum(1) + 1e-3 * rng.standard_normal(80))
+    np.testing.assert_allclose(a.h.numpy(), b.h.numpy(), atol=1e-11)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_problems(n):
+    y = np.array([[0.2, 0.3], [0.7, 0.6], [0.4, 0.9]])[:n]
+    weights = np.array([0.5, 0.3, 0.2])[:n]
+    result = solve_exact_2d(SemiDiscreteProblem(y, weights / weights.sum()))
+    assert result.converged
+    assert _rel_error(result) <= 1e-10
+
+
+def test_max_iter_zero_and_result_fields():
+    y = np.random.default_rng(0).random((50, 2))
+    result = solve_exact_2d(SemiDiscreteProblem(y), max_iter=0)
+    assert not result.converged
+    assert result.n_iter == 0
+    assert len(result.errors) == 1
+    assert result.cell_masses.shape == (50,)
+
+
+def test_rejects_unsupported_problems():
+    with pytest.raises(ValueError, match="only a uniform box source in 2D"):
+        solve_exact_2d(SemiDiscreteProblem(torch.rand(10, 3)))
+    with pytest.raises(ValueError, match="only a uniform box source in 2D"):
+        solve_exact_2d(SemiDiscreteProblem(torch.rand(10, 2), source=Gaussian(2)))
+    problem = SemiDiscreteProblem(torch.rand(10, 2))
+    with pytest.raises(ValueError, match="h0"):
+        solve_exact_2d(problem, h0=np.zeros(9))
+    with pytest.raises(ValueError, match="tol"):
+        solve_exact_2d(problem, tol=0.0)
+    with pytest.raises(ValueError, match="max_iter"):
+        solve_exact_2d(problem, max_iter=-1)
+    with pytest.raises(TypeError):
+        solve_exact_2d("not a problem")
+
+
+def test_float32_targets_are_solved_in_float64():
+    gen = torch.Generator().manual_seed(0)
+    problem = SemiDiscreteProblem(torch.rand(200, 2, generator=gen))  # float32
+    result = solve_exact_2d(problem)
+    assert result.converged
+    assert result.h.dtype == torch.float64
+    assert result.cell_masses.dtype == torch.float64
+    assert _rel_error(result) <= 1e-10
