@@ -135,9 +135,16 @@ def _lift_empty_cells(
     """
     ids = torch.nonzero(empty).flatten()
     for part in ids.split(256):
-        gap = best[:, None] - x @ y[part].t()  # (n, k): how far y_i is from winning at x
-        lowest = gap.min(0).values
-        spread = gap.std(0).clamp_min(1e-12)
+        lowest = torch.full((part.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
+        total = torch.zeros_like(lowest)
+        total_sq = torch.zeros_like(lowest)
+        for start in range(0, x.shape[0], 2**16):  # (rows, k) gaps, chunked to bound memory
+            gap = best[start : start + 2**16, None] - x[start : start + 2**16] @ y[part].t()
+            lowest = torch.minimum(lowest, gap.min(0).values)
+            total += gap.sum(0)
+            total_sq += (gap * gap).sum(0)
+        mean = total / x.shape[0]
+        spread = (total_sq / x.shape[0] - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
         h[part] = lowest + 1e-3 * spread
 
 
