@@ -46,8 +46,9 @@ def tile_images(images: torch.Tensor, ncol: int, pad: int = 1) -> np.ndarray:
 def save_image_grid(images, path, *, ncol: int = 10, title: str | None = None) -> Path:
     """Write a grid of images (n, c, h, w) in [0, 1] to a PNG."""
     tiled = tile_images(images, ncol)
-    scale = 4.0 / max(tiled.shape[1], 1) * max(tiled.shape[1], tiled.shape[0]) / 100
-    fig = _figure(max(2.0, tiled.shape[1] * scale / 4), max(2.0, tiled.shape[0] * scale / 4))
+    # small images (8×8 digits) are blown up so that a grid is ~5 inches wide
+    inches = 5.0 * tiled.shape[1] / max(tiled.shape)
+    fig = _figure(max(inches, 1.0), max(5.0 * tiled.shape[0] / max(tiled.shape), 0.6))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(
         tiled, cmap="gray" if tiled.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
@@ -60,7 +61,7 @@ def save_image_grid(images, path, *, ncol: int = 10, title: str | None = None) -
 
 def plot_singular_set_2d(
     result,
-    singular_pairs: np.ndarray,
+    singular,
     path,
     *,
     points: np.ndarray | None = None,
@@ -73,8 +74,9 @@ def plot_singular_set_2d(
     ----------
     result : SemiDiscreteResult
         A 2D solution with a box source.
-    singular_pairs : (S, 2) int array
-        Pairs of cells whose shared facet is singular.
+    singular : aeot.generate.SingularSet
+        Decides for every edge (i, j) of the exact power diagram whether its facet is
+        singular (dihedral angle above the threshold).
     points : (N, 2) array, optional
         Drawn in the right panel (e.g. the target codes).
     generated : (M, 2) array, optional
@@ -87,8 +89,8 @@ def plot_singular_set_2d(
     source = result.problem.source
     y = result.targets.double().cpu().numpy()
     diagram = power_diagram_2d(y, result.h.double().cpu().numpy(), source.low, source.high)
-    singular = {tuple(sorted(map(int, p))) for p in np.asarray(singular_pairs).reshape(-1, 2)}
-    is_singular = np.array([tuple(e) in singular for e in diagram.edges.tolist()], dtype=bool)
+    edges = torch.as_tensor(diagram.edges, dtype=torch.long)
+    is_singular = singular.is_singular(edges[:, 0], edges[:, 1]).cpu().numpy().astype(bool)
 
     fig = _figure(11, 5.2)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -116,8 +118,9 @@ def plot_singular_set_2d(
         right.scatter(
             generated[:, 0], generated[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated"
         )
-    for i, j in singular:
-        right.plot([y[i, 0], y[j, 0]], [y[i, 1], y[j, 1]], color="crimson", lw=0.3, alpha=0.5)
+    pairs = diagram.edges[is_singular]
+    right.add_collection(LineCollection(y[pairs], colors="crimson", linewidths=0.3, alpha=0.5,
+                                        label="pairs split by Σ"))
     right.set_aspect("equal")
     right.set_title("target: codes, generated codes, singular pairs")
     right.legend(loc="upper right", fontsize=8, markerscale=4)
