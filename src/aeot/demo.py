@@ -135,15 +135,13 @@ def run_mixture(
     model.fit(dataset)
     fit_seconds = time.perf_counter() - start
     log(f"{dataset.name}: fitted in {fit_seconds:.1f} s")
-    generated = model.sample(2500, seed=seed + 1)
+    info = model.sample_codes(2500, seed=seed + 1)
+    generated = model.decode(info.codes)
     metrics = evaluate_samples(dataset, generated, seed=seed)
     name = dataset.name
-    info = model.sample_codes(2500, seed=seed + 1)
-    singular = model.sampler_.singular_
-    pairs = model.sampler_.graph_.pairs[singular.singular].cpu().numpy()
     plot_singular_set_2d(
         model.ot_,
-        pairs,
+        model.sampler_.singular_,
         out / f"{name}_singular_set.png",
         points=model.ot_.targets.cpu().numpy(),
         generated=info.codes.cpu().numpy(),
