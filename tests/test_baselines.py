@@ -20,15 +20,6 @@ BASELINES = [GANBaseline, WGANGPBaseline, VAEBaseline]
 TINY = {"latent_dim": 2, "hidden": (32, 32), "batch_size": 32, "iterations": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny nets on a shared 2-core machine: a second OpenMP thread only slows them down
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def ring():
     return ring_mixture(512, seed=0)

@@ -22,14 +22,6 @@ from aeot.metrics import ClassifierConfig
 HQ_2D = 100.0 * (1.0 - math.exp(-4.5))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def grid():
     return grid_mixture(5000, seed=0)

@@ -10,14 +10,12 @@ from aeot.pipeline import AEOT
 
 @pytest.fixture(scope="module")
 def grid_model():
-    torch.set_num_threads(1)
     data = grid_mixture(600, seed=0)
     return data, AEOT(autoencoder="identity", seed=0, n_graph_samples=2**15).fit(data)
 
 
 @pytest.fixture(scope="module")
 def digits_model():
-    torch.set_num_threads(1)
     data = load_digits8()
     small = data.subset(np.arange(300))
     model = AEOT(

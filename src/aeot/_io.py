@@ -67,3 +67,21 @@ def load_tensors(path: str | os.PathLike, *, what: str = "weights file") -> dict
         return load_file(str(path))
     except Exception as exc:
         raise ValueError(f"{what} {path} is corrupt or not a safetensors file: {exc}") from None
+
+
+def load_checkpoint(path: str | os.PathLike, required: set[str], *, what: str) -> dict:
+    """Read a torch checkpoint (tensors on CPU) that must hold the keys ``required``.
+
+    Raises FileNotFoundError for a missing file and ValueError for a corrupt or
+    foreign one (``what`` names the expected kind in the message).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint {p} is corrupt or not an aeot checkpoint: {exc}") from None
+    if not isinstance(payload, dict) or not required <= set(payload):
+        raise ValueError(f"checkpoint {p} is not an aeot {what} checkpoint")
+    return payload

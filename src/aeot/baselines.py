@@ -50,6 +50,7 @@ from sklearn.exceptions import NotFittedError
 from torch import nn
 from tqdm.auto import tqdm
 
+from aeot._io import load_checkpoint
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.data.dataset import Dataset
 from aeot.nets.gan import (
@@ -276,17 +277,8 @@ def _check_dataset(dataset) -> Dataset:
 
 def load_baseline_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a baseline checkpoint (tensors on CPU); raises for missing or foreign files."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {p} is corrupt or not an aeot checkpoint: {exc}") from None
-    needed = {"fingerprint", "iteration", "history", "modules", "optimizers", "rng"}
-    if not isinstance(payload, dict) or not needed <= set(payload):
-        raise ValueError(f"checkpoint {p} is not an aeot baseline checkpoint")
-    return payload
+    required = {"fingerprint", "iteration", "history", "modules", "optimizers", "rng"}
+    return load_checkpoint(path, required, what="baseline")
 
 
 # --------------------------------------------------------------------------- estimator

@@ -10,14 +10,6 @@ from aeot.generate import CellGraph, estimate_cell_graph
 from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _result(targets, h, low, high) -> SemiDiscreteResult:
     y = torch.as_tensor(targets, dtype=torch.float64)
     problem = SemiDiscreteProblem(y, source=BoxUniform(y.shape[1], low, high))

@@ -14,14 +14,6 @@ from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult
 from aeot.ot.montecarlo import solve_semidiscrete
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def grid_mixture(n: int, seed: int, std: float = 0.05):
     rng = np.random.default_rng(seed)
     means = np.array([(a, b) for a in range(-4, 5, 2) for b in range(-4, 5, 2)], float)

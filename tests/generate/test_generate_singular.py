@@ -21,14 +21,6 @@ from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult
 from aeot.ot.montecarlo import solve_semidiscrete
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def grid_mixture(n: int, seed: int, std: float = 0.05):
     """25 Gaussians with means {-4, -2, 0, 2, 4}^2."""
     rng = np.random.default_rng(seed)

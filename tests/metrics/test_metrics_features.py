@@ -37,15 +37,6 @@ FAST = ClassifierConfig(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small conv nets on a busy 2-core machine: OpenMP spinning makes 2 threads far slower
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def digits():
     d = load_digits()

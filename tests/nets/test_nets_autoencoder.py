@@ -31,14 +31,6 @@ ALLOWED = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _check_sequential(seq):
     assert type(seq) is nn.Sequential
     for layer in seq:

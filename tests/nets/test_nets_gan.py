@@ -20,14 +20,6 @@ from aeot.nets import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 64, 64)])
 @pytest.mark.parametrize("norm", ["none", "batch", "layer"])
 def test_conv_generator_and_discriminator_shapes(shape, norm):

@@ -12,14 +12,6 @@ from aeot.nets import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_mlp(seed=0, hidden=(32, 32)):
     torch.manual_seed(seed)
     return MLPAutoencoder(MLPAutoencoderConfig(input_shape=(2,), latent_dim=2, hidden=hidden))

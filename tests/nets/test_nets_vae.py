@@ -15,14 +15,6 @@ from aeot.nets import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_kl_matches_closed_form_and_torch():
     torch.manual_seed(0)
     mu = torch.randn(6, 4, dtype=torch.float64)

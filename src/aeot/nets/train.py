@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aeot._io import atomic_write
+from aeot._io import load_checkpoint as _load_checkpoint
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 
 LOSSES = ("mse", "bce", "l1")
@@ -89,17 +90,8 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train_autoencoder` (tensors on CPU)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"checkpoint {p} is corrupt or not an aeot checkpoint: {exc}") from None
-    needed = {"fingerprint", "epoch", "history", "model", "optimizer", "rng"}
-    if not isinstance(payload, dict) or not needed <= set(payload):
-        raise ValueError(f"checkpoint {p} is not an aeot training checkpoint")
-    return payload
+    required = {"fingerprint", "epoch", "history", "model", "optimizer", "rng"}
+    return _load_checkpoint(path, required, what="training")
 
 
 def _check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> None:
