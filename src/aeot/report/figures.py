@@ -119,8 +119,11 @@ def plot_singular_set_2d(
             generated[:, 0], generated[:, 1], s=2, c="tab:blue", alpha=0.6, label="generated"
         )
     pairs = diagram.edges[is_singular]
-    right.add_collection(LineCollection(y[pairs], colors="crimson", linewidths=0.3, alpha=0.5,
-                                        label="pairs split by Σ"))
+    right.add_collection(
+        LineCollection(
+            y[pairs], colors="crimson", linewidths=0.3, alpha=0.5, label="pairs split by Σ"
+        )
+    )
     right.set_aspect("equal")
     right.set_title("target: codes, generated codes, singular pairs")
     right.legend(loc="upper right", fontsize=8, markerscale=4)
