@@ -140,21 +140,27 @@ def bench_exact2d(sizes: list[int]) -> list[tuple]:
     return rows
 
 
+_WIDTHS = (14, 44, 14, 13, 30)
+
+
+def _print_row(row: tuple) -> None:
+    print("  ".join(str(c).ljust(w) for c, w in zip(row, _WIDTHS, strict=True)), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (for a smoke test)")
     parser.add_argument("--skip-pot", action="store_true", help="do not run the POT baseline")
     args = parser.parse_args()
-    rows = [("problem", "solver", "time / speed", "accuracy", "notes")]
-    rows += bench_solvers(args.skip_pot, 1000 if args.quick else 10_000)
-    rows += bench_kernel(n_samples=2**14 if args.quick else 2**17)
-    rows += bench_exact2d([1000] if args.quick else [10_000, 100_000])
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    for k, row in enumerate(rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    _print_row(("problem", "solver", "time / speed", "accuracy", "notes"))
+    _print_row(tuple("-" * w for w in _WIDTHS))
+    for row in bench_kernel(n_samples=2**14 if args.quick else 2**17):
+        _print_row(row)
+    for row in bench_exact2d([1000] if args.quick else [10_000, 100_000]):
+        _print_row(row)
+    for row in bench_solvers(args.skip_pot, 1000 if args.quick else 10_000):
+        _print_row(row)
 
 
 if __name__ == "__main__":
