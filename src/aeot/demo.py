@@ -39,7 +39,7 @@ def run_digits(
 
     data = load_digits8()
     train, test = data.split(0.85, seed=seed)
-    epochs = 40 if quick else 300
+    epochs = 40 if quick else 150
     model = AEOT(
         autoencoder="mlp",
         latent_dim=10,
@@ -183,6 +183,17 @@ def run_demo(
     """Run the whole demo and return the path of ``index.html``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    # the demo's networks and OT problems are tiny: one CPU thread beats two, which
+    # spin against each other (and against anything else running on the machine)
+    torch.set_num_threads(1)
+    try:
+        return _run(out, quick=quick, seed=seed, device=device, log=log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(out: Path, *, quick: bool, seed: int, device: str | None, log) -> Path:
     start = time.perf_counter()
     sections, metrics = [], {}
     n_points = 1000 if quick else 2000
