@@ -117,7 +117,10 @@ def test_channelwise_features(classifier):
     feats = ChannelwiseFeatures(classifier).features(x)
     d = classifier.feature_dim
     assert feats.shape == (4, 3 * d)
-    assert torch.allclose(feats[:, d : 2 * d], classifier.features(x[:, 1:2]))
+    # same network on a different batch composition: equal up to float32 GEMM rounding
+    torch.testing.assert_close(
+        feats[:, d : 2 * d], classifier.features(x[:, 1:2]), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_digit_classifier_is_cached(tmp_path):
