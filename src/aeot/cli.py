@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from aeot.experiments import compare
 from aeot.relu.command import cells
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ def _root() -> None:
 
 
 app.command("cells")(cells)
+app.command("compare")(compare)
 
 
 def _fail(message: str) -> None:
