@@ -600,6 +600,11 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -
                 _cell(row, "recall", 3),
             ]
         )
+    return render_table(header, table, markdown=markdown)
+
+
+def render_table(header: list[str], table: list[list[str]], *, markdown: bool = False) -> str:
+    """Lay out rows of strings as Markdown or as an aligned plain-text table."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in table]

@@ -70,7 +70,7 @@ from aeot._io import atomic_write, save_json
 from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
 from aeot.data import grid_mixture, load_digits8, ring_mixture, stacked_digits
 from aeot.data.dataset import Dataset
-from aeot.evaluate import _jsonable
+from aeot.evaluate import _jsonable, render_table
 from aeot.evaluate import compare as compare_models
 from aeot.pipeline import AEOT
 
@@ -504,19 +504,7 @@ def format_summary(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False)
                 _num(row, "fit_seconds", 1, std=False),
             ]
         )
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in table]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), sep, *(line(r) for r in table)]) + "\n"
+    return render_table(header, table, markdown=markdown)
 
 
 # -------------------------------------------------------------------------- the command
