@@ -119,3 +119,17 @@ def test_bad_input(tmp_path, digits_model):
         AEOT.load(tmp_path / "broken")
     with pytest.raises(ValueError, match="autoencoder must be"):
         AEOT(autoencoder="resnet")
+
+
+def test_interpolation_starts_and_ends_at_the_given_training_samples(grid_model):
+    data, model = grid_model
+    modes = torch.as_tensor(data.modes, dtype=torch.float32)
+    mode_of = torch.cdist(data.x, modes).argmin(1)
+    same = torch.nonzero(mode_of == mode_of[0]).flatten()
+    a, b = int(same[0]), int(same[-1])
+    path = model.interpolate(a, b, steps=8)
+    assert path.shape == (8, 2)
+    torch.testing.assert_close(path[0], data.x[a], atol=1e-3, rtol=0)
+    torch.testing.assert_close(path[-1], data.x[b], atol=1e-3, rtol=0)
+    # the whole path stays in the mode of its ends
+    assert bool((torch.cdist(path, modes).argmin(1) == mode_of[0]).all())

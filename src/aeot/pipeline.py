@@ -348,14 +348,16 @@ class AEOT:
         return self.decode(path.codes)
 
     def _cell_of(self, value) -> int:
+        """The OT cell of a training sample (by its index in the training data) or a point."""
         if isinstance(value, int) and not isinstance(value, bool):
-            if not 0 <= value < self.ot_.targets.shape[0]:
-                raise ValueError(
-                    f"index {value} out of range for {self.ot_.targets.shape[0]} codes"
-                )
-            return value
-        x = self._check_input(torch.as_tensor(value).unsqueeze(0), "interpolation end point")
-        code = self.normaliser_.forward(self._encode_raw(x)).to(self.ot_.targets)
+            n_codes = self.codes_.shape[0]
+            if not 0 <= value < n_codes:
+                raise ValueError(f"index {value} out of range for {n_codes} training codes")
+            # the targets are the distinct codes (sorted by torch.unique): find its row
+            code = self.codes_[value : value + 1].to(self.ot_.targets)
+        else:
+            x = self._check_input(torch.as_tensor(value).unsqueeze(0), "interpolation end point")
+            code = self.normaliser_.forward(self._encode_raw(x)).to(self.ot_.targets)
         return int(torch.cdist(code, self.ot_.targets).argmin())
 
     # ------------------------------------------------------------------ saving
