@@ -133,3 +133,17 @@ def test_interpolation_starts_and_ends_at_the_given_training_samples(grid_model)
     torch.testing.assert_close(path[-1], data.x[b], atol=1e-3, rtol=0)
     # the whole path stays in the mode of its ends
     assert bool((torch.cdist(path, modes).argmin(1) == mode_of[0]).all())
+
+
+def test_fit_checkpoints_the_ot_solve(tmp_path):
+    """checkpoint_dir holds the OT solver state; a refit resumes it, other data are refused."""
+    rng = torch.Generator().manual_seed(5)
+    data = torch.rand(60, 3, generator=rng)
+    settings = dict(autoencoder="identity", seed=0, n_graph_samples=2**12, ot_max_iter=4)
+    first = AEOT(**settings, ot_tol=1e-4).fit(data, checkpoint_dir=tmp_path)
+    assert (tmp_path / "ot.ckpt").is_file()
+    again = AEOT(**settings, ot_tol=1e-4).fit(data, checkpoint_dir=tmp_path)
+    assert torch.equal(again.ot_.h, first.ot_.h)
+    assert again.ot_.errors == first.ot_.errors
+    with pytest.raises(ValueError, match="different run"):
+        AEOT(**settings, ot_tol=1e-4).fit(data**2, checkpoint_dir=tmp_path)

@@ -1,14 +1,17 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, rename."""
+"""Atomic file writes (temporary file in the same folder, fsync, rename) and checkpoint helpers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -85,3 +88,34 @@ def load_checkpoint(path: str | os.PathLike, required: set[str], *, what: str) -
     if not isinstance(payload, dict) or not required <= set(payload):
         raise ValueError(f"checkpoint {p} is not an aeot {what} checkpoint")
     return payload
+
+
+def tensor_hash(x: torch.Tensor) -> str:
+    """BLAKE2b digest (32 hex digits) of a tensor's bytes: identifies data in a fingerprint."""
+    array = x.detach().cpu().contiguous().numpy()
+    return hashlib.blake2b(array.view(np.uint8).reshape(-1).data, digest_size=16).hexdigest()
+
+
+def check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> None:
+    """Raise ValueError unless the checkpoint's stored fingerprint equals ``current``.
+
+    The message names up to four differing entries, so a stale or foreign checkpoint
+    is never resumed silently.
+    """
+    try:
+        stored = json.loads(stored_json)
+    except (TypeError, json.JSONDecodeError):
+        raise ValueError(f"checkpoint {path} has an unreadable fingerprint") from None
+    current = json.loads(json.dumps(current))  # tuples -> lists, as stored
+    if stored == current:
+        return
+    diffs = [
+        f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"
+        for k in sorted(set(stored) | set(current))
+        if stored.get(k) != current.get(k)
+    ]
+    shown = "; ".join(d if len(d) < 300 else d[:300] + "..." for d in diffs[:4])
+    raise ValueError(
+        f"checkpoint {path} belongs to a different run ({shown}). "
+        "Delete it or choose another checkpoint_path; it will not be resumed."
+    )

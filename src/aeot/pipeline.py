@@ -152,7 +152,9 @@ class AEOT:
         data : Dataset or tensor
             Images (n, c, h, w) in [0, 1] or points (n, d).
         checkpoint_dir : path, optional
-            Where the autoencoder checkpoint is kept; an interrupted fit resumes from it.
+            Where the autoencoder checkpoint (``autoencoder.ckpt``) and the OT solver
+            checkpoint (``ot.ckpt``, Monte-Carlo solver only) are kept; an interrupted fit
+            resumes from them, and a checkpoint of a different run raises ValueError.
         """
         import time
 
@@ -186,7 +188,8 @@ class AEOT:
         self.normaliser_ = _Normaliser.fit(codes)
         self.codes_ = self.normaliser_.forward(codes)
         start = time.perf_counter()
-        self.ot_ = self._solve_ot(self.codes_)
+        ot_checkpoint = Path(checkpoint_dir) / "ot.ckpt" if checkpoint_dir is not None else None
+        self.ot_ = self._solve_ot(self.codes_, ot_checkpoint)
         history["ot_seconds"] = time.perf_counter() - start
         history["ot_errors"] = list(self.ot_.errors)
         start = time.perf_counter()
@@ -238,7 +241,7 @@ class AEOT:
         torch.manual_seed(cfg.seed)
         return build_autoencoder(config)
 
-    def _solve_ot(self, codes: torch.Tensor) -> SemiDiscreteResult:
+    def _solve_ot(self, codes: torch.Tensor, checkpoint: Path | None = None) -> SemiDiscreteResult:
         cfg = self.config
         unique, counts = torch.unique(codes, dim=0, return_counts=True)
         weights = counts.double() / counts.sum()
@@ -255,6 +258,7 @@ class AEOT:
             max_iter=cfg.ot_max_iter,
             seed=cfg.seed,
             device=cfg.device,
+            checkpoint_path=checkpoint,
         )
 
     def _build_sampler(self):

@@ -13,7 +13,6 @@ is bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -21,14 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from aeot._io import atomic_write
+from aeot._io import check_fingerprint as _check_fingerprint
 from aeot._io import load_checkpoint as _load_checkpoint
+from aeot._io import tensor_hash as _data_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 
 LOSSES = ("mse", "bce", "l1")
@@ -37,11 +37,6 @@ CHECKPOINT_VERSION = 1
 
 def _is_vae(model: nn.Module) -> bool:
     return callable(getattr(model, "loss", None)) and callable(getattr(model, "encode_stats", None))
-
-
-def _data_hash(x: torch.Tensor) -> str:
-    array = x.detach().cpu().contiguous().numpy()
-    return hashlib.blake2b(array.view(np.uint8).reshape(-1).data, digest_size=16).hexdigest()
 
 
 def _fingerprint(model: nn.Module, x: torch.Tensor, hyper: dict[str, Any]) -> dict[str, Any]:
@@ -92,26 +87,6 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train_autoencoder` (tensors on CPU)."""
     required = {"fingerprint", "epoch", "history", "model", "optimizer", "rng"}
     return _load_checkpoint(path, required, what="training")
-
-
-def _check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> None:
-    try:
-        stored = json.loads(stored_json)
-    except (TypeError, json.JSONDecodeError):
-        raise ValueError(f"checkpoint {path} has an unreadable fingerprint") from None
-    current = json.loads(json.dumps(current))  # tuples -> lists, as stored
-    if stored == current:
-        return
-    diffs = [
-        f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"
-        for k in sorted(set(stored) | set(current))
-        if stored.get(k) != current.get(k)
-    ]
-    shown = "; ".join(d if len(d) < 300 else d[:300] + "..." for d in diffs[:4])
-    raise ValueError(
-        f"checkpoint {path} belongs to a different run ({shown}). "
-        "Delete it or choose another checkpoint_path; it will not be resumed."
-    )
 
 
 def _loss_fn(name: str):

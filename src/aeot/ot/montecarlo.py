@@ -28,22 +28,28 @@ solver stops when both it and the noise are ≤ ``tol``. The batch grows
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import cg
 
-from aeot._validation import as_float_tensor, resolve_device
+from aeot._io import atomic_write, check_fingerprint, load_checkpoint, tensor_hash
+from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.ot.kernels import ScoreKernel
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
 
 METHODS = ("newton", "adam", "nesterov")
+CHECKPOINT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -110,16 +116,20 @@ def noise_floor(weights: torch.Tensor, n: int) -> float:
 
 def _initial_h(problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
     """h_i = −|y_i|²/2: the power diagram starts as the Voronoi diagram of the targets."""
-    y = problem.targets.to(dtype=torch.float64)
-    return (-0.5 * (y * y).sum(1)).to(dtype=dtype, device=device)
+    half_sq = [-0.5 * (part.double() ** 2).sum(1) for part in problem.targets.split(2**16)]
+    return torch.cat(half_sq).to(dtype=dtype, device=device)
 
 
 def _default_lr(problem: SemiDiscreteProblem) -> float:
     """A step in h of about a tenth of the typical score gap between neighbouring cells."""
     x = problem.source.sample(1024, seed=987654321, qmc=False, dtype=torch.float64)
-    y = problem.targets.double()
     spread_x = float((x - x.mean(0)).norm(dim=1).mean())
-    spread_y = float((y - y.mean(0)).norm(dim=1).mean()) if y.shape[0] > 1 else 1.0
+    spread_y = 1.0
+    if problem.n_targets > 1:
+        parts = problem.targets.split(2**16)
+        mean = sum(part.double().sum(0) for part in parts) / problem.n_targets
+        spread_y = float(sum((part.double() - mean).norm(dim=1).sum() for part in parts))
+        spread_y /= problem.n_targets
     return (
         0.1 * max(spread_x, 1e-12) * max(spread_y, 1e-12) / problem.n_targets ** (1 / problem.dim)
     )
@@ -131,7 +141,8 @@ def _lift_empty_cells(
     """Raise h_i of each empty cell until y_i just wins at its most favourable sample.
 
     h_i ← min_x (u_h(x) − <x, y_i>) + margin makes cell i non-empty (the c-transform
-    of the current potential evaluated on the samples).
+    of the current potential evaluated on the samples). ``empty`` is a (N,) mask over
+    the rows of ``y`` (N, d) and ``h`` (N,); ``best`` (M,) holds u_h at the samples ``x``.
     """
     ids = torch.nonzero(empty).flatten()
     for part in ids.split(256):
@@ -148,16 +159,60 @@ def _lift_empty_cells(
         h[part] = lowest + 1e-3 * spread
 
 
+class LocalScorer:
+    """Scores every target in this process: the single-process back end of the solver.
+
+    The solver talks to its scorer only through :meth:`argmax`, :meth:`top2` and
+    :meth:`lift_empty_cells`; :class:`aeot.ot.distributed.ShardedScorer` implements
+    the same three with the targets split across ``torch.distributed`` ranks.
+
+    Parameters
+    ----------
+    targets : (N, d) tensor
+        Target points on the working device and dtype.
+    chunk : int, optional
+        Samples per GEMM (see :class:`~aeot.ot.kernels.ScoreKernel`).
+    """
+
+    def __init__(self, targets: torch.Tensor, chunk: int | None = None):
+        self.targets = targets
+        self.kernel = ScoreKernel(targets, chunk)
+        # output buffers reused across batches, grown to the largest batch seen
+        self._index = torch.empty(0, dtype=torch.long, device=targets.device)
+        self._value = torch.empty(0, dtype=targets.dtype, device=targets.device)
+
+    def argmax(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Winning cell σ(x) = argmax_i <x, y_i> + h_i and u_h(x): (M, d) -> (M,), (M,).
+
+        The outputs are views of buffers that the next call overwrites.
+        """
+        m = x.shape[0]
+        if self._index.shape[0] < m:
+            self._index = torch.empty(m, dtype=torch.long, device=x.device)
+            self._value = torch.empty(m, dtype=x.dtype, device=x.device)
+        return self.kernel.argmax(x, h, self._index[:m], self._value[:m])
+
+    def top2(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two best scores and their cells per sample, best first: (M, 2), (M, 2)."""
+        return self.kernel.topk(x, h, 2)
+
+    def lift_empty_cells(
+        self, h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, best: torch.Tensor
+    ) -> None:
+        """Raise the heights of the ``empty`` (N,) cells in place; ``best`` (M,) is u_h(x)."""
+        _lift_empty_cells(h, empty, x, self.targets, best)
+
+
 def _hessian_step(
     x: torch.Tensor,
-    kernel: ScoreKernel,
+    scorer: LocalScorer,
     h: torch.Tensor,
     rhs: np.ndarray,
     slab_fraction: float,
 ) -> np.ndarray:
     """Solve L δ = rhs with the facet Laplacian L estimated on the samples ``x``."""
     n_targets = rhs.shape[0]
-    values, cells = kernel.topk(x, h, 2)
+    values, cells = scorer.top2(x, h)
     gaps = (values[:, 0] - values[:, 1]).double()
     eps = float(torch.quantile(gaps[: min(gaps.shape[0], 2**20)], slab_fraction))
     eps = max(eps, 1e-12)
@@ -194,12 +249,105 @@ def _hessian_step(
     return delta
 
 
+# Settings that do not change the iterates, left out of the checkpoint fingerprint
+# (a run may be resumed with a larger max_iter or time_limit, or on another device).
+_NOT_FINGERPRINTED = ("max_iter", "time_limit", "device", "chunk")
+
+
+@dataclass
+class _SolverState:
+    """Everything the iteration carries from one batch to the next (what a checkpoint holds).
+
+    Tensors: ``h``, ``previous_h``, ``nesterov_prev`` (N,) in the working dtype;
+    ``adam_m``, ``adam_v`` (N,) float64. ``iteration`` counts finished iterations.
+    """
+
+    h: torch.Tensor
+    previous_h: torch.Tensor
+    nesterov_prev: torch.Tensor
+    adam_m: torch.Tensor
+    adam_v: torch.Tensor
+    lr: float
+    iteration: int = 0
+    batch: int = 0
+    errors: list[float] = field(default_factory=list)
+    best_error: float = math.inf
+    stalled: int = 0
+    total_samples: int = 0
+    momentum_start: int = 0
+    damping: float = 1.0
+    step_from: int | None = None  # iteration whose error preceded the last Newton step
+    elapsed: float = 0.0  # seconds spent before the current (resumed) process started
+
+    _TENSORS = ("h", "previous_h", "nesterov_prev", "adam_m", "adam_v")
+
+    def payload(self, fingerprint: str, elapsed: float) -> dict[str, Any]:
+        scalars = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._TENSORS
+        }
+        scalars["errors"] = list(self.errors)
+        scalars["elapsed"] = elapsed
+        tensors = {name: getattr(self, name).detach().cpu() for name in self._TENSORS}
+        return {
+            "fingerprint": fingerprint,
+            "state": json.dumps(scalars),
+            "tensors": tensors,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict, dtype: torch.dtype, device: torch.device) -> _SolverState:
+        scalars = json.loads(payload["state"])
+        tensors = payload["tensors"]
+        state = cls(
+            **{name: tensors[name].to(device=device) for name in cls._TENSORS},
+            **scalars,
+        )
+        for name in ("h", "previous_h", "nesterov_prev"):
+            setattr(state, name, getattr(state, name).to(dtype))
+        return state
+
+
+def _fingerprint(
+    problem: SemiDiscreteProblem, settings: MonteCarloSettings, h0: torch.Tensor | None
+) -> str:
+    """JSON identity of a solve: problem content, initial heights and trajectory settings."""
+    trajectory = {
+        f.name: (str(v) if isinstance(v, torch.dtype) else v)
+        for f in fields(settings)
+        if f.name not in _NOT_FINGERPRINTED
+        for v in [getattr(settings, f.name)]
+    }
+    return json.dumps(
+        {
+            "version": CHECKPOINT_VERSION,
+            "targets_shape": list(problem.targets.shape),
+            "targets_dtype": str(problem.targets.dtype),
+            "targets_hash": tensor_hash(problem.targets),
+            "weights_hash": tensor_hash(problem.weights),
+            "source": problem.source.describe(),
+            "h0_hash": None if h0 is None else tensor_hash(h0),
+            "settings": trajectory,
+        },
+        sort_keys=True,
+    )
+
+
+def load_solver_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`solve_semidiscrete` (tensors on CPU).
+
+    Raises FileNotFoundError for a missing file and ValueError for a corrupt one.
+    """
+    return load_checkpoint(path, {"fingerprint", "state", "tensors"}, what="OT solver")
+
+
 def solve_semidiscrete(
     problem: SemiDiscreteProblem,
     settings: MonteCarloSettings | None = None,
     *,
     h0=None,
     callback: Callable[[IterationInfo], bool | None] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
     **overrides,
 ) -> SemiDiscreteResult:
     """Solve a semi-discrete OT problem by Monte-Carlo minimisation of E(h).
@@ -214,6 +362,18 @@ def solve_semidiscrete(
         Initial heights; −|y_i|²/2 (the Voronoi diagram) when omitted.
     callback : callable, optional
         Called with an :class:`IterationInfo` after each iteration; returning True stops.
+    checkpoint_path : path, optional
+        File (``torch.save`` format, written atomically) that receives the solver state
+        (h, the iteration, batch size, step-size and momentum state, error history)
+        every ``checkpoint_every`` iterations. When it already exists the solve resumes
+        from it and reaches the same h as an uninterrupted run: batch k is drawn with
+        seed ``seed·1000003 + 2k`` (+1 for its second half), so the iteration number
+        and the seed are the whole random state. The file stores a fingerprint of the
+        problem (targets, weights, source), of ``h0`` and of the settings that change
+        the iterates; a checkpoint of a different solve raises ``ValueError``.
+        ``max_iter``, ``time_limit``, ``device`` and ``chunk`` may change on resume.
+    checkpoint_every : int
+        Iterations between checkpoints.
 
     Returns
     -------
@@ -230,39 +390,81 @@ def solve_semidiscrete(
     >>> result.converged
     True
     """
+    if not isinstance(problem, SemiDiscreteProblem):
+        raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
     settings = replace(settings or MonteCarloSettings(), **overrides).validate()
     device = resolve_device(settings.device)
+    y = problem.targets.to(device=device, dtype=settings.dtype)
+    return _solve(
+        problem,
+        settings,
+        LocalScorer(y, settings.chunk),
+        device,
+        h0=h0,
+        callback=callback,
+        checkpoint_path=checkpoint_path,
+        checkpoint_every=checkpoint_every,
+        writes_checkpoints=True,
+    )
+
+
+def _solve(
+    problem: SemiDiscreteProblem,
+    settings: MonteCarloSettings,
+    scorer: LocalScorer,
+    device: torch.device,
+    *,
+    h0,
+    callback: Callable[[IterationInfo], bool | None] | None,
+    checkpoint_path: str | os.PathLike | None,
+    checkpoint_every: int,
+    writes_checkpoints: bool,
+) -> SemiDiscreteResult:
+    """The solver loop of :func:`solve_semidiscrete`, with the scoring left to ``scorer``.
+
+    Every step other than the scoring is computed identically in every process, so a
+    sharded scorer that returns the single-process winners gives the same iterates.
+    Only a process with ``writes_checkpoints`` writes the checkpoint file.
+    """
     dtype = settings.dtype
-    y = problem.targets.to(device=device, dtype=dtype)
     nu = problem.weights.to(device=device, dtype=torch.float64)
     n_targets = problem.n_targets
-    if h0 is None:
-        h = _initial_h(problem, dtype, device)
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    h0_tensor = None
+    if h0 is not None:
+        h0_tensor = as_float_tensor(h0, "h0", ndim=1, dtype=dtype, device=device).clone()
+        if h0_tensor.shape[0] != n_targets:
+            raise ValueError(
+                f"h0 has {h0_tensor.shape[0]} entries but there are {n_targets} targets"
+            )
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    fingerprint = _fingerprint(problem, settings, h0_tensor) if ckpt is not None else ""
+    if ckpt is not None and ckpt.exists():
+        payload = load_solver_checkpoint(ckpt)
+        check_fingerprint(ckpt, payload["fingerprint"], json.loads(fingerprint))
+        state = _SolverState.from_payload(payload, dtype, device)
     else:
-        h = as_float_tensor(h0, "h0", ndim=1, dtype=dtype, device=device).clone()
-        if h.shape[0] != n_targets:
-            raise ValueError(f"h0 has {h.shape[0]} entries but there are {n_targets} targets")
-    kernel = ScoreKernel(y, settings.chunk)
-    lr = settings.lr if settings.lr is not None else _default_lr(problem)
-
-    batch = settings.batch_size
-    errors: list[float] = []
-    best_error, stalled, total_samples = math.inf, 0, 0
-    adam_m = torch.zeros(n_targets, dtype=torch.float64, device=device)
-    adam_v = torch.zeros_like(adam_m)
-    previous_h, nesterov_prev = h.clone(), h.clone()
-    momentum_start = 0
-    damping = 1.0
-    step_from: int | None = None  # iteration whose error preceded the last Newton step
+        h = _initial_h(problem, dtype, device) if h0_tensor is None else h0_tensor
+        zeros = torch.zeros(n_targets, dtype=torch.float64, device=device)
+        state = _SolverState(
+            h=h,
+            previous_h=h.clone(),
+            nesterov_prev=h.clone(),
+            adam_m=zeros,
+            adam_v=zeros.clone(),
+            lr=settings.lr if settings.lr is not None else _default_lr(problem),
+            batch=settings.batch_size,
+        )
+    s = state  # short alias: the loop below updates the state in place
+    errors = s.errors
     converged = False
     masses = torch.zeros(n_targets, dtype=torch.float64, device=device)
-    start = time.perf_counter()
-    index_buffer = torch.empty(settings.max_batch_size, dtype=torch.long, device=device)
-    value_buffer = torch.empty(settings.max_batch_size, dtype=dtype, device=device)
-    iteration = 0
-    for iteration in range(1, settings.max_iter + 1):
+    start = time.perf_counter() - s.elapsed
+    iteration = s.iteration
+    for iteration in range(s.iteration + 1, settings.max_iter + 1):
         # two halves with independent seeds (independent Sobol scrambles): their
         # disagreement measures the sampling noise of the mass estimate
+        batch = s.batch
         half = batch // 2
         x = torch.cat(
             [
@@ -273,8 +475,7 @@ def solve_semidiscrete(
                 )
             ]
         )
-        total_samples += batch
-        cells, best = kernel.argmax(x, h, index_buffer[:batch], value_buffer[:batch])
+        cells, best = scorer.argmax(x, s.h)
         first = torch.bincount(cells[:half], minlength=n_targets).double() / half
         second = torch.bincount(cells[half:], minlength=n_targets).double() / (batch - half)
         masses = (first + second) / 2
@@ -282,10 +483,11 @@ def solve_semidiscrete(
         noise = 0.5 * float((first - second).abs().sum())
         # the measured L1 error is ≈ sqrt(true² + noise²); report the true part
         error = math.sqrt(max(raw * raw - noise * noise, 0.0)) if settings.debias else raw
+        s.total_samples += batch
         errors.append(error)
         if callback is not None:
             info = IterationInfo(
-                iteration, error, batch, h, masses, time.perf_counter() - start, raw, noise
+                iteration, error, batch, s.h, masses, time.perf_counter() - start, raw, noise
             )
             if callback(info):
                 break
@@ -294,73 +496,99 @@ def solve_semidiscrete(
             break
         if settings.time_limit is not None and time.perf_counter() - start > settings.time_limit:
             break
-
-        improved = error < best_error * 0.98
-        if improved:
-            best_error, stalled = error, 0
-        else:
-            stalled += 1
-        if stalled >= settings.patience and settings.method != "newton":
-            lr *= 0.5  # a stalled first-order method is oscillating: shorten its steps
-        noisy = noise > settings.tol or raw < 1.5 * noise
-        if batch < settings.max_batch_size and (stalled >= settings.patience or noisy):
-            batch = min(settings.max_batch_size, int(batch * settings.growth))
-            stalled, best_error = 0, error
-        elif stalled >= settings.patience:
-            stalled = 0
-
-        empty = masses == 0
-        if settings.method == "newton":
-            if step_from is not None:
-                before = errors[step_from - 1]
-                if error > max(1.1 * before, before + 2 * noise):
-                    # the last step overshot: go back and take a shorter one next time
-                    h.copy_(previous_h)
-                    damping = max(damping * 0.5, 1 / 64)
-                    step_from = None
-                    continue
-                if error < 0.9 * before:
-                    damping = min(1.0, damping * 2)
-            step_from = iteration
-            previous_h = h.clone()
-            if bool(empty.any()):
-                _lift_empty_cells(h, empty, x, y, best)
-            sub = x[: settings.hessian_samples]
-            rhs = (nu - masses).cpu().numpy()
-            delta = _hessian_step(sub, kernel, h, rhs, settings.slab_fraction)
-            h += damping * torch.from_numpy(delta).to(device=device, dtype=dtype)
-        else:
-            grad = masses - nu
-            if settings.method == "adam":
-                beta1, beta2 = 0.9, 0.999
-                adam_m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                m_hat = adam_m / (1 - beta1**iteration)
-                v_hat = adam_v / (1 - beta2**iteration)
-                h -= (lr * m_hat / (v_hat.sqrt() + 1e-12 / n_targets)).to(dtype)
-            else:
-                # Nesterov: h_{k+1} = z_k − lr·N·g(z_k); z_{k+1} = h_{k+1} + k/(k+3)(h_{k+1} − h_k),
-                # with the momentum restarted whenever the error grows (O'Donoghue, Candès 2015)
-                if len(errors) > 1 and error > errors[-2]:
-                    momentum_start = iteration
-                    nesterov_prev = h.clone()
-                if bool(empty.any()):
-                    _lift_empty_cells(h, empty, x, y, best)
-                    nesterov_prev = h.clone()
-                new_h = h - (lr * n_targets * grad).to(dtype)
-                k = iteration - momentum_start
-                h = new_h + (k / (k + 3)) * (new_h - nesterov_prev)
-                nesterov_prev = new_h
+        _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
+        s.iteration = iteration
+        if ckpt is not None and writes_checkpoints and iteration % checkpoint_every == 0:
+            payload = s.payload(fingerprint, time.perf_counter() - start)
+            atomic_write(ckpt, lambda tmp, payload=payload: torch.save(payload, tmp))
     return SemiDiscreteResult(
         problem=problem,
-        h=h.detach().to(torch.float64).cpu(),
+        h=s.h.detach().to(torch.float64).cpu(),
         cell_masses=masses.cpu(),
-        errors=errors,
+        errors=list(errors),
         converged=converged,
         n_iter=iteration,
-        n_samples=total_samples,
+        n_samples=s.total_samples,
         method=f"monte-carlo-{settings.method}",
     )
+
+
+def _update(
+    s: _SolverState,
+    settings: MonteCarloSettings,
+    scorer: LocalScorer,
+    problem: SemiDiscreteProblem,
+    x: torch.Tensor,
+    best: torch.Tensor,
+    masses: torch.Tensor,
+    nu: torch.Tensor,
+    error: float,
+    noise: float,
+    raw: float,
+    iteration: int,
+) -> None:
+    """One step of the chosen rule after measuring ``error`` on the batch ``x`` (M, d).
+
+    Updates the heights, the batch size and the step-size / momentum state in ``s``.
+    """
+    n_targets = problem.n_targets
+    dtype = s.h.dtype
+    improved = error < s.best_error * 0.98
+    if improved:
+        s.best_error, s.stalled = error, 0
+    else:
+        s.stalled += 1
+    if s.stalled >= settings.patience and settings.method != "newton":
+        s.lr *= 0.5  # a stalled first-order method is oscillating: shorten its steps
+    noisy = noise > settings.tol or raw < 1.5 * noise
+    if s.batch < settings.max_batch_size and (s.stalled >= settings.patience or noisy):
+        s.batch = min(settings.max_batch_size, int(s.batch * settings.growth))
+        s.stalled, s.best_error = 0, error
+    elif s.stalled >= settings.patience:
+        s.stalled = 0
+
+    empty = masses == 0
+    if settings.method == "newton":
+        if s.step_from is not None:
+            before = s.errors[s.step_from - 1]
+            if error > max(1.1 * before, before + 2 * noise):
+                # the last step overshot: go back and take a shorter one next time
+                s.h.copy_(s.previous_h)
+                s.damping = max(s.damping * 0.5, 1 / 64)
+                s.step_from = None
+                return
+            if error < 0.9 * before:
+                s.damping = min(1.0, s.damping * 2)
+        s.step_from = iteration
+        s.previous_h = s.h.clone()
+        if bool(empty.any()):
+            scorer.lift_empty_cells(s.h, empty, x, best)
+        sub = x[: settings.hessian_samples]
+        rhs = (nu - masses).cpu().numpy()
+        delta = _hessian_step(sub, scorer, s.h, rhs, settings.slab_fraction)
+        s.h += s.damping * torch.from_numpy(delta).to(device=s.h.device, dtype=dtype)
+        return
+    grad = masses - nu
+    if settings.method == "adam":
+        beta1, beta2 = 0.9, 0.999
+        s.adam_m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        s.adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        m_hat = s.adam_m / (1 - beta1**iteration)
+        v_hat = s.adam_v / (1 - beta2**iteration)
+        s.h -= (s.lr * m_hat / (v_hat.sqrt() + 1e-12 / n_targets)).to(dtype)
+        return
+    # Nesterov: h_{k+1} = z_k − lr·N·g(z_k); z_{k+1} = h_{k+1} + k/(k+3)(h_{k+1} − h_k),
+    # with the momentum restarted whenever the error grows (O'Donoghue, Candès 2015)
+    if len(s.errors) > 1 and error > s.errors[-2]:
+        s.momentum_start = iteration
+        s.nesterov_prev = s.h.clone()
+    if bool(empty.any()):
+        scorer.lift_empty_cells(s.h, empty, x, best)
+        s.nesterov_prev = s.h.clone()
+    new_h = s.h - (s.lr * n_targets * grad).to(dtype)
+    k = iteration - s.momentum_start
+    s.h = new_h + (k / (k + 3)) * (new_h - s.nesterov_prev)
+    s.nesterov_prev = new_h
 
 
 def estimate_masses(
