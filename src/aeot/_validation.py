@@ -33,12 +33,17 @@ def as_float_tensor(
         ):
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if tensor.device.type == "meta":
+        raise ValueError(f"{name} is a meta tensor (it holds no data)")
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    finite_before = bool(torch.isfinite(tensor).all())
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype() if dtype is None else dtype)
     if dtype is not None or device is not None:
         tensor = tensor.to(dtype=dtype or tensor.dtype, device=device or tensor.device)
+    if finite_before and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name} has values beyond the range of {tensor.dtype}")
     if ndim is not None and tensor.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}")
     if not allow_empty and tensor.numel() == 0:
@@ -57,6 +62,8 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"unknown device {device!r}: {exc}") from None
+    if resolved.type == "meta":
+        raise ValueError("device 'meta' holds no data; choose a compute device such as 'cpu'")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     return resolved
@@ -68,3 +75,11 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_seed(value, name: str = "seed", *, maximum: int = 2**63 - 1) -> int:
+    """A random seed: an integer in [0, ``maximum``] (torch generators take signed 64 bits)."""
+    seed = check_positive_int(value, name, minimum=0)
+    if seed > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {seed}")
+    return seed

@@ -410,12 +410,12 @@ class AEOT:
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder not found: {folder}")
-        meta = load_json(folder / "config.json", what="model config")
-        if meta.get("format") != "aeot-model":
-            raise ValueError(f"{folder / 'config.json'} is not an aeot model config")
+        meta_path = folder / "config.json"
+        meta = _check_meta(meta_path, load_json(meta_path, what="model config"))
         config = AEOTConfig.from_dict(meta["config"])
         if device is not None:
             config.device = device
+        resolve_device(config.device)  # an unusable device fails here, not at first use
         model = cls(config)
         model.input_shape_ = tuple(meta["input_shape"])
         model.kind_ = meta["kind"]
@@ -427,20 +427,31 @@ class AEOT:
         )
         if model.autoencoder_ is None and config.autoencoder not in ("identity", "auto"):
             raise FileNotFoundError(f"autoencoder weights missing: {ae_path}")
-        tensors = load_tensors(folder / "ot.safetensors", what="OT state")
-        needed = {"targets", "weights", "h", "cell_masses", "codes", "center", "scale"}
-        if not needed <= set(tensors):
-            raise ValueError(f"{folder / 'ot.safetensors'} lacks {sorted(needed - set(tensors))}")
+        ot_path = folder / "ot.safetensors"
+        tensors = _check_ot_tensors(ot_path, load_tensors(ot_path, what="OT state"))
         k = tensors["targets"].shape[1]
+        if model.autoencoder_ is not None:
+            ae_in = tuple(getattr(model.autoencoder_, "input_shape", model.input_shape_))
+            ae_k = model.autoencoder_.config.latent_dim
+            if ae_in != model.input_shape_ or ae_k != k:
+                raise ValueError(
+                    f"{ae_path} maps {ae_in} to {ae_k} latent dimensions, but the model in "
+                    f"{folder} expects {model.input_shape_} and {k}: files from different models"
+                )
+        elif model.input_shape_ != (k,):
+            raise ValueError(
+                f"{folder} has no autoencoder, so its input shape {model.input_shape_} must be "
+                f"the latent shape ({k},)"
+            )
         problem = SemiDiscreteProblem(
             tensors["targets"], tensors["weights"], source=BoxUniform(k, -1.0, 1.0)
         )
-        info = meta.get("ot", {})
+        info = meta["ot"]
         model.ot_ = SemiDiscreteResult(
             problem=problem,
             h=tensors["h"],
             cell_masses=tensors["cell_masses"],
-            errors=list(info.get("errors", [])),
+            errors=[float(e) for e in info.get("errors", [])],
             converged=bool(info.get("converged", False)),
             n_iter=int(info.get("n_iter", 0)),
             method=str(info.get("method", "")),
@@ -454,6 +465,64 @@ class AEOT:
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "ot_") else "not fitted"
         return f"AEOT({state}, {json.dumps(self.config.to_dict())})"
+
+
+def _check_meta(path: Path, meta) -> dict:
+    """The parsed config.json of a saved model, with the entries :meth:`AEOT.load` reads."""
+    if not isinstance(meta, dict) or meta.get("format") != "aeot-model":
+        raise ValueError(f"{path} is not an aeot model config")
+    shape = meta.get("input_shape")
+    problems = []
+    if not isinstance(meta.get("config"), dict):
+        problems.append("'config' must be an object")
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
+        problems.append(f"'input_shape' must be a list of positive integers, got {shape!r}")
+    if meta.get("kind") not in ("image", "points"):
+        problems.append(f"'kind' must be 'image' or 'points', got {meta.get('kind')!r}")
+    ot = meta.setdefault("ot", {})
+    errors = ot.get("errors", []) if isinstance(ot, dict) else None
+    if not isinstance(errors, list) or not all(
+        isinstance(e, (int, float)) and not isinstance(e, bool) for e in errors
+    ):
+        problems.append("'ot' must be an object whose 'errors' is a list of numbers")
+    if problems:
+        raise ValueError(f"{path} is damaged: {'; '.join(problems)}")
+    return meta
+
+
+def _check_ot_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The OT state of a saved model, checked for completeness, finiteness and shapes."""
+    needed = {"targets", "weights", "h", "cell_masses", "codes", "center", "scale"}
+    if not needed <= set(tensors):
+        raise ValueError(f"{path} lacks {sorted(needed - set(tensors))}")
+    checked = {
+        name: as_float_tensor(tensors[name], f"{path.name}: {name}", ndim=ndim)
+        for name, ndim in (
+            ("targets", 2),
+            ("weights", 1),
+            ("h", 1),
+            ("cell_masses", 1),
+            ("codes", 2),
+            ("center", 1),
+            ("scale", 1),
+        )
+    }
+    n, k = checked["targets"].shape
+    expected = {"weights": (n,), "h": (n,), "cell_masses": (n,), "center": (k,), "scale": (k,)}
+    for name, shape in expected.items():
+        if tuple(checked[name].shape) != shape:
+            raise ValueError(
+                f"{path}: {name} has shape {tuple(checked[name].shape)}, expected {shape}"
+            )
+    if checked["codes"].shape[1] != k:
+        raise ValueError(f"{path}: codes have {checked['codes'].shape[1]} columns, expected {k}")
+    if bool((checked["scale"] <= 0).any()):
+        raise ValueError(f"{path}: the latent scale must be positive")
+    return checked
 
 
 __all__ = ["AEOT", "AEOTConfig"]

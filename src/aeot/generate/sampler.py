@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy.sparse.csgraph import dijkstra
 
-from aeot._validation import as_float_tensor, check_positive_int
+from aeot._validation import as_float_tensor, check_positive_int, check_seed
 from aeot.generate.extension import (
     MAX_CELLS,
     nearest_centroids,
@@ -277,6 +277,7 @@ class AEOTSampler:
         """
         result, _, _ = self._fitted()
         n = check_positive_int(n, "n")
+        seed = check_seed(seed)
         y = result.targets
         x = result.problem.source.sample(n, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device)
         return self.generate(x, method=method)

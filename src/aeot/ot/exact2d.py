@@ -294,15 +294,17 @@ def default_heights_2d(points, low=0.0, high=1.0) -> np.ndarray:
 
 
 def _box_map(y, low, high) -> tuple[float, np.ndarray]:
-    """(s, b) with z = s y + b inside the box: (1, 0) if the targets already are, else the
-    uniform scaling of their bounding box onto the central 90 % of the box."""
+    """(s, b) with z = s y + b inside the box: (1, 0) if the targets already are and span
+    at least 10⁻³ of it, else the uniform scaling of their bounding box onto the central
+    90 % of the box (tiny clusters are blown up so that Qhull keeps their digits)."""
     lo = np.broadcast_to(np.asarray(low, np.float64), (2,))
     hi = np.broadcast_to(np.asarray(high, np.float64), (2,))
-    if ((y > lo) & (y < hi)).all():
-        return 1.0, np.zeros(2)
     ymin, ymax = y.min(axis=0), y.max(axis=0)
     span = ymax - ymin
-    ratios = 0.9 * (hi - lo) / np.where(span > 0, span, np.inf)
+    if ((y > lo) & (y < hi)).all() and span.max() >= 1e-3 * (hi - lo).max():
+        return 1.0, np.zeros(2)
+    # an axis along which the targets do not spread (collinear, axis-parallel) sets no bound
+    ratios = np.where(span > 0, 0.9 * (hi - lo) / np.where(span > 0, span, 1.0), np.inf)
     scale = float(ratios.min()) if (span > 0).any() else 1.0
     return scale, 0.5 * (lo + hi) - scale * 0.5 * (ymin + ymax)
 

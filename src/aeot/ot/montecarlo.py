@@ -85,10 +85,24 @@ class MonteCarloSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (two half-batches), got {self.batch_size}")
         if self.batch_size > self.max_batch_size:
             raise ValueError("batch_size must not exceed max_batch_size")
-        if not self.growth > 1:
-            raise ValueError(f"growth must be > 1, got {self.growth}")
+        if not (self.growth > 1 and math.isfinite(self.growth)):
+            raise ValueError(f"growth must be a finite number > 1, got {self.growth}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number or None, got {self.lr}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be positive seconds or None, got {self.time_limit}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.seed >= 2**42:  # batch seeds seed·1000003 + 2k must fit in 63 bits
+            raise ValueError(f"seed must be < 2**42, got {self.seed}")
+        if self.chunk is not None and (
+            isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1
+        ):
+            raise ValueError(f"chunk must be a positive integer or None, got {self.chunk!r}")
         if not 0 < self.slab_fraction < 1:
             raise ValueError(f"slab_fraction must be in (0, 1), got {self.slab_fraction}")
         return self
@@ -114,25 +128,77 @@ def noise_floor(weights: torch.Tensor, n: int) -> float:
     return float(math.sqrt(2 / math.pi) * torch.sqrt(w * (1 - w) / n).sum())
 
 
-def _initial_h(problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
-    """h_i = −|y_i|²/2: the power diagram starts as the Voronoi diagram of the targets."""
-    half_sq = [-0.5 * (part.double() ** 2).sum(1) for part in problem.targets.split(2**16)]
+@dataclass(frozen=True)
+class _Frame:
+    """Working coordinates z_i = a y_i + b of the targets, chosen from the source's scale.
+
+    The scores satisfy <x, z_i> + a h_i = a (<x, y_i> + h_i) + <x, b>, and <x, b> is the
+    same for every i, so (z, h̃ = a h) has exactly the power cells of (y, h). Targets
+    whose spread or offset is far from the source's (|y| ~ 1e20 or 1e-20 against a unit
+    box) would overflow or lose every digit of the float32 scores; in the frame that
+    maps their mean and spread onto the source's the scores stay O(1). Well-scaled
+    targets keep a = 1, b = 0 (the iterates are then those of the plain coordinates).
+    """
+
+    scale: float  # a
+    shift: torch.Tensor  # b, (d,) float64
+
+    # target spread / source spread (and offset / source spread) inside which a = 1, b = 0
+    WELL_SCALED = 1e2
+
+    @classmethod
+    def fit(cls, problem: SemiDiscreteProblem, x: torch.Tensor) -> _Frame:
+        """Frame from the targets' mean and spread and those of source samples ``x`` (m, d)."""
+        x_mean = x.mean(0)
+        x_spread = float((x - x_mean).abs().max())
+        parts = problem.targets.split(2**16)
+        y_mean = sum(part.double().sum(0) for part in parts) / problem.n_targets
+        y_spread = max(float((part.double() - y_mean).abs().max()) for part in parts)
+        offset = float((y_mean - x_mean).abs().max())
+        if y_spread == 0 or x_spread == 0:  # one target (or a point source): scores are exact
+            return cls(1.0, torch.zeros(problem.dim, dtype=torch.float64))
+        ratio = y_spread / x_spread
+        bound = cls.WELL_SCALED
+        if 1 / bound <= ratio <= bound and offset <= bound * x_spread:
+            return cls(1.0, torch.zeros(problem.dim, dtype=torch.float64))
+        scale = x_spread / y_spread
+        return cls(scale, x_mean - scale * y_mean)
+
+    def targets(self, problem: SemiDiscreteProblem):
+        """Yield the working targets z = a y + b in float64 chunks of (≤ 65536, d) rows."""
+        for part in problem.targets.split(2**16):
+            yield part.double() * self.scale + self.shift
+
+
+def _source_probe(problem: SemiDiscreteProblem) -> torch.Tensor:
+    """1024 fixed pseudo-random source samples (float64) that measure the source's scale."""
+    return problem.source.sample(1024, seed=987654321, qmc=False, dtype=torch.float64)
+
+
+def _initial_h(frame: _Frame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
+    """h̃_i = −|z_i|²/2: the power diagram starts as the Voronoi diagram of the targets."""
+    half_sq = [-0.5 * (z * z).sum(1) for z in frame.targets(problem)]
     return torch.cat(half_sq).to(dtype=dtype, device=device)
 
 
-def _default_lr(problem: SemiDiscreteProblem) -> float:
-    """A step in h of about a tenth of the typical score gap between neighbouring cells."""
-    x = problem.source.sample(1024, seed=987654321, qmc=False, dtype=torch.float64)
+def _default_lr(frame: _Frame, problem: SemiDiscreteProblem, x: torch.Tensor) -> float:
+    """A step in h̃ of about a tenth of the typical score gap between neighbouring cells."""
     spread_x = float((x - x.mean(0)).norm(dim=1).mean())
     spread_y = 1.0
     if problem.n_targets > 1:
-        parts = problem.targets.split(2**16)
-        mean = sum(part.double().sum(0) for part in parts) / problem.n_targets
-        spread_y = float(sum((part.double() - mean).norm(dim=1).sum() for part in parts))
+        mean = sum(z.sum(0) for z in frame.targets(problem)) / problem.n_targets
+        spread_y = float(sum((z - mean).norm(dim=1).sum() for z in frame.targets(problem)))
         spread_y /= problem.n_targets
     return (
         0.1 * max(spread_x, 1e-12) * max(spread_y, 1e-12) / problem.n_targets ** (1 / problem.dim)
     )
+
+
+def _working_targets(frame: _Frame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
+    """The targets z = a y + b, (N, d), on the working device and dtype (built chunk-wise)."""
+    if frame.scale == 1.0 and not bool(frame.shift.any()):
+        return problem.targets.to(device=device, dtype=dtype)
+    return torch.cat([z.to(device=device, dtype=dtype) for z in frame.targets(problem)])
 
 
 def _lift_empty_cells(
@@ -394,12 +460,14 @@ def solve_semidiscrete(
         raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
     settings = replace(settings or MonteCarloSettings(), **overrides).validate()
     device = resolve_device(settings.device)
-    y = problem.targets.to(device=device, dtype=settings.dtype)
+    frame = _Frame.fit(problem, _source_probe(problem))
+    y = _working_targets(frame, problem, settings.dtype, device)
     return _solve(
         problem,
         settings,
         LocalScorer(y, settings.chunk),
         device,
+        frame,
         h0=h0,
         callback=callback,
         checkpoint_path=checkpoint_path,
@@ -413,6 +481,7 @@ def _solve(
     settings: MonteCarloSettings,
     scorer: LocalScorer,
     device: torch.device,
+    frame: _Frame,
     *,
     h0,
     callback: Callable[[IterationInfo], bool | None] | None,
@@ -424,7 +493,8 @@ def _solve(
 
     Every step other than the scoring is computed identically in every process, so a
     sharded scorer that returns the single-process winners gives the same iterates.
-    Only a process with ``writes_checkpoints`` writes the checkpoint file.
+    Only a process with ``writes_checkpoints`` writes the checkpoint file. The state
+    holds h̃ = a h in the working ``frame`` of the scorer's targets.
     """
     dtype = settings.dtype
     nu = problem.weights.to(device=device, dtype=torch.float64)
@@ -444,7 +514,11 @@ def _solve(
         check_fingerprint(ckpt, payload["fingerprint"], json.loads(fingerprint))
         state = _SolverState.from_payload(payload, dtype, device)
     else:
-        h = _initial_h(problem, dtype, device) if h0_tensor is None else h0_tensor
+        probe = _source_probe(problem)
+        if h0_tensor is None:
+            h = _initial_h(frame, problem, dtype, device)
+        else:
+            h = h0_tensor if frame.scale == 1.0 else (h0_tensor.double() * frame.scale).to(dtype)
         zeros = torch.zeros(n_targets, dtype=torch.float64, device=device)
         state = _SolverState(
             h=h,
@@ -452,7 +526,9 @@ def _solve(
             nesterov_prev=h.clone(),
             adam_m=zeros,
             adam_v=zeros.clone(),
-            lr=settings.lr if settings.lr is not None else _default_lr(problem),
+            lr=frame.scale * settings.lr
+            if settings.lr is not None
+            else _default_lr(frame, problem, probe),
             batch=settings.batch_size,
         )
     s = state  # short alias: the loop below updates the state in place
@@ -486,8 +562,9 @@ def _solve(
         s.total_samples += batch
         errors.append(error)
         if callback is not None:
+            h_now = s.h if frame.scale == 1.0 else s.h / frame.scale
             info = IterationInfo(
-                iteration, error, batch, s.h, masses, time.perf_counter() - start, raw, noise
+                iteration, error, batch, h_now, masses, time.perf_counter() - start, raw, noise
             )
             if callback(info):
                 break
@@ -497,13 +574,18 @@ def _solve(
         if settings.time_limit is not None and time.perf_counter() - start > settings.time_limit:
             break
         _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
+        if not bool(torch.isfinite(s.h).all()):
+            raise FloatingPointError(
+                f"the heights became non-finite at iteration {iteration}: the scores "
+                f"<x, y_i> + h_i overflow {dtype} (check the scale of h0, or use float64)"
+            )
         s.iteration = iteration
         if ckpt is not None and writes_checkpoints and iteration % checkpoint_every == 0:
             payload = s.payload(fingerprint, time.perf_counter() - start)
             atomic_write(ckpt, lambda tmp, payload=payload: torch.save(payload, tmp))
     return SemiDiscreteResult(
         problem=problem,
-        h=s.h.detach().to(torch.float64).cpu(),
+        h=s.h.detach().to(torch.float64).cpu() / frame.scale,
         cell_masses=masses.cpu(),
         errors=list(errors),
         converged=converged,
@@ -602,10 +684,19 @@ def estimate_masses(
     device: str | None = None,
     batch: int = 2**20,
 ) -> torch.Tensor:
-    """Cell masses μ(W_i(h)) estimated from ``n_samples`` source samples (float64, CPU)."""
+    """Cell masses μ(W_i(h)) estimated from ``n_samples`` source samples (float64, CPU).
+
+    ``h`` (N,) are the heights; the result is the (N,) vector of cell frequencies.
+    """
+    if not isinstance(problem, SemiDiscreteProblem):
+        raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    batch = check_positive_int(batch, "batch")
     device = resolve_device(device) if device is not None else problem.targets.device
     y = problem.targets.to(device=device, dtype=dtype)
-    h = torch.as_tensor(h).to(device=device, dtype=dtype)
+    h = as_float_tensor(h, "h", ndim=1, dtype=dtype, device=device)
+    if h.shape[0] != problem.n_targets:
+        raise ValueError(f"h has {h.shape[0]} entries but there are {problem.n_targets} targets")
     kernel = ScoreKernel(y)
     counts = torch.zeros(problem.n_targets, dtype=torch.float64, device=device)
     drawn = 0

@@ -1,0 +1,449 @@
+"""Hostile and broken input across the public API and the CLI (property-based).
+
+Every case must end in a clear ``ValueError`` / ``TypeError`` / ``FileNotFoundError``
+that names the problem, or in a correct answer: never a hang, a deep torch error or
+a silent wrong result.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from typer.testing import CliRunner
+
+from aeot.cli import app
+from aeot.ot import (
+    BoxUniform,
+    SemiDiscreteProblem,
+    estimate_masses,
+    solve_semidiscrete,
+)
+from aeot.ot.exact2d import solve_exact_2d
+from aeot.pipeline import AEOT
+
+FAST = settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+SLOWER = settings(deadline=None, max_examples=8, suppress_health_check=[HealthCheck.too_slow])
+FINITE = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+
+
+def _with_bad_entry(draw, shape):
+    values = draw(arrays(np.float64, shape, elements=FINITE))
+    index = tuple(draw(st.integers(0, n - 1)) for n in shape)
+    values[index] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return values
+
+
+# --------------------------------------------------------------------- the problem
+
+
+@FAST
+@given(st.data(), st.integers(1, 6), st.integers(1, 4))
+def test_non_finite_targets_or_weights_are_named(data, n, d):
+    targets = _with_bad_entry(data.draw, (n, d))
+    with pytest.raises(ValueError, match=r"targets contains .* NaN or infinite"):
+        SemiDiscreteProblem(targets)
+    good = np.random.default_rng(0).uniform(size=(n, d))
+    weights = _with_bad_entry(data.draw, (n,))
+    with pytest.raises(ValueError, match=r"weights contains .* NaN or infinite"):
+        SemiDiscreteProblem(good, weights)
+
+
+@FAST
+@given(st.sampled_from([(0, 2), (0, 0), (3, 0), (0,), (2, 2, 2), ()]))
+def test_empty_or_misshapen_targets(shape):
+    with pytest.raises(ValueError, match=r"targets (is empty|must have 2 dimensions)"):
+        SemiDiscreteProblem(np.zeros(shape))
+
+
+@FAST
+@given(
+    st.sampled_from(
+        [
+            np.array([["a", "b"]]),
+            np.ones((2, 2), dtype=complex),
+            np.ones((2, 2), dtype=bool),
+            torch.ones(2, 2, dtype=torch.bool),
+            torch.ones(2, 2, dtype=torch.complex64),
+            np.array([[1.0, None]], dtype=object),
+            [[1.0, 2.0], [3.0]],
+        ]
+    )
+)
+def test_non_numeric_targets_are_type_errors(value):
+    with pytest.raises(TypeError, match=r"targets must (hold real numbers|be an array)"):
+        SemiDiscreteProblem(value)
+
+
+def test_meta_tensors_are_refused():
+    with pytest.raises(ValueError, match="meta tensor"):
+        SemiDiscreteProblem(torch.rand(3, 2, device="meta"))
+
+
+@FAST
+@given(st.integers(2, 8), st.integers(1, 3), st.data())
+def test_duplicate_targets_are_named(n, d, data):
+    y = np.random.default_rng(n * 10 + d).uniform(size=(n, d))
+    i, j = data.draw(st.lists(st.integers(0, n - 1), min_size=2, max_size=2, unique=True))
+    y[j] = y[i]
+    with pytest.raises(ValueError, match=f"duplicate targets at rows \\[{min(i, j)}, {max(i, j)}"):
+        SemiDiscreteProblem(y)
+
+
+@FAST
+@given(st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3))
+def test_bad_weights(raw):
+    y = np.eye(3)
+    weights = np.array(raw)
+    if (weights > 0).all() and abs(weights.sum() - 1) <= 1e-6:
+        SemiDiscreteProblem(y, weights)  # a valid draw
+        return
+    with pytest.raises(ValueError, match="weights must"):
+        SemiDiscreteProblem(y, weights)
+
+
+@FAST
+@given(st.lists(st.floats(0.05, 0.95), min_size=2, max_size=3))
+def test_one_target_takes_all_the_mass(point):
+    problem = SemiDiscreteProblem([point])
+    result = solve_semidiscrete(problem, tol=1e-3, seed=0)
+    assert result.converged and result.n_iter == 1
+    assert result.cell_masses.tolist() == [1.0]
+    assert result.h.tolist() == [0.0]
+    if len(point) == 2:
+        exact = solve_exact_2d(problem)
+        assert exact.converged and exact.cell_masses.tolist() == pytest.approx([1.0])
+
+
+# ------------------------------------------------------------ scales and geometry
+
+
+@SLOWER
+@given(st.integers(-30, 30), st.integers(0, 3))
+def test_huge_and_tiny_target_scales_are_solved(exponent, seed):
+    """The power cells of (c y, c h) are those of (y, h): any scale c gives a correct h."""
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(size=(12, 2))
+    scale = 10.0**exponent
+    problem = SemiDiscreteProblem(scale * y)
+    result = solve_semidiscrete(problem, tol=0.03, seed=seed, max_iter=60)
+    assert result.converged
+    assert torch.isfinite(result.h).all()
+    masses = result.measure_masses(2**16, seed=7)
+    assert float((masses - problem.weights).abs().sum()) < 0.06
+    # the same cells in the unscaled coordinates
+    unscaled = SemiDiscreteProblem(y)
+    x = unscaled.source.sample(4096, seed=3, qmc=False, dtype=torch.float64)
+    scores = x @ torch.from_numpy(y).t() + result.h / scale
+    assert (scores.argmax(1) == result.assign(x)).float().mean() > 0.99
+
+
+@SLOWER
+@given(st.integers(-30, 30), st.integers(3, 12), st.integers(0, 3))
+def test_exact_2d_at_any_scale(exponent, n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0.05, 0.95, (n, 2)) * 10.0**exponent
+    result = solve_exact_2d(SemiDiscreteProblem(y), tol=1e-8)
+    assert result.converged
+    np.testing.assert_allclose(result.cell_masses.numpy(), 1 / n, rtol=1e-6)
+
+
+@FAST
+@given(
+    st.integers(2, 12),
+    st.floats(0, np.pi),
+    st.floats(0.1, 0.9),
+    st.floats(0.1, 0.9),
+    st.integers(0, 3),
+)
+def test_exact_2d_collinear_targets(n, angle, cx, cy, seed):
+    """Targets on one line: the cells are parallel strips with the requested masses."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(-0.3, 0.3, n))
+    if np.diff(t).min() < 1e-3:
+        t = np.linspace(-0.3, 0.3, n)
+    y = np.c_[cx + t * np.cos(angle), cy + t * np.sin(angle)]
+    weights = rng.dirichlet(np.ones(n) * 4)
+    weights = np.maximum(weights, 0.02)
+    weights /= weights.sum()
+    result = solve_exact_2d(SemiDiscreteProblem(y, weights), tol=1e-8)
+    assert result.converged
+    np.testing.assert_allclose(result.cell_masses.numpy(), weights, rtol=1e-6)
+
+
+def test_collinear_points_through_aeot_stay_on_their_line():
+    t = torch.linspace(0, 1, 30)
+    data = torch.stack([t, 0.5 * t + 0.2], 1)
+    model = AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False).fit(data)
+    samples = model.sample(200, seed=1)
+    assert torch.allclose(samples[:, 1], 0.5 * samples[:, 0] + 0.2, atol=1e-5)
+
+
+def test_constant_data_generate_that_point():
+    model = AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False)
+    samples = model.fit(torch.full((10, 3), 0.25)).sample(5)
+    assert torch.equal(samples, torch.full((5, 3), 0.25))
+
+
+def test_data_beyond_float32_are_named():
+    with pytest.raises(ValueError, match=r"beyond the range of torch\.float32"):
+        AEOT(autoencoder="identity").fit(torch.rand(10, 3, dtype=torch.float64) * 1e300)
+
+
+def test_exploding_initial_heights_raise():
+    problem = SemiDiscreteProblem(np.random.default_rng(0).uniform(size=(3, 2)))
+    with pytest.raises(FloatingPointError, match="non-finite at iteration"):
+        solve_semidiscrete(problem, h0=[1e30, 0.0, 0.0], tol=1e-3, max_iter=30)
+
+
+# ------------------------------------------------------- settings and arguments
+
+
+BAD_SETTINGS = st.sampled_from(
+    [
+        ("method", "sgd"),
+        ("tol", 0.0),
+        ("tol", float("nan")),
+        ("tol", float("inf")),
+        ("max_iter", 0),
+        ("max_iter", 2.5),
+        ("max_iter", True),
+        ("batch_size", 1),
+        ("batch_size", 2**30),
+        ("growth", 1.0),
+        ("growth", float("inf")),
+        ("slab_fraction", 0.0),
+        ("slab_fraction", 1.0),
+        ("lr", -0.1),
+        ("lr", float("nan")),
+        ("time_limit", -1.0),
+        ("seed", -1),
+        ("seed", 1.5),
+        ("seed", 2**60),
+        ("chunk", 0),
+        ("chunk", -4),
+        ("dtype", torch.float16),
+        ("dtype", "float32"),
+        ("device", "meta"),
+        ("device", "tpu"),
+        ("hessian_samples", 0),
+    ]
+)
+
+
+@FAST
+@given(BAD_SETTINGS)
+def test_bad_settings_are_value_errors_naming_the_field(bad):
+    name, value = bad
+    problem = SemiDiscreteProblem(np.eye(2) * 0.5 + 0.2)
+    with pytest.raises(ValueError, match=name):
+        solve_semidiscrete(problem, **{name: value})
+
+
+def test_cuda_without_cuda_is_a_value_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        solve_semidiscrete(SemiDiscreteProblem(np.eye(2) * 0.5), device="cuda")
+
+
+def test_not_a_problem():
+    with pytest.raises(TypeError, match="SemiDiscreteProblem"):
+        solve_semidiscrete(np.eye(2))
+    with pytest.raises(TypeError, match="SemiDiscreteProblem"):
+        estimate_masses(np.eye(2), np.zeros(2), 10)
+
+
+@FAST
+@given(st.data())
+def test_bad_heights_and_queries(data):
+    problem = SemiDiscreteProblem(np.random.default_rng(1).uniform(size=(4, 2)))
+    n = data.draw(st.sampled_from([3, 5]))
+    with pytest.raises(ValueError, match="h has"):
+        estimate_masses(problem, np.zeros(n), 100)
+    with pytest.raises(ValueError, match="h contains"):
+        estimate_masses(problem, _with_bad_entry(data.draw, (4,)), 100)
+    with pytest.raises(ValueError, match="h0"):
+        solve_semidiscrete(problem, h0=_with_bad_entry(data.draw, (4,)))
+    with pytest.raises(ValueError, match="n_samples"):
+        estimate_masses(problem, np.zeros(4), data.draw(st.integers(-5, 0)))
+    result = solve_semidiscrete(problem, tol=0.05, seed=0)
+    with pytest.raises(ValueError, match="x contains"):
+        result.assign(_with_bad_entry(data.draw, (3, 2)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        result.assign(np.zeros((3, data.draw(st.sampled_from([1, 3])))))
+    with pytest.raises(ValueError, match="x is empty"):
+        result.potential(np.zeros((0, 2)))
+    with pytest.raises(ValueError, match="n_samples"):
+        result.measure_masses(0)
+
+
+def test_box_source_bounds():
+    for low, high in [(1.0, 0.0), (0.0, 0.0), (np.nan, 1.0), (0.0, np.inf)]:
+        with pytest.raises(ValueError, match="box bounds"):
+            BoxUniform(2, low, high)
+
+
+# ------------------------------------------------------------- corrupt model files
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    points = AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False)
+    points.fit(torch.rand(40, 3, generator=torch.Generator().manual_seed(0))).save(root / "points")
+    mlp = AEOT(
+        autoencoder="mlp",
+        latent_dim=3,
+        hidden=(8,),
+        epochs=2,
+        n_graph_samples=2**12,
+        ot_max_iter=5,
+        progress=False,
+    )
+    mlp.fit(torch.rand(40, 6, generator=torch.Generator().manual_seed(1))).save(root / "mlp")
+    return root
+
+
+def _copy(saved_models, name, tmp_path):
+    target = tmp_path / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(saved_models / name, target)
+    return target
+
+
+@FAST
+@given(st.sampled_from(["ot.safetensors", "autoencoder.safetensors"]), st.floats(0, 0.999))
+def test_truncated_safetensors(saved_models, tmp_path_factory, file, fraction):
+    folder = _copy(saved_models, "mlp", tmp_path_factory.mktemp("t"))
+    data = (folder / file).read_bytes()
+    (folder / file).write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
+        AEOT.load(folder)
+
+
+@FAST
+@given(st.binary(max_size=64))
+def test_garbage_config_json(saved_models, tmp_path_factory, garbage):
+    folder = _copy(saved_models, "points", tmp_path_factory.mktemp("j"))
+    (folder / "config.json").write_bytes(garbage)
+    with pytest.raises(ValueError, match="config"):
+        AEOT.load(folder)
+
+
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=4)
+)
+JSON = st.recursive(
+    JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@FAST
+@given(st.sampled_from(["input_shape", "kind", "ot", "config", "format", None]), JSON)
+def test_damaged_config_entries(saved_models, tmp_path_factory, key, value):
+    folder = _copy(saved_models, "points", tmp_path_factory.mktemp("e"))
+    meta = json.loads((folder / "config.json").read_text())
+    original = meta.get(key) if key is not None else dict(meta)
+    if key is None:
+        meta = value
+    else:
+        meta[key] = value
+    (folder / "config.json").write_text(json.dumps(meta))
+    try:
+        model = AEOT.load(folder)
+    except (ValueError, TypeError):
+        return  # a clear error (the message names the file)
+    # accepted only when it still describes this model: same shape, finite samples
+    assert value == original or key in ("config", "ot", "kind")
+    samples = model.sample(3)
+    assert samples.shape == (3, 3) and torch.isfinite(samples).all()
+
+
+@pytest.mark.parametrize(
+    "name, edit, match",
+    [
+        ("h", lambda t: t.__setitem__(0, float("nan")), "h contains"),
+        ("h", lambda t: None, "h has shape"),
+        ("scale", lambda t: t.zero_(), "scale must be positive"),
+        ("codes", lambda t: None, "codes have"),
+    ],
+)
+def test_damaged_ot_tensors(saved_models, tmp_path, name, edit, match):
+    from aeot._io import load_tensors, save_tensors
+
+    folder = _copy(saved_models, "points", tmp_path)
+    tensors = load_tensors(folder / "ot.safetensors")
+    if match == "h has shape":
+        tensors["h"] = tensors["h"][:-1]
+    elif match == "codes have":
+        tensors["codes"] = tensors["codes"][:, :2]
+    else:
+        edit(tensors[name])
+    save_tensors(folder / "ot.safetensors", tensors)
+    with pytest.raises(ValueError, match=match):
+        AEOT.load(folder)
+
+
+def test_files_of_different_models_are_not_mixed(saved_models, tmp_path):
+    folder = _copy(saved_models, "points", tmp_path)
+    shutil.copy(saved_models / "mlp" / "autoencoder.safetensors", folder)
+    with pytest.raises(ValueError, match="files from different models"):
+        AEOT.load(folder)
+
+
+def test_missing_files(saved_models, tmp_path):
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        AEOT.load(tmp_path / "nowhere")
+    folder = _copy(saved_models, "mlp", tmp_path)
+    (folder / "autoencoder.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="autoencoder weights missing"):
+        AEOT.load(folder)
+
+
+@FAST
+@given(st.sampled_from(["truncate", "garbage-json", "missing"]))
+def test_cli_reports_corrupt_models_without_a_traceback(saved_models, tmp_path_factory, damage):
+    tmp = tmp_path_factory.mktemp("cli")
+    folder = _copy(saved_models, "mlp", tmp)
+    if damage == "truncate":
+        data = (folder / "ot.safetensors").read_bytes()
+        (folder / "ot.safetensors").write_bytes(data[:100])
+    elif damage == "garbage-json":
+        (folder / "config.json").write_text('{"format": "aeot-model", "config": [')
+    else:
+        shutil.rmtree(folder)
+    result = CliRunner().invoke(app, ["sample", str(folder), "-n", "4", "-o", str(tmp / "s.npy")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert str(folder) in " ".join(result.output.split()).replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"n": -1}, ValueError, "n must be"),
+        ({"n": 0}, ValueError, "n must be"),
+        ({"n": 2.5}, TypeError, "n must be an integer"),
+        ({"n": 2, "seed": -1}, ValueError, "seed must be"),
+        ({"n": 2, "seed": 2**70}, ValueError, "seed must be"),
+        ({"n": 2, "seed": 1.5}, TypeError, "seed must be an integer"),
+    ],
+)
+def test_bad_sample_arguments(saved_models, kwargs, error, match):
+    model = AEOT.load(saved_models / "points")
+    with pytest.raises(error, match=match):
+        model.sample(**kwargs)
