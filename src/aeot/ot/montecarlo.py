@@ -228,9 +228,9 @@ def _lift_empty_cells(
 class LocalScorer:
     """Scores every target in this process: the single-process back end of the solver.
 
-    The solver talks to its scorer only through :meth:`argmax`, :meth:`top2` and
-    :meth:`lift_empty_cells`; :class:`aeot.ot.distributed.ShardedScorer` implements
-    the same three with the targets split across ``torch.distributed`` ranks.
+    The solver talks to its scorer only through :meth:`argmax`, :meth:`top2`,
+    :meth:`lift_empty_cells` and :meth:`agree`; :class:`aeot.ot.distributed.ShardedScorer`
+    implements the same four with the targets split across ``torch.distributed`` ranks.
 
     Parameters
     ----------
@@ -267,6 +267,10 @@ class LocalScorer:
     ) -> None:
         """Raise the heights of the ``empty`` (N,) cells in place; ``best`` (M,) is u_h(x)."""
         _lift_empty_cells(h, empty, x, self.targets, best)
+
+    def agree(self, flag: bool) -> bool:
+        """A stop decision shared by all processes of the solve (here just ``flag``)."""
+        return flag
 
 
 def _hessian_step(
@@ -566,12 +570,14 @@ def _solve(
             info = IterationInfo(
                 iteration, error, batch, h_now, masses, time.perf_counter() - start, raw, noise
             )
-            if callback(info):
-                break
+        if scorer.agree(callback is not None and bool(callback(info))):
+            break
         if error <= settings.tol and noise <= settings.tol:
             converged = True
             break
-        if settings.time_limit is not None and time.perf_counter() - start > settings.time_limit:
+        if settings.time_limit is not None and scorer.agree(
+            time.perf_counter() - start > settings.time_limit
+        ):
             break
         _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
         if not bool(torch.isfinite(s.h).all()):
