@@ -186,7 +186,7 @@ def test_config_rejects_bad_values(field, value, match):
 
 
 def test_fit_sample_shapes_and_history(digits_gan):
-    data, model = digits_gan
+    _, model = digits_gan
     x = model.sample(10, seed=1)
     assert x.shape == (10, 1, 8, 8)
     assert float(x.min()) >= 0 and float(x.max()) <= 1  # the decoder's sigmoid
@@ -236,7 +236,7 @@ def test_estimator_errors(digits_aeot):
     data, base = digits_aeot
     with pytest.raises(RuntimeError, match="not fitted"):
         AEOTGAN().sample(4)
-    with pytest.raises(TypeError, match="aeot must be an aeot.pipeline.AEOT"):
+    with pytest.raises(TypeError, match="aeot must be an AEOT"):
         AEOTGAN(aeot="model")
     gan = AEOTGAN(aeot=base, device="cpu", **GAN_SETTINGS)
     with pytest.raises(ValueError, match="must be the AEOT model's training data"):

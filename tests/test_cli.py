@@ -62,3 +62,37 @@ def test_demo_quick(tmp_path):
         "metrics.json",
     ):
         assert (tmp_path / "report" / name).exists(), name
+
+
+def test_fit_gan_then_sample(tmp_path):
+    from aeot.data import load_digits8
+    from aeot.pipeline import AEOT
+
+    images = load_digits8().x[:120].numpy()
+    np.save(tmp_path / "digits.npy", images)
+    base = AEOT(
+        autoencoder="conv",
+        latent_dim=3,
+        width=8,
+        epochs=2,
+        ot_tol=0.05,
+        n_graph_samples=2**12,
+        progress=False,
+    )
+    base.fit(images).save(tmp_path / "aeot")
+    gan_dir = tmp_path / "gan"
+    args = ["fit-gan", str(tmp_path / "aeot"), str(tmp_path / "digits.npy"), "-o", str(gan_dir)]
+    result = runner.invoke(app, [*args, "--steps", "3", "--batch-size", "8", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (gan_dir / "config.json").is_file() and (gan_dir / "checkpoints" / "gan.ckpt").is_file()
+    out = tmp_path / "gan.npy"
+    result = runner.invoke(app, ["sample", str(gan_dir), "-n", "7", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (7, 1, 8, 8)
+    result = runner.invoke(
+        app, ["interpolate", str(gan_dir), "--a", "0", "--b", "1", "-o", str(out)]
+    )
+    assert result.exit_code == 2 and "AE-OT-GAN model" in result.output
+    np.save(tmp_path / "other.npy", images[::-1].copy())
+    result = runner.invoke(app, [*args[:2], str(tmp_path / "other.npy"), "-o", str(gan_dir)])
+    assert result.exit_code == 2 and "not the data the AEOT model was fitted on" in result.output

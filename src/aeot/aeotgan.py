@@ -493,7 +493,7 @@ class AEOTGAN:
         base = config.to_dict() if config is not None else {}
         self.config = AEOTGANConfig.from_dict({**base, **overrides})
         if aeot is not None and not isinstance(aeot, AEOT):
-            raise TypeError(f"aeot must be an aeot.pipeline.AEOT, got {type(aeot).__name__}")
+            raise TypeError(f"aeot must be an AEOT model, got {type(aeot).__name__}")
         self.aeot = aeot
 
     def fit(self, data, *, checkpoint_dir: str | os.PathLike | None = None) -> AEOTGAN:

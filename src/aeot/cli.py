@@ -83,11 +83,51 @@ def fit(
     )
 
 
-def _load_model(path: Path, device: str | None):
+@app.command("fit-gan")
+def fit_gan(
+    model: Annotated[Path, typer.Argument(help="AE-OT model folder written by `aeot fit`.")],
+    data: Annotated[str, typer.Argument(help="The data set that model was fitted on.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="AE-OT-GAN model folder to write.")],
+    steps: Annotated[int, typer.Option(help="Generator updates.")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Codes and real images per step.")] = 64,
+    content_loss: Annotated[str, typer.Option(help="l1 | mse | features")] = "features",
+    content_weight: Annotated[float, typer.Option(help="Weight of the content loss.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str | None, typer.Option(help="torch device")] = None,
+) -> None:
+    """Refine a saved AE-OT model into AE-OT-GAN and save it (resumes an interrupted run)."""
+    from aeot.aeotgan import AEOTGAN
+    from aeot.data import load_dataset
     from aeot.pipeline import AEOT
 
     try:
-        return AEOT.load(path, device=device)
+        base = AEOT.load(model, device=device)
+        gan = AEOTGAN(
+            aeot=base,
+            steps=steps,
+            batch_size=batch_size,
+            content_loss=content_loss,
+            content_weight=content_weight,
+            seed=seed,
+            device=device,
+        )
+        gan.fit(load_dataset(data), checkpoint_dir=out / "checkpoints")
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        _fail(str(exc))
+    gan.save(out)
+    typer.echo(f"saved AE-OT-GAN model to {out} ({steps} steps)")
+
+
+def _load_model(path: Path, device: str | None):
+    """An AE-OT or AE-OT-GAN model folder, told apart by the format in its config.json."""
+    from aeot._io import load_json
+    from aeot.aeotgan import AEOTGAN
+    from aeot.pipeline import AEOT
+
+    try:
+        config = path / "config.json"
+        is_gan = config.is_file() and load_json(config).get("format") == "aeot-gan-model"
+        return (AEOTGAN if is_gan else AEOT).load(path, device=device)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
 
@@ -117,13 +157,13 @@ def _write_samples(x, out: Path, ncol: int) -> None:
 
 @app.command()
 def sample(
-    model: Annotated[Path, typer.Argument(help="Model folder written by `aeot fit`.")],
+    model: Annotated[Path, typer.Argument(help="Model folder (`aeot fit` or `aeot fit-gan`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .png (images) or .npy.")],
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
-    """Generate new samples from a saved AE-OT model."""
+    """Generate new samples from a saved AE-OT or AE-OT-GAN model."""
     if n < 1:
         _fail(f"-n must be positive, got {n}")
     loaded = _load_model(model, device)
@@ -141,6 +181,8 @@ def interpolate(
 ) -> None:
     """Interpolate between two training codes, staying off the singular set."""
     loaded = _load_model(model, device)
+    if not callable(getattr(loaded, "interpolate", None)):
+        _fail(f"{model} is an AE-OT-GAN model; interpolate needs an AE-OT model (`aeot fit`)")
     try:
         path = loaded.interpolate(a, b, steps)
     except ValueError as exc:
