@@ -447,3 +447,22 @@ def test_bad_sample_arguments(saved_models, kwargs, error, match):
     model = AEOT.load(saved_models / "points")
     with pytest.raises(error, match=match):
         model.sample(**kwargs)
+
+
+@pytest.mark.parametrize("content", ["missing", "nan", "one-row", "ragged-dims"])
+def test_cli_fit_on_bad_data(tmp_path, content):
+    path = tmp_path / "points.npy"
+    if content == "nan":
+        data = np.random.default_rng(0).uniform(size=(20, 2))
+        data[3, 1] = np.nan
+        np.save(path, data)
+    elif content == "one-row":
+        np.save(path, np.zeros((1, 2)))
+    elif content == "ragged-dims":
+        np.save(path, np.zeros((4, 2, 3)))
+    out = tmp_path / "model"
+    args = ["fit", str(path), "-o", str(out), "--autoencoder", "identity"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not (out / "config.json").exists()

@@ -6,6 +6,16 @@ import numpy as np
 import torch
 
 
+def _count_non_finite(tensor: torch.Tensor, chunk: int = 2**22) -> int:
+    """Number of NaN / ±inf entries, checked in chunks (no full-size temporaries)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        return 0
+    flat = tensor.reshape(-1)  # a view for contiguous input
+    return sum(
+        int((~torch.isfinite(flat[i : i + chunk])).sum()) for i in range(0, flat.numel(), chunk)
+    )
+
+
 def as_float_tensor(
     value,
     name: str,
@@ -37,19 +47,19 @@ def as_float_tensor(
         raise ValueError(f"{name} is a meta tensor (it holds no data)")
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-    finite_before = bool(torch.isfinite(tensor).all())
+    bad = _count_non_finite(tensor)
+    original_dtype = tensor.dtype
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype() if dtype is None else dtype)
     if dtype is not None or device is not None:
         tensor = tensor.to(dtype=dtype or tensor.dtype, device=device or tensor.device)
-    if finite_before and not bool(torch.isfinite(tensor).all()):
+    if bad == 0 and tensor.dtype != original_dtype and _count_non_finite(tensor):
         raise ValueError(f"{name} has values beyond the range of {tensor.dtype}")
     if ndim is not None and tensor.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}")
     if not allow_empty and tensor.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(tensor.shape)})")
-    if not bool(torch.isfinite(tensor).all()):
-        bad = int((~torch.isfinite(tensor)).sum())
+    if bad:
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
     return tensor
 

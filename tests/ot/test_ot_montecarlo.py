@@ -200,6 +200,45 @@ def test_kernel_matches_dense_argmax():
         assert torch.equal(top[:, :k], scores.topk(k, 1).indices)
 
 
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize(("n_targets", "block"), [(1000, 7), (1000, 256), (65, 64), (3, 1)])
+def test_streamed_target_blocks_match_dense(monkeypatch, native, n_targets, block):
+    """Targets streamed in blocks give the one-block answer, ties to the lowest index."""
+    torch.manual_seed(1)
+    y = torch.randn(n_targets, 4)
+    y[n_targets // 2] = y[1]  # the same scores in two blocks: the lower index must win
+    h = torch.randn(n_targets)
+    h[n_targets // 2] = h[1]
+    x = torch.randn(999, 4)
+    kernel = ScoreKernel(y, chunk=128, block=block)
+    if not native:
+        monkeypatch.setattr(kernel, "native", False)
+    assert kernel.block == block and kernel._buffer.numel() == 128 * block
+    scores = x @ y.t() + h
+    cells, best = kernel.argmax(x, h)
+    assert torch.equal(cells, scores.argmax(1))  # torch's argmax returns the first maximum
+    assert not bool((cells == n_targets // 2).any()) or n_targets // 2 == 1
+    torch.testing.assert_close(best, scores.amax(1))
+    for k in (1, 2, 5):
+        values, top = kernel.topk(x, h, k)
+        kk = min(k, n_targets)
+        torch.testing.assert_close(values[:, :kk], scores.topk(kk, 1).values)
+        assert torch.equal(values[:, :kk].gather(1, torch.zeros_like(top[:, :1])), best[:, None])
+        assert (top[:, kk:] == -1).all() and torch.isinf(values[:, kk:]).all()
+        picked = scores.gather(1, top[:, :kk])
+        torch.testing.assert_close(picked, values[:, :kk])
+
+
+def test_default_block_bounds_the_buffer():
+    from aeot.ot.kernels import default_block, default_chunk
+
+    for n in (10, 100_000, 10**6, 10**7):
+        chunk = default_chunk(n)
+        block = default_block(n, chunk)
+        assert chunk * min(block, n) * 4 <= 2**25 or block == 1024
+        assert (block >= n) == (64 * n * 4 <= 2**25)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -172,7 +172,8 @@ def solve_semidiscrete_distributed(
         The same problem on every rank (checked by a hash of targets and weights).
     settings : MonteCarloSettings, optional
         Solver settings; keyword ``overrides`` replace single fields. ``device`` defaults
-        to ``cuda:LOCAL_RANK`` under NCCL and to the CPU under gloo.
+        to ``cuda:LOCAL_RANK`` under NCCL (made the current CUDA device) and to the CPU
+        under gloo.
     group : ProcessGroup, optional
         The ranks that share the solve; the default group when omitted.
     h0, callback, checkpoint_path, checkpoint_every
@@ -197,8 +198,10 @@ def solve_semidiscrete_distributed(
         settings = replace(settings, device=str(device))
     else:
         device = resolve_device(settings.device)
-    if dist.get_backend(group) == "nccl" and device.type != "cuda":
-        raise ValueError(f"the NCCL back end needs a CUDA device, got {device}")
+    if dist.get_backend(group) == "nccl":
+        if device.type != "cuda":
+            raise ValueError(f"the NCCL back end needs a CUDA device, got {device}")
+        torch.cuda.set_device(device)  # NCCL collectives run on the current device
     rank, world_size = dist.get_rank(group), dist.get_world_size(group)
     same = replace(settings, device=None)  # ranks may use different devices (cuda:r)
     identity = (tensor_hash(problem.targets), tensor_hash(problem.weights), repr(same))

@@ -1,9 +1,13 @@
 """The hot loop of semi-discrete OT: for each sample x, argmax_i <x, y_i> + h_i.
 
-Scores for a chunk of samples are one GEMM, ``addmm(h, x_chunk, Yᵀ)``, written
-into a preallocated (chunk, N) buffer sized to stay in cache. On CPU the row
-reductions (argmax, top-2) run in the vectorised C kernels of
-:mod:`aeot.ot._native`; elsewhere (CUDA, or no C compiler) in torch.
+Scores for a chunk of samples against a block of targets are one GEMM,
+``addmm(h_block, x_chunk, Y_blockᵀ)``, written into a preallocated (chunk, block)
+buffer sized to stay in cache. With few targets the block is all of them; with many
+(N · 64 rows beyond the buffer) the targets are streamed in blocks and the row
+maxima merged, so memory stays O(chunk · block) instead of O(chunk · N). Ties go
+to the lowest target index in both cases. On CPU the row reductions (argmax, top-2)
+run in the vectorised C kernels of :mod:`aeot.ot._native`; elsewhere (CUDA, or no C
+compiler) in torch.
 """
 
 from __future__ import annotations
@@ -12,18 +16,37 @@ import torch
 
 from aeot.ot import _native
 
-_BUFFER_BYTES = 2**25  # 32 MiB: one score buffer, kept within the last-level cache
+_BUFFER_BYTES = 2**25  # 32 MiB: one CPU score buffer, kept within the last-level cache
+_CUDA_BUFFER_BYTES = 2**30  # 1 GiB on a GPU
+_STREAM_ROWS = 256  # samples per chunk once the targets are streamed in blocks (CPU)
 
 
 def default_chunk(n_targets: int, itemsize: int = 4, device: torch.device | None = None) -> int:
-    """Samples per GEMM so that the (chunk, N) score buffer stays cache-sized."""
+    """Samples per GEMM so that the (chunk, N) score buffer stays cache-sized.
+
+    When even the smallest chunk (64 rows on CPU, 1024 on CUDA) would overflow the
+    buffer, the targets are streamed (see :func:`default_block`) with 256 (CPU) or
+    1024 (CUDA) rows per chunk.
+    """
     if device is not None and device.type == "cuda":
-        return int(max(1024, min(65536, 2**30 // (itemsize * max(n_targets, 1)))))
+        return int(max(1024, min(65536, _CUDA_BUFFER_BYTES // (itemsize * max(n_targets, 1)))))
     rows = _BUFFER_BYTES // (itemsize * max(n_targets, 1))
+    if rows < 64:
+        return _STREAM_ROWS
     chunk = 64
     while chunk * 2 <= min(rows, 512):
         chunk *= 2
     return chunk
+
+
+def default_block(
+    n_targets: int, chunk: int, itemsize: int = 4, device: torch.device | None = None
+) -> int:
+    """Targets per GEMM: all N when a (chunk, N) buffer fits the budget, else a block that does."""
+    budget = _CUDA_BUFFER_BYTES if device is not None and device.type == "cuda" else _BUFFER_BYTES
+    if chunk * n_targets * itemsize <= budget:
+        return max(n_targets, 1)
+    return max(1024, budget // (chunk * itemsize))
 
 
 class ScoreKernel:
@@ -32,27 +55,42 @@ class ScoreKernel:
     Parameters
     ----------
     targets : (N, d) tensor
-        Target points y_i on the working device and dtype.
+        Target points y_i on the working device and dtype (kept by reference, not copied).
     chunk : int, optional
         Samples per GEMM; chosen from the cache size when omitted.
+    block : int, optional
+        Targets per GEMM; all of them unless the (chunk, N) buffer would exceed the
+        budget (32 MiB on CPU, 1 GiB on CUDA), when omitted.
     """
 
-    def __init__(self, targets: torch.Tensor, chunk: int | None = None):
-        self.targets_t = targets.t().contiguous()  # (d, N)
+    def __init__(self, targets: torch.Tensor, chunk: int | None = None, block: int | None = None):
+        self.targets = targets
         self.n_targets = targets.shape[0]
-        self.chunk = chunk or default_chunk(self.n_targets, targets.element_size(), targets.device)
+        itemsize = targets.element_size()
+        self.chunk = chunk or default_chunk(self.n_targets, itemsize, targets.device)
+        self.block = min(
+            block or default_block(self.n_targets, self.chunk, itemsize, targets.device),
+            max(self.n_targets, 1),
+        )
         self.native = targets.device.type == "cpu" and _native.available()
+        # flat storage: each (rows, width) score view of it is contiguous
         self._buffer = torch.empty(
-            self.chunk, self.n_targets, dtype=targets.dtype, device=targets.device
+            self.chunk * self.block, dtype=targets.dtype, device=targets.device
         )
 
-    def _chunks(self, x: torch.Tensor, h: torch.Tensor):
-        """Yield (start, stop, scores) with scores = <x[start:stop], y> + h, shape (rows, N)."""
+    def _blocks(self, x: torch.Tensor, h: torch.Tensor):
+        """Yield (start, stop, lo, scores): scores = <x[start:stop], y[lo:lo+w]> + h[lo:lo+w].
+
+        ``scores`` is a contiguous (rows, w) view of the shared buffer, valid until the
+        next step; the target blocks of one sample chunk come in ascending order.
+        """
         for start in range(0, x.shape[0], self.chunk):
             stop = min(start + self.chunk, x.shape[0])
-            buf = self._buffer[: stop - start]
-            torch.addmm(h, x[start:stop], self.targets_t, out=buf)
-            yield start, stop, buf
+            for lo in range(0, self.n_targets, self.block):
+                hi = min(lo + self.block, self.n_targets)
+                buf = self._buffer[: (stop - start) * (hi - lo)].view(stop - start, hi - lo)
+                torch.addmm(h[lo:hi], x[start:stop], self.targets[lo:hi].t(), out=buf)
+                yield start, stop, lo, buf
 
     def argmax(
         self,
@@ -67,11 +105,24 @@ class ScoreKernel:
             out_index = torch.empty(m, dtype=torch.long, device=x.device)
         if out_value is None:
             out_value = torch.empty(m, dtype=x.dtype, device=x.device)
-        for start, stop, scores in self._chunks(x, h):
-            if self.native:
-                _native.row_argmax(scores, out_index[start:stop], out_value[start:stop])
+        streamed = self.block < self.n_targets
+        if streamed:
+            part_index = torch.empty(self.chunk, dtype=torch.long, device=x.device)
+            part_value = torch.empty(self.chunk, dtype=x.dtype, device=x.device)
+        for start, stop, lo, scores in self._blocks(x, h):
+            rows = stop - start
+            if lo == 0:
+                index, value = out_index[start:stop], out_value[start:stop]
             else:
-                torch.max(scores, 1, out=(out_value[start:stop], out_index[start:stop]))
+                index, value = part_index[:rows], part_value[:rows]
+            if self.native:
+                _native.row_argmax(scores, index, value)
+            else:
+                torch.max(scores, 1, out=(value, index))
+            if lo > 0:  # merge: a later block wins only when strictly better
+                better = value > out_value[start:stop]
+                out_value[start:stop] = torch.where(better, value, out_value[start:stop])
+                out_index[start:stop] = torch.where(better, index + lo, out_index[start:stop])
         return out_index, out_value
 
     def topk(self, x: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,15 +131,22 @@ class ScoreKernel:
         Columns beyond the number of targets hold score -inf and cell -1.
         """
         m = x.shape[0]
-        kk = min(k, self.n_targets)
         values = torch.full((m, k), -torch.inf, dtype=x.dtype, device=x.device)
         indices = torch.full((m, k), -1, dtype=torch.long, device=x.device)
-        use_native = self.native and kk == 2
-        for start, stop, scores in self._chunks(x, h):
-            if use_native:
+        for start, stop, lo, scores in self._blocks(x, h):
+            kk = min(k, scores.shape[1])
+            if self.native and kk == 2 == k and lo == 0:
                 _native.row_top2(scores, indices[start:stop], values[start:stop])
-            else:
-                v, i = torch.topk(scores, kk, dim=1)
+                continue
+            v, i = torch.topk(scores, kk, dim=1)
+            if lo == 0:
                 values[start:stop, :kk] = v
                 indices[start:stop, :kk] = i
+                continue
+            # merge the running best k (lower indices first) with this block's best kk
+            both_v = torch.cat([values[start:stop], v], 1)
+            both_i = torch.cat([indices[start:stop], i + lo], 1)
+            order = torch.sort(both_v, dim=1, descending=True, stable=True).indices[:, :k]
+            values[start:stop] = both_v.gather(1, order)
+            indices[start:stop] = both_i.gather(1, order)
         return values, indices

@@ -24,6 +24,13 @@ points too, whose noise is below the i.i.d. floor sqrt(2/π) Σ_i sqrt(ν_i(1 �
 With ``debias`` the recorded error is sqrt(raw² − noise²), the part due to h; the
 solver stops when both it and the noise are ≤ ``tol``. The batch grows
 (× ``growth``) when the error stalls or the noise dominates the measurement.
+
+The iteration runs on targets z_i = a y_i + b in a working frame matched to the
+source's scale (heights h̃ = a h, the same cells), so targets at 10^±30 keep their
+float32 digits. Memory is O(N·d + batch·d) plus a fixed score buffer: the scores are
+streamed over sample chunks and, for large N, over target blocks (ScoreKernel). The
+solver state can be checkpointed and resumed exactly (``checkpoint_path``), and the
+scoring can be sharded over processes (:mod:`aeot.ot.distributed`).
 """
 
 from __future__ import annotations

@@ -70,12 +70,48 @@ class SemiDiscreteProblem:
         return self.targets.shape[1]
 
 
+_INT_OF_SAME_SIZE = {8: torch.int64, 4: torch.int32, 2: torch.int16}
+
+
+def _row_keys(y: torch.Tensor, rows: int = 2**13) -> torch.Tensor:
+    """A 64-bit key per row of ``y`` (N, d), equal for equal rows: Σ_j bits(y_ij) · w_j.
+
+    The weights w are fixed random odd integers and the sum wraps modulo 2^64. Built
+    chunk-wise, so it needs O(rows · d) memory besides the (N,) keys.
+    """
+    int_type = _INT_OF_SAME_SIZE[y.element_size()]
+    gen = torch.Generator().manual_seed(20240611)
+    weights = torch.randint(-(2**62), 2**62, (y.shape[1],), generator=gen) | 1
+    keys = torch.empty(y.shape[0], dtype=torch.int64)
+    for start in range(0, y.shape[0], rows):
+        part = y[start : start + rows].detach().cpu() + 0.0  # −0.0 → +0.0: equal values, equal bits
+        keys[start : start + rows] = (part.view(int_type).long() * weights).sum(1)
+    return keys
+
+
 def _check_distinct(y: torch.Tensor) -> None:
-    """Duplicate targets share one power cell, so their masses cannot be separated."""
+    """Duplicate targets share one power cell, so their masses cannot be separated.
+
+    Rows are hashed (:func:`_row_keys`) and sorted by key; only rows with equal keys
+    are compared exactly, so the check takes O(N log N) time and O(N) memory.
+    """
     if y.shape[0] < 2:
         return
-    _, inverse, counts = torch.unique(y, dim=0, return_inverse=True, return_counts=True)
-    if bool((counts > 1).any()):
-        group = int(torch.nonzero(counts > 1)[0])
-        rows = torch.nonzero(inverse == group).flatten()[:5].tolist()
-        raise ValueError(f"duplicate targets at rows {rows}: merge them and add their weights")
+    keys = _row_keys(y)
+    order = torch.argsort(keys)
+    candidates = torch.nonzero(keys[order[1:]] == keys[order[:-1]]).flatten()
+    if candidates.numel() == 0:
+        return
+    first, second = order[candidates], order[candidates + 1]
+    equal = torch.cat(
+        [
+            (y[a] == y[b]).all(1).cpu()
+            for a, b in zip(first.split(2**15), second.split(2**15), strict=True)
+        ]
+    )
+    if not bool(equal.any()):
+        return
+    row = int(torch.minimum(first[equal], second[equal]).min())
+    same_key = torch.nonzero(keys == keys[row]).flatten()
+    rows = same_key[(y[same_key] == y[row]).all(1).cpu()][:5].tolist()
+    raise ValueError(f"duplicate targets at rows {rows}: merge them and add their weights")
