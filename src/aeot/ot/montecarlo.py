@@ -218,6 +218,10 @@ def _lift_empty_cells(
     the rows of ``y`` (N, d) and ``h`` (N,); ``best`` (M,) holds u_h at the samples ``x``.
     """
     ids = torch.nonzero(empty).flatten()
+    # column sums as a GEMM with a row of ones: each column's sum is then computed in the
+    # same order whatever the other columns are (Tensor.sum(0) is not), so a rank that
+    # lifts only its shard's cells gets the single-process heights bit for bit
+    ones = torch.ones(1, min(x.shape[0], 2**16), dtype=x.dtype, device=x.device)
     for part in ids.split(256):
         lowest = torch.full((part.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
         total = torch.zeros_like(lowest)
@@ -225,8 +229,8 @@ def _lift_empty_cells(
         for start in range(0, x.shape[0], 2**16):  # (rows, k) gaps, chunked to bound memory
             gap = best[start : start + 2**16, None] - x[start : start + 2**16] @ y[part].t()
             lowest = torch.minimum(lowest, gap.min(0).values)
-            total += gap.sum(0)
-            total_sq += (gap * gap).sum(0)
+            total += (ones[:, : gap.shape[0]] @ gap)[0]
+            total_sq += (ones[:, : gap.shape[0]] @ (gap * gap))[0]
         mean = total / x.shape[0]
         spread = (total_sq / x.shape[0] - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
         h[part] = lowest + 1e-3 * spread
