@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aeot._io import atomic_write
 from aeot.aeotgan import AEOTGAN
 from aeot.baselines import GANBaseline, WGANGPBaseline
 from aeot.data import Dataset, load_dataset, stacked_digits
@@ -213,6 +214,13 @@ def main(argv: list[str] | None = None) -> None:
             run_dataset(name, budget, seed=args.seed, device=device, cache_dir=cache_dir)
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
+        print(f"\n{name} ({results[-1]['classifier']['name']})")
+        print(format_table(results[-1]["rows"]))
+        _write(args, budget, results)  # after every data set: an interrupted run keeps them
+
+
+def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any]]) -> None:
+    """``<out>/real-images.json`` (rows, settings, machine) and ``real-images.md`` (tables)."""
     report = {
         "command": "python benchmarks/bench_real_images.py "
         + f"--budget {args.budget} --seed {args.seed} --datasets {' '.join(args.datasets)}",
@@ -220,7 +228,6 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(),
         "results": results,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Real images ({args.budget} budget, seed {args.seed})", ""]
     for result in results:
         lines += [
@@ -230,10 +237,12 @@ def main(argv: list[str] | None = None) -> None:
             format_table(result["rows"], markdown=True),
             "",
         ]
-        print(f"\n{result['dataset']} ({result['classifier']['name']})")
-        print(format_table(result["rows"]))
-    (args.out / "real-images.json").write_text(json.dumps(report, indent=2, default=str))
-    (args.out / "real-images.md").write_text("\n".join(lines))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        args.out / "real-images.json",
+        lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str)),
+    )
+    atomic_write(args.out / "real-images.md", lambda tmp: tmp.write_text("\n".join(lines)))
     _log(f"wrote {args.out}")
 
 
