@@ -49,6 +49,7 @@ from aeot.metrics import load_or_train_classifier
 from aeot.pipeline import AEOT
 
 DATASETS = ("mnist", "fashion-mnist", "stacked-mnist")
+MODELS = ("aeot", "aeot-gan", "gan", "wgan-gp")  # AE-OT also gives the reconstruction row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +117,46 @@ def _data(name: str, budget: Budget, seed: int) -> tuple[Dataset, Dataset, int]:
     return train, load_dataset(name, split="test"), budget.n_samples
 
 
+def _aeot_rows(
+    name: str,
+    train: Dataset,
+    idx: np.ndarray,
+    n_samples: int,
+    aeot_settings: dict[str, Any],
+    gan_steps: int | None,
+    seed: int,
+    score,
+) -> list[dict[str, Any]]:
+    """AE reconstruction and AE-OT rows; AE-OT-GAN's too (with its config) unless
+    ``gan_steps`` is None."""
+    t0 = time.perf_counter()
+    aeot = AEOT(**aeot_settings).fit(train)
+    aeot_seconds = time.perf_counter() - t0
+    _log(f"{name}: AE-OT fitted in {aeot_seconds:.0f} s, OT error {aeot.ot_.error:.3f}")
+    recon_idx = torch.from_numpy(idx)
+    rows = [
+        score("AE reconstruction", aeot.reconstruct(train.x[recon_idx]), aeot_seconds),
+        score("AE-OT", aeot.sample(n_samples, seed=seed), aeot_seconds),
+    ]
+    if gan_steps is None:
+        return rows
+    gan_settings = {"steps": gan_steps, "seed": seed, "progress": False}
+    t0 = time.perf_counter()
+    gan = AEOTGAN(aeot=aeot, device=aeot_settings["device"], **gan_settings).fit(train)
+    gan_seconds = aeot_seconds + time.perf_counter() - t0
+    rows.append(score("AE-OT-GAN", gan.sample(n_samples, seed=seed), gan_seconds))
+    rows[-1]["gan_config"] = gan.config.to_dict()
+    return rows
+
+
 def run_dataset(
-    name: str, budget: Budget, *, seed: int, device: str, cache_dir: Path
+    name: str,
+    budget: Budget,
+    *,
+    seed: int,
+    device: str,
+    cache_dir: Path,
+    models: tuple[str, ...] = MODELS,
 ) -> dict[str, Any]:
     """Fit every model on one data set and score it; returns rows and settings."""
     started = time.perf_counter()
@@ -150,19 +189,13 @@ def run_dataset(
         "device": device,
         "progress": False,
     }
-    t0 = time.perf_counter()
-    aeot = AEOT(**aeot_settings).fit(train)
-    aeot_seconds = time.perf_counter() - t0
-    _log(f"{name}: AE-OT fitted in {aeot_seconds:.0f} s, OT error {aeot.ot_.error:.3f}")
-    recon_idx = torch.from_numpy(idx)
-    rows.append(score("AE reconstruction", aeot.reconstruct(train.x[recon_idx]), aeot_seconds))
-    rows.append(score("AE-OT", aeot.sample(n_samples, seed=seed), aeot_seconds))
-
-    gan_settings = {"steps": budget.gan_steps, "seed": seed, "device": device, "progress": False}
-    t0 = time.perf_counter()
-    gan = AEOTGAN(aeot=aeot, **gan_settings).fit(train)
-    gan_seconds = aeot_seconds + time.perf_counter() - t0
-    rows.append(score("AE-OT-GAN", gan.sample(n_samples, seed=seed), gan_seconds))
+    settings: dict[str, Any] = {}
+    if "aeot" in models or "aeot-gan" in models:
+        settings["AE-OT"] = aeot_settings
+        gan_steps = budget.gan_steps if "aeot-gan" in models else None
+        rows += _aeot_rows(name, train, idx, n_samples, aeot_settings, gan_steps, seed, score)
+        if "aeot-gan" in models:
+            settings["AE-OT-GAN"] = rows[-1].pop("gan_config")
 
     baseline_settings = {
         "latent_dim": latent,
@@ -175,6 +208,9 @@ def run_dataset(
         "progress": False,
     }
     for label, cls in (("GAN", GANBaseline), ("WGAN-GP", WGANGPBaseline)):
+        if label.lower() not in models:
+            continue
+        settings[label] = baseline_settings
         t0 = time.perf_counter()
         model = cls(**baseline_settings).fit(train)
         rows.append(score(label, model.sample(n_samples, seed=seed), time.perf_counter() - t0))
@@ -185,11 +221,7 @@ def run_dataset(
         "n_train": len(train),
         "n_reference": len(reference),
         "n_samples": n_samples,
-        "settings": {
-            "AE-OT": aeot_settings,
-            "AE-OT-GAN": {**dataclasses.asdict(gan.config), **gan_settings},
-            "baselines": baseline_settings,
-        },
+        "settings": settings,
         "seconds": time.perf_counter() - started,
     }
 
@@ -197,6 +229,7 @@ def run_dataset(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="reduced")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
@@ -211,7 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for name in args.datasets:
         results.append(
-            run_dataset(name, budget, seed=args.seed, device=device, cache_dir=cache_dir)
+            run_dataset(
+                name,
+                budget,
+                seed=args.seed,
+                device=device,
+                cache_dir=cache_dir,
+                models=tuple(args.models),
+            )
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
         print(f"\n{name} ({results[-1]['classifier']['name']})")
@@ -223,7 +263,8 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
     """``<out>/real-images.json`` (rows, settings, machine) and ``real-images.md`` (tables)."""
     report = {
         "command": "python benchmarks/bench_real_images.py "
-        + f"--budget {args.budget} --seed {args.seed} --datasets {' '.join(args.datasets)}",
+        + f"--budget {args.budget} --seed {args.seed} --datasets {' '.join(args.datasets)} "
+        + f"--models {' '.join(args.models)}",
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,
