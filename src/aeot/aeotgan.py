@@ -56,7 +56,13 @@ from aeot.nets.gan import (
     discriminator_loss,
     generator_loss,
 )
-from aeot.nets.train import _check_fingerprint, _data_hash, _forked_rng
+from aeot.nets.train import (
+    _check_fingerprint,
+    _data_hash,
+    _forked_rng,
+    _rng_state,
+    _set_rng_state,
+)
 from aeot.pipeline import AEOT
 
 __all__ = ["AEOTGAN", "AEOTGANConfig", "content_loss", "train_aeotgan"]
@@ -216,20 +222,6 @@ def content_loss(
 
 
 # ---------------------------------------------------------------------------- training
-
-
-def _rng_state(device: torch.device, shuffle: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device, shuffle: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    shuffle.set_state(state["shuffle"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _tensor_hash(*tensors: torch.Tensor) -> str:
