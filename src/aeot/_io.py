@@ -90,10 +90,13 @@ def load_checkpoint(path: str | os.PathLike, required: set[str], *, what: str) -
     return payload
 
 
-def tensor_hash(x: torch.Tensor) -> str:
-    """BLAKE2b digest (32 hex digits) of a tensor's bytes: identifies data in a fingerprint."""
-    array = x.detach().cpu().contiguous().numpy()
-    return hashlib.blake2b(array.view(np.uint8).reshape(-1).data, digest_size=16).hexdigest()
+def tensor_hash(*tensors: torch.Tensor) -> str:
+    """BLAKE2b digest (32 hex digits) of the tensors' bytes, in order: identifies data in
+    a fingerprint."""
+    digest = hashlib.blake2b(digest_size=16)
+    for x in tensors:
+        digest.update(x.detach().cpu().contiguous().numpy().view(np.uint8).reshape(-1).data)
+    return digest.hexdigest()
 
 
 def check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import os
@@ -37,13 +36,20 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from aeot import __version__
-from aeot._io import atomic_write, load_checkpoint, load_json, load_tensors, save_json, save_tensors
+from aeot._io import (
+    atomic_write,
+    load_checkpoint,
+    load_json,
+    load_tensors,
+    save_json,
+    save_tensors,
+    tensor_hash,
+)
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.data.dataset import Dataset
 from aeot.nets.autoencoder import ConvAutoencoder
@@ -224,13 +230,6 @@ def content_loss(
 # ---------------------------------------------------------------------------- training
 
 
-def _tensor_hash(*tensors: torch.Tensor) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().view(np.uint8).reshape(-1).data)
-    return h.hexdigest()
-
-
 def train_aeotgan(
     generator: Generator,
     discriminator: nn.Module,
@@ -319,12 +318,12 @@ def train_aeotgan(
         fingerprint = {
             "version": CHECKPOINT_VERSION,
             "generator": {k: list(v.shape) for k, v in generator.state_dict().items()},
-            "generator_hash": _tensor_hash(*generator.state_dict().values()),
+            "generator_hash": tensor_hash(*generator.state_dict().values()),
             "discriminator": {k: list(v.shape) for k, v in discriminator.state_dict().items()},
-            "discriminator_hash": _tensor_hash(*discriminator.state_dict().values()),
+            "discriminator_hash": tensor_hash(*discriminator.state_dict().values()),
             "data_shape": list(x.shape),
             "data_hash": _data_hash(x),
-            "pool_hash": _tensor_hash(z_pool, cells, lam),
+            "pool_hash": tensor_hash(z_pool, cells, lam),
             **hyper,
         }
     keys = ("d_loss", "g_adv", "content")
