@@ -368,3 +368,28 @@ def test_float32_targets_are_solved_in_float64():
     assert result.h.dtype == torch.float64
     assert result.cell_masses.dtype == torch.float64
     assert _rel_error(result) <= 1e-10
+
+
+def test_warm_started_diagram_matches_qhull(monkeypatch):
+    import aeot.ot.power2d as power2d
+
+    rng = np.random.default_rng(13)
+    n = 2000
+    y = rng.random((n, 2))
+    box = ((0.0, 0.0), (1.0, 1.0))
+    psi0 = 1e-7 * rng.standard_normal(n)
+    base = power2d._power_diagram(y, psi0, *box)
+    assert base.triangulation is not None
+    calls = []
+    hull = power2d._lower_hull_arrays
+    monkeypatch.setattr(power2d, "_lower_hull_arrays", lambda p: calls.append(1) or hull(p))
+    # a tiny change of ψ keeps the triangulation regular (no Qhull call), a large one
+    # does not (Qhull again); both give the diagram computed from scratch
+    for noise, n_calls in [(1e-13, 0), (1e-4, 1)]:
+        psi = psi0 + noise * rng.standard_normal(n)
+        warm = power2d._power_diagram(y, psi, *box, previous=base.triangulation)
+        assert len(calls) == n_calls
+        cold = power2d._power_diagram(y, psi, *box)
+        np.testing.assert_allclose(warm.areas, cold.areas, rtol=0, atol=1e-15)
+        assert {*map(tuple, warm.edges.tolist())} == {*map(tuple, cold.edges.tolist())}
+        calls.clear()

@@ -76,7 +76,9 @@ def solve_exact_2d(
     every cell is within 50 % of its target mass, conjugate gradients preconditioned with
     the last factorisation are tried first (inexact Newton: residual |r_i| / ν_i below a
     tenth of max(rel², tol), which keeps the quadratic convergence).  Cost per
-    iteration: one Qhull call per line-search trial plus at most one factorisation.
+    iteration: one diagram per line-search trial plus at most one factorisation; a trial
+    reuses the regular triangulation of the current iterate when it is still regular
+    (checked edge by edge, typically in the last steps) and calls Qhull otherwise.
 
     Parameters
     ----------
@@ -154,8 +156,11 @@ def solve_exact_2d(
     order = spatial_order(y)
     solver: _LaplacianSolver | None = None  # built on the first Newton step
 
-    def evaluate(psi_try: np.ndarray) -> tuple[PowerDiagram2D, np.ndarray]:
-        d = _power_diagram(y, psi_try, low, high, order)
+    def evaluate(
+        psi_try: np.ndarray, base: PowerDiagram2D | None = None
+    ) -> tuple[PowerDiagram2D, np.ndarray]:
+        previous = None if base is None else base.triangulation
+        d = _power_diagram(y, psi_try, low, high, order, previous)
         return d, d.areas / vol
 
     diagram, mu = evaluate(psi)
@@ -199,7 +204,7 @@ def solve_exact_2d(
         # resolution: then a few halvings are enough to tell
         for _ in range(_MAX_HALVINGS if rel >= _LOCAL_BELOW else _MAX_HALVINGS_LOCAL):
             psi_new = psi + step * direction
-            d_new, mu_new = evaluate(psi_new)
+            d_new, mu_new = evaluate(psi_new, diagram)
             if (
                 mu_new.min() >= eps0
                 and np.linalg.norm(mu_new - nu) <= (1.0 - _DECREASE * step) * norm0

@@ -65,6 +65,23 @@ _NORMALS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
 
 
 @dataclass(frozen=True, eq=False)
+class RegularTriangulation:
+    """The lower facets of the lifted sites, i.e. the regular triangulation of the sites.
+
+    Attributes
+    ----------
+    simplices : (F, 3) int64 ndarray
+        Site indices of every triangle; every site is a vertex of one.
+    neighbors : (F, 3) int64 ndarray
+        The triangle across the edge opposite vertex m of triangle f, or −1 where that
+        edge lies on the convex hull of the sites.
+    """
+
+    simplices: np.ndarray
+    neighbors: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class PowerDiagram2D:
     """A power diagram clipped to a box, as produced by :func:`power_diagram_2d`.
 
@@ -84,6 +101,9 @@ class PowerDiagram2D:
         End points of the box-boundary pieces (counter-clockwise).
     low, high : tuple of float
         The box B = [low_0, high_0] × [low_1, high_1].
+    triangulation : RegularTriangulation or None
+        The dual regular triangulation, for warm starts; None for collinear sites and
+        where it cannot serve as one (hidden sites, degenerate triangles).
     """
 
     areas: np.ndarray
@@ -94,6 +114,7 @@ class PowerDiagram2D:
     boundary_segments: np.ndarray
     low: tuple[float, float]
     high: tuple[float, float]
+    triangulation: RegularTriangulation | None = None
 
     @property
     def volume(self) -> float:
@@ -237,10 +258,12 @@ def spatial_order(points) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _power_diagram(y, psi, lo, hi, order=None) -> PowerDiagram2D:
+def _power_diagram(y, psi, lo, hi, order=None, previous=None) -> PowerDiagram2D:
     """Core of :func:`power_diagram_2d` for ψ_i = h_i + |y_i|²/2 (half the power weight).
 
     ``order`` is an optional :func:`spatial_order` of ``y`` (computed when omitted).
+    ``previous`` is an optional :class:`RegularTriangulation` of the same sites (for other
+    ψ): when it is still regular for ``psi`` it replaces the Qhull call.
     """
     n = y.shape[0]
     if n == 1:
@@ -252,7 +275,12 @@ def _power_diagram(y, psi, lo, hi, order=None) -> PowerDiagram2D:
         lines = _edge_lines(y, psi, ei, ej)
         inf = np.full(ei.size, np.inf)
         return _assemble(y, psi, lo, hi, ei, ej, -inf, inf, lines)
-    return _assemble(y, psi, lo, hi, *_regular_triangulation_edges(y, psi, yc, order))
+    edges = None
+    if previous is not None:
+        edges = _dual_edges(y, psi, yc, previous.simplices, previous.neighbors, None)
+    if edges is None:
+        edges = _regular_triangulation_edges(y, psi, yc, order)
+    return _assemble(y, psi, lo, hi, *edges)
 
 
 # ----------------------------------------------------------------- combinatorial step
@@ -270,9 +298,7 @@ def _nearly_collinear(yc: np.ndarray) -> bool:
 def _regular_triangulation_edges(y, psi, yc, order):
     """Diagram edges from the lower hull of the lifted points (y_i − ȳ, |y_i − ȳ|²/2 − ψ_i).
 
-    Returns ``(I, J, tau_lo, tau_hi, lines)``: the edge between cells I[e] and J[e] is
-    {p0 + τ t : τ ∈ [tau_lo[e], tau_hi[e]]} with (p0, n, t, ...) = ``lines``
-    (:func:`_edge_lines`); ±inf for rays.
+    Returns ``(I, J, tau_lo, tau_hi, lines, triangulation)`` as :func:`_dual_edges`.
     """
     n = y.shape[0]
     if order is None:
@@ -294,7 +320,31 @@ def _regular_triangulation_edges(y, psi, yc, order):
     simp = perm[simplices]  # back to the caller's indices; the guard becomes −1
     lower = (eq[:, 2] < -_VERTICAL_TOL) & (simp >= 0).all(axis=1)
     f_idx = np.nonzero(lower)[0]
-    s = simp[f_idx]
+    pos = np.full(simp.shape[0], -1, np.int64)
+    pos[f_idx] = np.arange(f_idx.size)
+    # Qhull's hyperplanes (shared by the triangles of a merged coplanar facet) give the
+    # vertices of skinny triangles
+    e_f = eq[f_idx]
+    plane_vertex = (y - yc)[0] - sigma * e_f[:, :2] / e_f[:, 2:3]
+    return _dual_edges(y, psi, yc, simp[f_idx], pos[neighbors[f_idx]], plane_vertex)
+
+
+def _dual_edges(y, psi, yc, s, nb, plane_vertex):
+    """Diagram edges dual to the triangulation with triangles ``s`` (F, 3) and neighbours
+    ``nb`` (F, 3) (the triangle opposite vertex m, −1 on the hull boundary).
+
+    Returns ``(I, J, tau_lo, tau_hi, lines, triangulation)``: the edge between cells I[e]
+    and J[e] is {p0 + τ t : τ ∈ [tau_lo[e], tau_hi[e]]} with (p0, n, t, ...) = ``lines``
+    (:func:`_edge_lines`); ±inf for rays.  ``triangulation`` is the
+    :class:`RegularTriangulation` (s, nb) when it can warm-start a later call, else None.
+
+    ``plane_vertex`` (F, 2) holds the diagram vertices from Qhull's hyperplanes, used for
+    skinny triangles.  Without it (a warm start) the triangulation is checked instead:
+    the result is None unless no triangle is skinny or flat and every interior edge has a
+    non-negative length, i.e. the lifted surface is locally, hence globally, convex and
+    the triangulation is the regular one for ``psi``.
+    """
+    n = y.shape[0]
     a, b, c = s[:, 0], s[:, 1], s[:, 2]
     # vertex v = y_a + u of each lower facet: <u, y_b − y_a> = |y_b − y_a|²/2 + ψ_a − ψ_b
     d1 = y[b] - y[a]
@@ -304,19 +354,17 @@ def _regular_triangulation_edges(y, psi, yc, order):
     det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
     scale = np.sqrt(np.einsum("ij,ij->i", d1, d1) * np.einsum("ij,ij->i", d2, d2))
     skinny = np.abs(det) <= _SKINNY_TOL * scale
+    if plane_vertex is None and skinny.any():
+        return None
     safe = np.where(skinny, 1.0, det)
-    v = np.empty((f_idx.size, 2))
+    v = np.empty((s.shape[0], 2))
     v[:, 0] = y[a, 0] + (r1 * d2[:, 1] - r2 * d1[:, 1]) / safe
     v[:, 1] = y[a, 1] + (d1[:, 0] * r2 - d2[:, 0] * r1) / safe
     if skinny.any():
-        # Qhull's hyperplane (shared by the triangles of a merged coplanar facet)
-        e_s = eq[f_idx[skinny]]
-        v[skinny] = (y - yc)[0] - sigma * e_s[:, :2] / e_s[:, 2:3]
-    pos = np.full(simp.shape[0], -1, np.int64)
-    pos[f_idx] = np.arange(f_idx.size)
-    g = pos[neighbors[f_idx]].ravel()  # lower facet opposite vertex m, or −1
-    fl = np.repeat(np.arange(f_idx.size), 3)
-    m = np.tile(np.arange(3), f_idx.size)
+        v[skinny] = plane_vertex[skinny]
+    g = nb.ravel()  # lower facet opposite vertex m, or −1
+    fl = np.repeat(np.arange(s.shape[0]), 3)
+    m = np.tile(np.arange(3), s.shape[0])
     use = (g < 0) | (g > fl)  # each interior edge once, every boundary edge
     fl, m, g = fl[use], m[use], g[use]
     ei = s[fl, (m + 1) % 3]
@@ -336,17 +384,23 @@ def _regular_triangulation_edges(y, psi, yc, order):
     away = np.einsum("ij,ij->i", dk, t)
     ray = g < 0
     flat = np.abs(away) <= 1e-9 * np.sqrt(np.einsum("ij,ij->i", dk, dk))
-    if flat.any():
+    fwd = away < 0
+    if plane_vertex is None:
+        if flat.any() or (np.where(fwd, tau_g - tau_f, tau_f - tau_g) < 0)[~ray].any():
+            return None
+    elif flat.any():
         fr = flat & ray
         away[fr] = np.einsum("ij,ij->i", -yc[ei[fr]], t[fr])
-    fwd = away < 0
+        fwd = away < 0
     tlo = np.where(ray, np.where(fwd, tau_f, -np.inf), np.where(fwd, tau_f, tau_g))
     thi = np.where(ray, np.where(fwd, np.inf, tau_f), np.where(fwd, tau_g, tau_f))
     if flat.any():
         fs = flat & ~ray
         tlo[fs] = np.minimum(tau_f[fs], tau_g[fs])
         thi[fs] = np.maximum(tau_f[fs], tau_g[fs])
-    return ei, ej, tlo, thi, lines
+    reusable = not (skinny.any() or flat.any()) and np.bincount(s.ravel(), minlength=n).all()
+    triangulation = RegularTriangulation(s, nb) if reusable else None
+    return ei, ej, tlo, thi, lines, triangulation
 
 
 def _lower_hull_arrays(lifted: np.ndarray):
@@ -407,7 +461,7 @@ def _edge_lines(y, psi, i, j):
 # ---------------------------------------------------------------------- clipping step
 
 
-def _assemble(y, psi, lo, hi, ei, ej, tlo, thi, lines) -> PowerDiagram2D:
+def _assemble(y, psi, lo, hi, ei, ej, tlo, thi, lines, triangulation=None) -> PowerDiagram2D:
     n = y.shape[0]
     low = np.asarray(lo)
     high = np.asarray(hi)
@@ -496,6 +550,7 @@ def _assemble(y, psi, lo, hi, ei, ej, tlo, thi, lines) -> PowerDiagram2D:
         boundary_segments=np.stack([start_pts, stop_pts], axis=1),
         low=lo,
         high=hi,
+        triangulation=triangulation,
     )
 
 
