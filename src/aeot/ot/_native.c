@@ -63,3 +63,258 @@ void top2_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,     
 
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
+
+/* Fused scores and row reductions for few dimensions (AVX2 + FMA, float32).
+ *
+ * For small d the GEMM is bound by writing its (rows, N) output, and the row scan
+ * reads it back: both cost more than the d multiply-adds per score. Here the
+ * scores s_j(x) = h_j + Σ_k x_k y_jk are formed in registers, eight targets per
+ * vector (targets transposed and padded: yt is (d, npad) with npad a multiple of
+ * 8, padded heights -FLT_MAX), and reduced on the spot: each vector lane keeps the
+ * best score seen and its target index (strictly greater wins, so ties keep the
+ * lower index), and the eight lanes are merged at the end. Each score is the same
+ * fma chain whatever the blocking, so any split of rows or targets gives the same
+ * bits. Targets are taken in blocks of TB that stay in the L2 cache, the running
+ * lane state of each row kept in `state` between blocks.
+ */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <float.h>
+#include <immintrin.h>
+
+#define RB 256 /* rows per pass over the targets: their lane state stays in L1 */
+
+int fused_available(void) { return 1; }
+
+/* targets per block: the block of yt, (d, tb) floats, about 256 KiB (within L2) */
+static inline int64_t target_block(int64_t d) {
+  int64_t tb = (65536 / (d > 0 ? d : 1)) & ~(int64_t)7;
+  return tb < 64 ? 64 : tb;
+}
+
+static inline void lanes_argmax(__m256 v, __m256i i, int64_t* idx, float* val) {
+  float vs[8]; int32_t is[8];
+  _mm256_storeu_ps(vs, v); _mm256_storeu_si256((__m256i*)is, i);
+  float bv = vs[0]; int32_t bi = is[0];
+  for (int l = 1; l < 8; ++l)
+    if (vs[l] > bv || (vs[l] == bv && is[l] < bi)) { bv = vs[l]; bi = is[l]; }
+  *idx = bi; *val = bv;
+}
+
+#define SCORE(acc, xr, yk, k) acc = _mm256_fmadd_ps(_mm256_broadcast_ss((xr) + (k)), yk, acc)
+#define KEEP(acc, best, bidx, jv) do {                                                   \
+    __m256 gt_ = _mm256_cmp_ps(acc, best, _CMP_GT_OQ);                                   \
+    best = _mm256_blendv_ps(best, acc, gt_);                                             \
+    bidx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bidx),               \
+                                                _mm256_castsi256_ps(jv), gt_));          \
+  } while (0)
+
+/* rows of x (rows, d), leading dimension ldx; state: rows × 16 floats scratch */
+static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                        const float* yt, const float* h, int64_t npad,
+                        int64_t* idx, float* val, float* state) {
+  const int64_t TB = target_block(d);
+  const __m256i eight = _mm256_set1_epi32(8);
+  for (int64_t r = 0; r < rows; ++r) {
+    _mm256_storeu_ps(state + 16 * r, _mm256_set1_ps(-FLT_MAX));
+    _mm256_storeu_si256((__m256i*)(state + 16 * r + 8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  for (int64_t j0 = 0; j0 < npad; j0 += TB) {
+    int64_t j1 = j0 + TB < npad ? j0 + TB : npad;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+      float* st = state + 16 * r;
+      __m256 b0 = _mm256_loadu_ps(st), b1 = _mm256_loadu_ps(st + 16);
+      __m256 b2 = _mm256_loadu_ps(st + 32), b3 = _mm256_loadu_ps(st + 48);
+      __m256i i0 = _mm256_loadu_si256((const __m256i*)(st + 8));
+      __m256i i1 = _mm256_loadu_si256((const __m256i*)(st + 24));
+      __m256i i2 = _mm256_loadu_si256((const __m256i*)(st + 40));
+      __m256i i3 = _mm256_loadu_si256((const __m256i*)(st + 56));
+      __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      for (int64_t j = j0; j < j1; j += 8) {
+        __m256 hv = _mm256_loadu_ps(h + j);
+        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+        const float* yk = yt + j;
+        for (int64_t k = 0; k < d; ++k, yk += npad) {
+          __m256 yv = _mm256_loadu_ps(yk);
+          SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
+        }
+        KEEP(a0, b0, i0, jv); KEEP(a1, b1, i1, jv); KEEP(a2, b2, i2, jv); KEEP(a3, b3, i3, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+      _mm256_storeu_ps(st, b0); _mm256_storeu_ps(st + 16, b1);
+      _mm256_storeu_ps(st + 32, b2); _mm256_storeu_ps(st + 48, b3);
+      _mm256_storeu_si256((__m256i*)(st + 8), i0); _mm256_storeu_si256((__m256i*)(st + 24), i1);
+      _mm256_storeu_si256((__m256i*)(st + 40), i2); _mm256_storeu_si256((__m256i*)(st + 56), i3);
+    }
+    for (; r < rows; ++r) {
+      const float* x0 = x + r * ldx;
+      float* st = state + 16 * r;
+      __m256 b0 = _mm256_loadu_ps(st);
+      __m256i i0 = _mm256_loadu_si256((const __m256i*)(st + 8));
+      __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      for (int64_t j = j0; j < j1; j += 8) {
+        __m256 a0 = _mm256_loadu_ps(h + j);
+        const float* yk = yt + j;
+        for (int64_t k = 0; k < d; ++k, yk += npad) SCORE(a0, x0, _mm256_loadu_ps(yk), k);
+        KEEP(a0, b0, i0, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+      _mm256_storeu_ps(st, b0);
+      _mm256_storeu_si256((__m256i*)(st + 8), i0);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    lanes_argmax(_mm256_loadu_ps(state + 16 * r),
+                 _mm256_loadu_si256((const __m256i*)(state + 16 * r + 8)), idx + r, val + r);
+}
+
+/* The two best targets per row, best first, into idx/val (rows, 2); state: rows × 32 floats.
+ * Per lane: (v1, i1) the best, (v2, i2) the runner-up; a new score s replaces the
+ * runner-up when s > v2, and is promoted when s > v1. */
+#define KEEP2(acc, v1, i1, v2, i2, jv) do {                                               \
+    __m256 g1_ = _mm256_cmp_ps(acc, v1, _CMP_GT_OQ);                                     \
+    __m256 g2_ = _mm256_cmp_ps(acc, v2, _CMP_GT_OQ);                                     \
+    __m256 nv2_ = _mm256_blendv_ps(_mm256_blendv_ps(v2, acc, g2_), v1, g1_);            \
+    __m256 ni2_ = _mm256_blendv_ps(_mm256_blendv_ps(_mm256_castsi256_ps(i2),              \
+                                   _mm256_castsi256_ps(jv), g2_), _mm256_castsi256_ps(i1), g1_); \
+    v1 = _mm256_blendv_ps(v1, acc, g1_);                                                 \
+    i1 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(i1),                   \
+                                              _mm256_castsi256_ps(jv), g1_));            \
+    v2 = nv2_; i2 = _mm256_castps_si256(ni2_);                                           \
+  } while (0)
+
+static void lanes_top2(const float* st, int64_t* idx, float* val) {
+  /* st: v1[8], i1[8], v2[8], i2[8]; candidates ordered by (value desc, index asc) */
+  const int32_t* is = (const int32_t*)st;
+  float bv = -FLT_MAX, sv = -FLT_MAX; int32_t bi = -1, si = -1;
+  for (int c = 0; c < 16; ++c) {
+    int lane = c & 7, second = c >> 3;
+    float v = st[lane + 16 * second]; int32_t i = is[8 + lane + 16 * second];
+    if (i < 0) continue;
+    if (bi < 0 || v > bv || (v == bv && i < bi)) { sv = bv; si = bi; bv = v; bi = i; }
+    else if (si < 0 || v > sv || (v == sv && i < si)) { sv = v; si = i; }
+  }
+  idx[0] = bi; val[0] = bv; idx[1] = si; val[1] = sv;
+}
+
+static void top2_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                      const float* yt, const float* h, int64_t npad,
+                      int64_t* idx, float* val, float* state) {
+  const int64_t TB = target_block(d);
+  const __m256i eight = _mm256_set1_epi32(8);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* st = state + 32 * r;
+    _mm256_storeu_ps(st, _mm256_set1_ps(-FLT_MAX));
+    _mm256_storeu_si256((__m256i*)(st + 8), _mm256_set1_epi32(-1));
+    _mm256_storeu_ps(st + 16, _mm256_set1_ps(-FLT_MAX));
+    _mm256_storeu_si256((__m256i*)(st + 24), _mm256_set1_epi32(-1));
+  }
+  for (int64_t j0 = 0; j0 < npad; j0 += TB) {
+    int64_t j1 = j0 + TB < npad ? j0 + TB : npad;
+    for (int64_t r = 0; r < rows; r += 2) {
+      int two = r + 1 < rows;
+      const float* x0 = x + r * ldx;
+      const float* x1 = two ? x0 + ldx : x0;
+      float* s0 = state + 32 * r;
+      float* s1 = two ? s0 + 32 : s0;
+      __m256 v10 = _mm256_loadu_ps(s0), v20 = _mm256_loadu_ps(s0 + 16);
+      __m256i i10 = _mm256_loadu_si256((const __m256i*)(s0 + 8));
+      __m256i i20 = _mm256_loadu_si256((const __m256i*)(s0 + 24));
+      __m256 v11 = _mm256_loadu_ps(s1), v21 = _mm256_loadu_ps(s1 + 16);
+      __m256i i11 = _mm256_loadu_si256((const __m256i*)(s1 + 8));
+      __m256i i21 = _mm256_loadu_si256((const __m256i*)(s1 + 24));
+      __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      for (int64_t j = j0; j < j1; j += 8) {
+        __m256 hv = _mm256_loadu_ps(h + j);
+        __m256 a0 = hv, a1 = hv;
+        const float* yk = yt + j;
+        for (int64_t k = 0; k < d; ++k, yk += npad) {
+          __m256 yv = _mm256_loadu_ps(yk);
+          SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k);
+        }
+        KEEP2(a0, v10, i10, v20, i20, jv);
+        KEEP2(a1, v11, i11, v21, i21, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+      /* write the second row first: with one row left, s1 == s0 and row 0 must win */
+      _mm256_storeu_ps(s1, v11); _mm256_storeu_ps(s1 + 16, v21);
+      _mm256_storeu_si256((__m256i*)(s1 + 8), i11); _mm256_storeu_si256((__m256i*)(s1 + 24), i21);
+      _mm256_storeu_ps(s0, v10); _mm256_storeu_ps(s0 + 16, v20);
+      _mm256_storeu_si256((__m256i*)(s0 + 8), i10); _mm256_storeu_si256((__m256i*)(s0 + 24), i20);
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) lanes_top2(state + 32 * r, idx + 2 * r, val + 2 * r);
+}
+void fused_argmax_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                      const float* yt, const float* h, int64_t npad, int64_t* idx, float* val) {
+  float state[16 * RB] __attribute__((aligned(32)));
+  for (int64_t r = 0; r < rows; r += RB)
+    argmax_pass(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, yt, h, npad,
+                idx + r, val + r, state);
+}
+
+void fused_top2_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                    const float* yt, const float* h, int64_t npad, int64_t* idx, float* val) {
+  float state[32 * RB] __attribute__((aligned(32)));
+  for (int64_t r = 0; r < rows; r += RB)
+    top2_pass(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, yt, h, npad,
+              idx + 2 * r, val + 2 * r, state);
+}
+/* The k best targets per row (k <= KMAX), best first, ties to the lower index, into
+ * idx/val (rows, k); slots beyond the number of targets get index -1. Each lane keeps
+ * its own sorted list: a new score bubbles down through it (k compare-and-swaps). */
+#define KMAX 16
+
+void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                    const float* yt, const float* h, int64_t npad, int64_t k,
+                    int64_t* idx, float* val) {
+  const __m256i eight = _mm256_set1_epi32(8);
+  __m256 v[KMAX];
+  __m256i id[KMAX];
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x0 = x + r * ldx;
+    for (int64_t l = 0; l < k; ++l) {
+      v[l] = _mm256_set1_ps(-FLT_MAX);
+      id[l] = _mm256_set1_epi32(-1);
+    }
+    __m256i jv = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t j = 0; j < npad; j += 8) {
+      __m256 a = _mm256_loadu_ps(h + j);
+      const float* yk = yt + j;
+      for (int64_t q = 0; q < d; ++q, yk += npad) SCORE(a, x0, _mm256_loadu_ps(yk), q);
+      __m256 ai = _mm256_castsi256_ps(jv);
+      for (int64_t l = 0; l < k; ++l) {
+        __m256 g = _mm256_cmp_ps(a, v[l], _CMP_GT_OQ);
+        __m256 vl = v[l], il = _mm256_castsi256_ps(id[l]);
+        v[l] = _mm256_blendv_ps(vl, a, g);
+        id[l] = _mm256_castps_si256(_mm256_blendv_ps(il, ai, g));
+        a = _mm256_blendv_ps(a, vl, g);
+        ai = _mm256_blendv_ps(ai, il, g);
+      }
+      jv = _mm256_add_epi32(jv, eight);
+    }
+    float vs[8 * KMAX];
+    int32_t is[8 * KMAX];
+    for (int64_t l = 0; l < k; ++l) {
+      _mm256_storeu_ps(vs + 8 * l, v[l]);
+      _mm256_storeu_si256((__m256i*)(is + 8 * l), id[l]);
+    }
+    for (int64_t out = 0; out < k; ++out) { /* selection over the 8k lane entries */
+      int64_t pick = -1;
+      for (int64_t c = 0; c < 8 * k; ++c) {
+        if (is[c] < 0) continue;
+        if (pick < 0 || vs[c] > vs[pick] || (vs[c] == vs[pick] && is[c] < is[pick])) pick = c;
+      }
+      if (pick < 0) { idx[r * k + out] = -1; val[r * k + out] = -FLT_MAX; continue; }
+      idx[r * k + out] = is[pick]; val[r * k + out] = vs[pick];
+      is[pick] = -1;
+    }
+  }
+}
+#else
+int fused_available(void) { return 0; }
+#endif

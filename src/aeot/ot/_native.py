@@ -89,6 +89,32 @@ def load() -> ctypes.CDLL | None:
             fn = getattr(lib, name)
             fn.argtypes = signature
             fn.restype = None
+        lib.fused_available.argtypes = []
+        lib.fused_available.restype = ctypes.c_int
+        if lib.fused_available():
+            for name in ("fused_argmax_f32", "fused_top2_f32"):
+                fn = getattr(lib, name)
+                fn.argtypes = [
+                    ctypes.c_void_p,
+                    *[ctypes.c_int64] * 3,
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                    ctypes.c_int64,
+                    ctypes.c_void_p,
+                    ctypes.c_void_p,
+                ]
+                fn.restype = None
+            lib.fused_topk_f32.argtypes = [
+                ctypes.c_void_p,
+                *[ctypes.c_int64] * 3,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_int64,
+                ctypes.c_int64,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+            ]
+            lib.fused_topk_f32.restype = None
         return lib
     return None
 
@@ -96,6 +122,12 @@ def load() -> ctypes.CDLL | None:
 def available() -> bool:
     """Whether the native CPU kernels are in use."""
     return load() is not None
+
+
+def fused_available() -> bool:
+    """Whether the fused score-and-reduce kernels (AVX2 + FMA, float32) were built."""
+    lib = load()
+    return lib is not None and bool(lib.fused_available())
 
 
 @cache
@@ -152,3 +184,57 @@ def row_argmax(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.T
 def row_top2(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
     """Best two columns per row into contiguous (rows, 2) outputs, best first."""
     _run_rows("top2_rows", scores, out_index, out_value)
+
+
+def _split_rows(rows: int) -> list[tuple[int, int]]:
+    """Row ranges, one per worker thread (a single range for few rows)."""
+    workers = _pool()._max_workers
+    if workers == 1 or rows < 64:
+        return [(0, rows)]
+    step = -(-rows // workers)
+    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+FUSED_MAX_K = 16  # KMAX of fused_topk_f32
+
+
+def fused_reduce(
+    name: str,
+    x: torch.Tensor,
+    yt: torch.Tensor,
+    h: torch.Tensor,
+    out_index: torch.Tensor,
+    out_value: torch.Tensor,
+) -> None:
+    """Run ``fused_argmax``, ``fused_top2`` or ``fused_topk`` over the rows of ``x`` (M, d).
+
+    The rows are split over the thread pool. ``yt`` (d, npad) are the transposed targets
+    padded to a multiple of 8 columns, ``h`` (npad,) their heights (padding -FLT_MAX); all
+    float32, contiguous. The outputs are (M,) for argmax, else contiguous (M, k) with
+    k = 2 for top-2 and k ≤ ``FUSED_MAX_K`` for top-k.
+    """
+    fn = getattr(load(), f"{name}_f32")
+    rows, dim = x.shape
+    ldx = x.stride(0)
+    width = 1 if out_index.dim() == 1 else out_index.shape[1]
+    k = (width,) if name == "fused_topk" else ()
+    calls = [
+        (
+            x.data_ptr() + start * ldx * 4,
+            stop - start,
+            dim,
+            ldx,
+            yt.data_ptr(),
+            h.data_ptr(),
+            yt.shape[1],
+            *k,
+            out_index.data_ptr() + start * width * 8,
+            out_value.data_ptr() + start * width * 4,
+        )
+        for start, stop in _split_rows(rows)
+    ]
+    if len(calls) == 1:
+        fn(*calls[0])
+        return
+    for future in [_pool().submit(fn, *args) for args in calls]:
+        future.result()

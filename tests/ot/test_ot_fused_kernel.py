@@ -1,0 +1,88 @@
+"""The fused score-and-reduce CPU kernels against float64 references and each other."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aeot.ot import _native
+from aeot.ot.kernels import FUSED_MAX_DIM, ScoreKernel
+
+pytestmark = pytest.mark.skipif(
+    not _native.fused_available(), reason="fused kernels need AVX2/FMA and a C compiler"
+)
+
+
+def _reference(x, y, h):
+    """float64 scores (M, N): the exact ranking up to float32 rounding of the inputs."""
+    return x.double() @ y.double().t() + h.double()
+
+
+@pytest.mark.parametrize(
+    ("n_targets", "dim", "n_samples"),
+    [(1, 1, 5), (7, 2, 13), (8, 3, 64), (1000, 8, 4097), (9001, 16, 301), (300, FUSED_MAX_DIM, 99)],
+)
+def test_fused_argmax_is_the_float64_winner(n_targets, dim, n_samples):
+    """Winner and value match float64 scoring; a different winner only within rounding."""
+    torch.manual_seed(n_targets + dim)
+    y, h, x = torch.randn(n_targets, dim), torch.randn(n_targets), torch.randn(n_samples, dim)
+    kernel = ScoreKernel(y)
+    assert kernel.fused
+    cells, best = kernel.argmax(x, h)
+    exact = _reference(x, y, h)
+    top = exact.amax(1)
+    picked = exact.gather(1, cells[:, None])[:, 0]
+    scale = exact.abs().amax(1) + 1
+    assert bool(((top - picked) <= 1e-5 * scale).all())  # winners tie to float32 rounding
+    assert float((cells != exact.argmax(1)).float().mean()) < 1e-3
+    torch.testing.assert_close(best.double(), top, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_scores_agree_across_calls_and_splits():
+    """argmax, top-2 and top-k give the same score bits, whatever the rows passed."""
+    torch.manual_seed(3)
+    y, h, x = torch.randn(5000, 12), torch.randn(5000), torch.randn(777, 12)
+    kernel = ScoreKernel(y)  # 5000 targets in d = 12: more than one L2 block of targets
+    cells, best = kernel.argmax(x, h)
+    v2, i2 = kernel.topk(x, h, 2)
+    v5, i5 = kernel.topk(x, h, 5)
+    assert torch.equal(i2[:, 0], cells) and torch.equal(v2[:, 0], best)
+    assert torch.equal(i5[:, :2], i2) and torch.equal(v5[:, :2], v2)
+    assert bool((v5[:, :-1] >= v5[:, 1:]).all())
+    for rows in (slice(0, 1), slice(1, 4), slice(5, 388), slice(400, 777)):
+        part_cells, part_best = kernel.argmax(x[rows].clone(), h)
+        assert torch.equal(part_cells, cells[rows]) and torch.equal(part_best, best[rows])
+    # a sub-block of the targets scores each target the same: shard winners are exact
+    shard = ScoreKernel(y[2500:])
+    shard_cells, shard_best = shard.argmax(x, h[2500:])
+    mine = cells >= 2500
+    assert torch.equal(shard_cells[mine] + 2500, cells[mine])
+    assert torch.equal(shard_best[mine], best[mine])
+
+
+def test_fused_ties_go_to_the_lowest_index():
+    torch.manual_seed(4)
+    y, h = torch.randn(40, 3), torch.randn(40)
+    for twin in (3, 11, 39):  # another lane, another vector, the last padded vector
+        y[twin], h[twin] = y[2], h[2]
+    x = torch.randn(2000, 3)
+    kernel = ScoreKernel(y)
+    cells, _ = kernel.argmax(x, h)
+    assert not bool(torch.isin(cells, torch.tensor([3, 11, 39])).any())
+    values, top = kernel.topk(x, h, 3)
+    won = top[:, 0] == 2
+    assert bool((top[won, 1] == 3).all()) and bool((top[won, 2] == 11).all())
+    assert torch.equal(values[won, 0], values[won, 1])
+
+
+def test_fused_topk_with_fewer_targets_than_k():
+    y, h, x = torch.randn(3, 2), torch.randn(3), torch.randn(10, 2)
+    values, top = ScoreKernel(y).topk(x, h, 5)
+    assert bool((top[:, 3:] == -1).all()) and bool(torch.isneginf(values[:, 3:]).all())
+    assert torch.equal(top[:, :3].sort(1).values, torch.arange(3).expand(10, 3))
+
+
+def test_fused_kernel_used_only_where_it_applies():
+    assert ScoreKernel(torch.randn(10, FUSED_MAX_DIM)).fused
+    assert not ScoreKernel(torch.randn(10, FUSED_MAX_DIM + 1)).fused
+    assert not ScoreKernel(torch.randn(10, 4, dtype=torch.float64)).fused
