@@ -383,12 +383,22 @@ def test_warm_started_diagram_matches_qhull(monkeypatch):
     calls = []
     hull = power2d._lower_hull_arrays
     monkeypatch.setattr(power2d, "_lower_hull_arrays", lambda p: calls.append(1) or hull(p))
-    # a tiny change of ψ keeps the triangulation regular (no Qhull call), a large one
-    # does not (Qhull again); both give the diagram computed from scratch
-    for noise, n_calls in [(1e-13, 0), (1e-4, 1)]:
+    # a tiny change of ψ keeps the triangulation regular, a small one needs a few edge
+    # flips (no Qhull call either way); a larger one hides sites, which flips cannot do,
+    # and a large one needs too many flips (Qhull again): all give the diagram computed
+    # from scratch
+    for noise, n_calls, flips in [
+        (1e-13, 0, False),
+        (1e-7, 0, True),
+        (1e-6, 1, None),
+        (1e-4, 1, None),
+    ]:
         psi = psi0 + noise * rng.standard_normal(n)
         warm = power2d._power_diagram(y, psi, *box, previous=base.triangulation)
         assert len(calls) == n_calls
+        if not n_calls:
+            tri, tri0 = warm.triangulation, base.triangulation
+            assert (tri.simplices != tri0.simplices).any() == flips
         cold = power2d._power_diagram(y, psi, *box)
         np.testing.assert_allclose(warm.areas, cold.areas, rtol=0, atol=1e-15)
         assert {*map(tuple, warm.edges.tolist())} == {*map(tuple, cold.edges.tolist())}

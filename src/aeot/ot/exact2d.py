@@ -77,8 +77,8 @@ def solve_exact_2d(
     the last factorisation are tried first (inexact Newton: residual |r_i| / ν_i below a
     tenth of max(rel², tol), which keeps the quadratic convergence).  Cost per
     iteration: one diagram per line-search trial plus at most one factorisation; a trial
-    reuses the regular triangulation of the current iterate when it is still regular
-    (checked edge by edge, typically in the last steps) and calls Qhull otherwise.
+    starts from the regular triangulation of the current iterate, repaired by Lawson edge
+    flips when few are needed (typically in the last steps), and calls Qhull otherwise.
 
     Parameters
     ----------

@@ -58,6 +58,8 @@ _VERTICAL_TOL = 1e-10
 # Projected triangles with |sin(angle)| below this take their vertex from Qhull's
 # (merged) facet hyperplane rather than from Cramer's rule.
 _SKINNY_TOL = 1e-8
+# A warm start (:func:`_lawson_flips`) gives up, for Qhull, beyond this many flips per site
+_MAX_FLIPS = 0.05
 # skip Qhull's final outer-plane pass and near-inside points (~15 % faster)
 _QHULL_OPTIONS = "Q5 Q8"
 # outward normals of the box sides: bottom, right, top, left (counter-clockwise order)
@@ -277,7 +279,9 @@ def _power_diagram(y, psi, lo, hi, order=None, previous=None) -> PowerDiagram2D:
         return _assemble(y, psi, lo, hi, ei, ej, -inf, inf, lines)
     edges = None
     if previous is not None:
-        edges = _dual_edges(y, psi, yc, previous.simplices, previous.neighbors, None)
+        tri = _lawson_flips(y, psi, previous, max(64, int(_MAX_FLIPS * n)))
+        if tri is not None:
+            edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None)
     if edges is None:
         edges = _regular_triangulation_edges(y, psi, yc, order)
     return _assemble(y, psi, lo, hi, *edges)
@@ -327,6 +331,88 @@ def _regular_triangulation_edges(y, psi, yc, order):
     e_f = eq[f_idx]
     plane_vertex = (y - yc)[0] - sigma * e_f[:, :2] / e_f[:, 2:3]
     return _dual_edges(y, psi, yc, simp[f_idx], pos[neighbors[f_idx]], plane_vertex)
+
+
+def _lift_below(px, py, psi, a, b, c, d):
+    """D · det[y_b − y_a, y_c − y_a] for D = det[p_k − p_a]_{k=b,c,d} and the lifted sites
+    p_k = (y_k, |y_k − y_a|²/2 − ψ_k): negative exactly when p_d lies below the plane
+    through p_a, p_b, p_c, i.e. when the edge (a, b) between the triangles (a, b, c) and
+    (a, b, d) is not regular.  The coordinates of y are ``px``, ``py``; works elementwise
+    on index arrays and on Python lists with integer indices."""
+    bx, by = px[b] - px[a], py[b] - py[a]
+    cx, cy = px[c] - px[a], py[c] - py[a]
+    dx, dy = px[d] - px[a], py[d] - py[a]
+    wb = 0.5 * (bx * bx + by * by) - (psi[b] - psi[a])
+    wc = 0.5 * (cx * cx + cy * cy) - (psi[c] - psi[a])
+    wd = 0.5 * (dx * dx + dy * dy) - (psi[d] - psi[a])
+    det3 = bx * (cy * wd - wc * dy) - by * (cx * wd - wc * dx) + wb * (cx * dy - cy * dx)
+    return det3 * (bx * cy - by * cx)
+
+
+def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
+    """Repair a triangulation of the sites into the regular one for ``psi`` by edge flips.
+
+    Lawson's algorithm: an interior edge (a, b) between the triangles (a, b, c) and
+    (a, b, d) whose lifted quadrilateral is concave is replaced by (c, d), and the four
+    outer edges are checked again.  Returns the triangulation (``tri`` itself when no
+    edge needs a flip) or None after more than ``max_flips`` flips (Qhull is then
+    cheaper).  A non-convex quadrilateral cannot be flipped; such an edge is left for
+    :func:`_dual_edges` to reject.
+
+    Reference: C. L. Lawson, "Software for C¹ surface interpolation", in Mathematical
+    Software III (1977), 161–194.
+    """
+    s, nb = tri.simplices, tri.neighbors
+    f = np.repeat(np.arange(s.shape[0]), 3)
+    g = nb.ravel()
+    inner = g > f
+    f, m, g = f[inner], np.tile(np.arange(3), s.shape[0])[inner], g[inner]
+    d = s[g, (nb[g] == f[:, None]).argmax(axis=1)]
+    bad = _lift_below(y[:, 0], y[:, 1], psi, s[f, (m + 1) % 3], s[f, (m + 2) % 3], s[f, m], d) < 0
+    if not bad.any():
+        return tri
+    if bad.sum() > max_flips:
+        return None
+    px, py, ps = y[:, 0].tolist(), y[:, 1].tolist(), psi.tolist()
+    # flat lists (entry 3f + k), which are much cheaper to build than nested ones
+    S, NB = s.ravel().tolist(), nb.ravel().tolist()
+    stack = (3 * f[bad] + m[bad]).tolist()
+    flips = 0
+    while stack:
+        e1 = stack.pop()
+        f2 = NB[e1]
+        if f2 < 0:
+            continue
+        f1, m1 = divmod(e1, 3)
+        o1, o2 = 3 * f1, 3 * f2
+        a, b, c = S[o1 + (m1 + 1) % 3], S[o1 + (m1 + 2) % 3], S[e1]
+        s2 = S[o2 : o2 + 3]
+        d = s2[NB[o2 : o2 + 3].index(f1)]
+        if _lift_below(px, py, ps, a, b, c, d) >= 0:
+            continue
+        # the quadrilateral must be convex: a and b on either side of the line cd
+        ux, uy = px[d] - px[c], py[d] - py[c]
+        side_a = ux * (py[a] - py[c]) - uy * (px[a] - px[c])
+        side_b = ux * (py[b] - py[c]) - uy * (px[b] - px[c])
+        if not side_a * side_b < 0:
+            continue
+        flips += 1
+        if flips > max_flips:
+            return None
+        s1 = S[o1 : o1 + 3]
+        n_ac, n_bc = NB[o1 + s1.index(b)], NB[o1 + s1.index(a)]
+        n_ad, n_bd = NB[o2 + s2.index(b)], NB[o2 + s2.index(a)]
+        S[o1 : o1 + 3], NB[o1 : o1 + 3] = [a, c, d], [f2, n_ad, n_ac]
+        S[o2 : o2 + 3], NB[o2 : o2 + 3] = [b, c, d], [f1, n_bd, n_bc]
+        if n_ad >= 0:
+            NB[3 * n_ad + NB[3 * n_ad : 3 * n_ad + 3].index(f2)] = f1
+        if n_bc >= 0:
+            NB[3 * n_bc + NB[3 * n_bc : 3 * n_bc + 3].index(f1)] = f2
+        stack += [o1 + 1, o1 + 2, o2 + 1, o2 + 2]
+    shape = s.shape
+    return RegularTriangulation(
+        np.array(S, np.int64).reshape(shape), np.array(NB, np.int64).reshape(shape)
+    )
 
 
 def _dual_edges(y, psi, yc, s, nb, plane_vertex):
