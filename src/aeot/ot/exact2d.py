@@ -337,7 +337,7 @@ def _unpack(problem: SemiDiscreteProblem):
 def _laplacian(y, ei, ej, lengths, vol, n, rank, ground) -> sp.coo_matrix:
     """The Laplacian with weights |e_ij| / (|y_i − y_j| |B|), cells relabelled by ``rank``;
     with ``ground`` set, that (relabelled) row and column are removed."""
-    d = y[ei] - y[ej]
+    d = y.take(ei, axis=0) - y.take(ej, axis=0)
     w = lengths / (np.sqrt(np.einsum("ij,ij->i", d, d)) * vol)
     a, b = rank[ei], rank[ej]
     deg = np.bincount(a, w, minlength=n) + np.bincount(b, w, minlength=n)

@@ -324,13 +324,15 @@ def _regular_triangulation_edges(y, psi, yc, order):
     simp = perm[simplices]  # back to the caller's indices; the guard becomes −1
     lower = (eq[:, 2] < -_VERTICAL_TOL) & (simp >= 0).all(axis=1)
     f_idx = np.nonzero(lower)[0]
+    # (take and compress along axis 0 are several times faster than fancy indexing)
     pos = np.full(simp.shape[0], -1, np.int64)
     pos[f_idx] = np.arange(f_idx.size)
     # Qhull's hyperplanes (shared by the triangles of a merged coplanar facet) give the
     # vertices of skinny triangles
-    e_f = eq[f_idx]
+    e_f = eq.take(f_idx, axis=0)
     plane_vertex = (y - yc)[0] - sigma * e_f[:, :2] / e_f[:, 2:3]
-    return _dual_edges(y, psi, yc, simp[f_idx], pos[neighbors[f_idx]], plane_vertex)
+    nb = pos[neighbors.take(f_idx, axis=0)]
+    return _dual_edges(y, psi, yc, simp.take(f_idx, axis=0), nb, plane_vertex)
 
 
 def _lift_below(px, py, psi, a, b, c, d):
@@ -363,31 +365,35 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
     Software III (1977), 161–194.
     """
     s, nb = tri.simplices, tri.neighbors
-    f = np.repeat(np.arange(s.shape[0]), 3)
-    g = nb.ravel()
-    inner = g > f
-    f, m, g = f[inner], np.tile(np.arange(3), s.shape[0])[inner], g[inner]
-    d = s[g, (nb[g] == f[:, None]).argmax(axis=1)]
-    bad = _lift_below(y[:, 0], y[:, 1], psi, s[f, (m + 1) % 3], s[f, (m + 2) % 3], s[f, m], d) < 0
+    flat_s = s.ravel()
+    e = np.nonzero(nb.ravel() > np.arange(flat_s.size) // 3)[0]  # interior edges, once
+    f, m = np.divmod(e, 3)
+    g = nb.ravel().take(e)
+    d = flat_s.take(3 * g + (nb.take(g, axis=0) == f[:, None]).argmax(axis=1))
+    abc = [flat_s.take(3 * f + (m + k) % 3) for k in (1, 2, 0)]
+    px, py = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
+    bad = _lift_below(px, py, psi, *abc, d) < 0
     if not bad.any():
         return tri
     if bad.sum() > max_flips:
         return None
-    px, py, ps = y[:, 0].tolist(), y[:, 1].tolist(), psi.tolist()
-    # flat lists (entry 3f + k), which are much cheaper to build than nested ones
-    S, NB = s.ravel().tolist(), nb.ravel().tolist()
+    px, py, ps = px.tolist(), py.tolist(), psi.tolist()
+    # flat copies (entry 3f + k); a flip reads and writes a few entries, so the arrays
+    # are not converted to lists
+    S, NB = s.ravel().copy(), nb.ravel().copy()
     stack = (3 * f[bad] + m[bad]).tolist()
     flips = 0
     while stack:
         e1 = stack.pop()
-        f2 = NB[e1]
+        f2 = int(NB[e1])
         if f2 < 0:
             continue
         f1, m1 = divmod(e1, 3)
         o1, o2 = 3 * f1, 3 * f2
-        a, b, c = S[o1 + (m1 + 1) % 3], S[o1 + (m1 + 2) % 3], S[e1]
-        s2 = S[o2 : o2 + 3]
-        d = s2[NB[o2 : o2 + 3].index(f1)]
+        s1, s2 = S[o1 : o1 + 3].tolist(), S[o2 : o2 + 3].tolist()
+        a, b, c = s1[(m1 + 1) % 3], s1[(m1 + 2) % 3], s1[m1]
+        nb2 = NB[o2 : o2 + 3].tolist()
+        d = s2[nb2.index(f1)]
         if _lift_below(px, py, ps, a, b, c, d) >= 0:
             continue
         # the quadrilateral must be convex: a and b on either side of the line cd
@@ -399,20 +405,16 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
         flips += 1
         if flips > max_flips:
             return None
-        s1 = S[o1 : o1 + 3]
-        n_ac, n_bc = NB[o1 + s1.index(b)], NB[o1 + s1.index(a)]
-        n_ad, n_bd = NB[o2 + s2.index(b)], NB[o2 + s2.index(a)]
-        S[o1 : o1 + 3], NB[o1 : o1 + 3] = [a, c, d], [f2, n_ad, n_ac]
-        S[o2 : o2 + 3], NB[o2 : o2 + 3] = [b, c, d], [f1, n_bd, n_bc]
-        if n_ad >= 0:
-            NB[3 * n_ad + NB[3 * n_ad : 3 * n_ad + 3].index(f2)] = f1
-        if n_bc >= 0:
-            NB[3 * n_bc + NB[3 * n_bc : 3 * n_bc + 3].index(f1)] = f2
+        nb1 = NB[o1 : o1 + 3].tolist()
+        n_ac, n_bc = nb1[s1.index(b)], nb1[s1.index(a)]
+        n_ad, n_bd = nb2[s2.index(b)], nb2[s2.index(a)]
+        S[o1 : o1 + 3], NB[o1 : o1 + 3] = (a, c, d), (f2, n_ad, n_ac)
+        S[o2 : o2 + 3], NB[o2 : o2 + 3] = (b, c, d), (f1, n_bd, n_bc)
+        for h, old, new in ((n_ad, f2, f1), (n_bc, f1, f2)):
+            if h >= 0:
+                NB[3 * h + NB[3 * h : 3 * h + 3].tolist().index(old)] = new
         stack += [o1 + 1, o1 + 2, o2 + 1, o2 + 2]
-    shape = s.shape
-    return RegularTriangulation(
-        np.array(S, np.int64).reshape(shape), np.array(NB, np.int64).reshape(shape)
-    )
+    return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
 
 
 def _dual_edges(y, psi, yc, s, nb, plane_vertex):
@@ -433,8 +435,9 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex):
     n = y.shape[0]
     a, b, c = s[:, 0], s[:, 1], s[:, 2]
     # vertex v = y_a + u of each lower facet: <u, y_b − y_a> = |y_b − y_a|²/2 + ψ_a − ψ_b
-    d1 = y[b] - y[a]
-    d2 = y[c] - y[a]
+    ya = y.take(a, axis=0)
+    d1 = y.take(b, axis=0) - ya
+    d2 = y.take(c, axis=0) - ya
     r1 = 0.5 * np.einsum("ij,ij->i", d1, d1) + (psi[a] - psi[b])
     r2 = 0.5 * np.einsum("ij,ij->i", d2, d2) + (psi[a] - psi[c])
     det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
@@ -444,8 +447,8 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex):
         return None
     safe = np.where(skinny, 1.0, det)
     v = np.empty((s.shape[0], 2))
-    v[:, 0] = y[a, 0] + (r1 * d2[:, 1] - r2 * d1[:, 1]) / safe
-    v[:, 1] = y[a, 1] + (d1[:, 0] * r2 - d2[:, 0] * r1) / safe
+    v[:, 0] = ya[:, 0] + (r1 * d2[:, 1] - r2 * d1[:, 1]) / safe
+    v[:, 1] = ya[:, 1] + (d1[:, 0] * r2 - d2[:, 0] * r1) / safe
     if skinny.any():
         v[skinny] = plane_vertex[skinny]
     g = nb.ravel()  # lower facet opposite vertex m, or −1
@@ -453,20 +456,21 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex):
     m = np.tile(np.arange(3), s.shape[0])
     use = (g < 0) | (g > fl)  # each interior edge once, every boundary edge
     fl, m, g = fl[use], m[use], g[use]
-    ei = s[fl, (m + 1) % 3]
-    ej = s[fl, (m + 2) % 3]
-    ek = s[fl, m]
+    flat_s = s.ravel()
+    ei = flat_s.take(3 * fl + (m + 1) % 3)
+    ej = flat_s.take(3 * fl + (m + 2) % 3)
+    ek = flat_s.take(3 * fl + m)
     lines = _edge_lines(y, psi, ei, ej)
     p0, _, t = lines[:3]
-    tau_f = np.einsum("ij,ij->i", v[fl] - p0, t)
-    tau_g = np.einsum("ij,ij->i", v[g] - p0, t)
+    tau_f = np.einsum("ij,ij->i", v.take(fl, axis=0) - p0, t)
+    tau_g = np.einsum("ij,ij->i", v.take(g, axis=0) - p0, t)
     # The dual edge leaves v_f away from the third vertex k of facet f: a ray for a
     # boundary edge of the lower hull, else the segment to v_g.  Its signed length is
     # negative where Qhull, within its merging tolerance, chose the non-regular diagonal
     # of an almost co-circular quadrilateral; keeping the sign keeps the areas exact to
     # second order there.  Flat facets (k on the line) orient rays away from the centroid
     # of the sites and leave segments unsigned.
-    dk = y[ek] - y[ei]
+    dk = y.take(ek, axis=0) - y.take(ei, axis=0)
     away = np.einsum("ij,ij->i", dk, t)
     ray = g < 0
     flat = np.abs(away) <= 1e-9 * np.sqrt(np.einsum("ij,ij->i", dk, dk))
@@ -535,11 +539,12 @@ def _edge_lines(y, psi, i, j):
     (outward for cell i), direction t = rot90(n), offset = (ψ_i − ψ_j)/|y_j − y_i| and the
     base point p0 = (y_i + y_j)/2 + offset·n, so the line is {p0 + τ t}.
     """
-    d = y[j] - y[i]
+    yi, yj = y.take(i, axis=0), y.take(j, axis=0)
+    d = yj - yi
     length = np.sqrt(np.einsum("ij,ij->i", d, d))
     n = d / length[:, None]
     offset = (psi[i] - psi[j]) / length
-    p0 = 0.5 * (y[i] + y[j]) + offset[:, None] * n
+    p0 = 0.5 * (yi + yj) + offset[:, None] * n
     t = np.stack([-n[:, 1], n[:, 0]], axis=1)
     return p0, n, t, length, offset
 
@@ -590,10 +595,11 @@ def _assemble(y, psi, lo, hi, ei, ej, tlo, thi, lines, triangulation=None) -> Po
     hi_cut = box_hi <= thi + tol
     if not keep.all():
         ei, ej, cl, ch, lo_cut, hi_cut = (a[keep] for a in (ei, ej, cl, ch, lo_cut, hi_cut))
-        p0, nrm, t, dist_ij, offset = (a[keep] for a in (p0, nrm, t, dist_ij, offset))
+        p0, nrm, t, dist_ij, offset = (a.compress(keep, axis=0) for a in lines)
     length = ch - cl
-    seg = np.stack([p0 + cl[:, None] * t, p0 + ch[:, None] * t], axis=1)  # (E, 2, 2)
-    np.clip(seg, low, high, out=seg)  # rounding only
+    seg = np.concatenate([p0 + cl[:, None] * t, p0 + ch[:, None] * t], axis=1)
+    seg = seg.reshape(-1, 2, 2)  # (E, 2, 2)
+    np.minimum(np.maximum(seg, low, out=seg), high, out=seg)  # rounding only
 
     # -- diagram edges: ½ <x − r, n_out> |e|, constant along the edge
     area = np.zeros(n)
@@ -648,8 +654,8 @@ def _add_edge_areas(area, ei, ej, nrm, dist_ij, offset, length, shift) -> None:
     dist_i = 0.5 * dist_ij + offset
     dist_j = 0.5 * dist_ij - offset
     if shift is not None:
-        dist_i += np.einsum("ij,ij->i", shift[ei], nrm)
-        dist_j -= np.einsum("ij,ij->i", shift[ej], nrm)
+        dist_i += np.einsum("ij,ij->i", shift.take(ei, axis=0), nrm)
+        dist_j -= np.einsum("ij,ij->i", shift.take(ej, axis=0), nrm)
     area += np.bincount(ei, 0.5 * dist_i * length, minlength=n)
     area += np.bincount(ej, 0.5 * dist_j * length, minlength=n)
 
