@@ -60,18 +60,21 @@ class Budget:
     n_train_stacked: int  # Stacked MNIST training images (the protocol draws 128 000)
     n_samples: int  # generated samples scored per model (MNIST / Fashion)
     n_samples_stacked: int  # generated samples on Stacked MNIST (the protocol: 26 000)
-    ae_epochs: int  # autoencoder epochs
+    ae_epochs: int  # autoencoder epochs (MNIST / Fashion)
+    ae_epochs_stacked: int  # autoencoder epochs on Stacked MNIST
+    ae_batch_size: int  # autoencoder minibatch: the AE needs ~10^4 Adam steps, not epochs
     ot_max_iter: int  # Monte-Carlo Newton iterations of the OT solve at most
+    ot_max_iter_stacked: int  # the same on Stacked MNIST (each iteration doubles the batch)
     gan_steps: int  # AE-OT-GAN generator updates
     baseline_iterations: int  # GAN / WGAN-GP generator updates
 
 
 BUDGETS = {
-    "smoke": Budget(1000, 2000, 1000, 2000, 1, 3, 20, 20),
-    "reduced": Budget(10000, 10000, 10000, 26000, 8, 8, 600, 1500),
-    "full": Budget(60000, 128000, 10000, 26000, 30, 20, 5000, 20000),
+    "smoke": Budget(1000, 2000, 1000, 2000, 1, 1, 64, 3, 3, 20, 20),
+    "reduced": Budget(20000, 128000, 10000, 26000, 8, 3, 32, 12, 8, 600, 1500),
+    "full": Budget(60000, 128000, 10000, 26000, 30, 10, 32, 20, 12, 5000, 20000),
 }
-LATENT = {"mnist": 16, "fashion-mnist": 16, "stacked-mnist": 24}
+LATENT = {"mnist": 16, "fashion-mnist": 16, "stacked-mnist": 32}
 
 
 def _log(message: str) -> None:
@@ -176,15 +179,17 @@ def run_dataset(
     rows.append(score("data (training images)", train.x[torch.from_numpy(idx)], 0.0))
 
     latent = LATENT[name]
+    stacked = name == "stacked-mnist"
     aeot_settings = {
         "autoencoder": "conv",
         "latent_dim": latent,
         "width": 32,
-        "epochs": budget.ae_epochs,
+        "epochs": budget.ae_epochs_stacked if stacked else budget.ae_epochs,
+        "batch_size": budget.ae_batch_size,
         "loss": "bce",
-        "ot_tol": 0.1 if name == "stacked-mnist" else 0.05,
-        "ot_max_iter": budget.ot_max_iter,
-        "threshold": STACKED_THRESHOLD if name == "stacked-mnist" else None,
+        "ot_tol": 0.1 if stacked else 0.05,
+        "ot_max_iter": budget.ot_max_iter_stacked if stacked else budget.ot_max_iter,
+        "threshold": STACKED_THRESHOLD if stacked else None,
         "seed": seed,
         "device": device,
         "progress": False,
