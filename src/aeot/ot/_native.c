@@ -69,8 +69,10 @@ DEFINE_KERNELS(double, f64)
  * For small d the GEMM is bound by writing its (rows, N) output, and the row scan
  * reads it back: both cost more than the d multiply-adds per score. Here the
  * scores s_j(x) = h_j + Σ_k x_k y_jk are formed in registers, eight targets per
- * vector (targets transposed and padded: yt is (d, npad) with npad a multiple of
- * 8, padded heights -FLT_MAX), and reduced on the spot: each vector lane keeps the
+ * vector (targets padded to npad, a multiple of 8, and packed in panels: yt is
+ * (npad / 8, d, 8), so the d vectors of one group of eight targets are contiguous
+ * and a row-major (d, npad) layout's 4 KiB-aliasing strides never occur; padded
+ * heights -FLT_MAX), and reduced on the spot: each vector lane keeps the
  * best score seen and its target index (strictly greater wins, so ties keep the
  * lower index), and the eight lanes are merged at the end. Each score is the same
  * fma chain whatever the blocking, so any split of rows or targets gives the same
@@ -85,7 +87,7 @@ DEFINE_KERNELS(double, f64)
 
 int fused_available(void) { return 1; }
 
-/* targets per block: the block of yt, (d, tb) floats, about 256 KiB (within L2) */
+/* targets per block: tb·d floats of yt, about 256 KiB (within L2) */
 static inline int64_t target_block(int64_t d) {
   int64_t tb = (65536 / (d > 0 ? d : 1)) & ~(int64_t)7;
   return tb < 64 ? 64 : tb;
@@ -135,8 +137,8 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
       for (int64_t j = j0; j < j1; j += 8) {
         __m256 hv = _mm256_loadu_ps(h + j);
         __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
-        const float* yk = yt + j;
-        for (int64_t k = 0; k < d; ++k, yk += npad) {
+        const float* yk = yt + j * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8) {
           __m256 yv = _mm256_loadu_ps(yk);
           SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
         }
@@ -157,8 +159,8 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
       for (int64_t j = j0; j < j1; j += 8) {
         __m256 a0 = _mm256_loadu_ps(h + j);
-        const float* yk = yt + j;
-        for (int64_t k = 0; k < d; ++k, yk += npad) SCORE(a0, x0, _mm256_loadu_ps(yk), k);
+        const float* yk = yt + j * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8) SCORE(a0, x0, _mm256_loadu_ps(yk), k);
         KEEP(a0, b0, i0, jv);
         jv = _mm256_add_epi32(jv, eight);
       }
@@ -231,8 +233,8 @@ static void top2_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
       for (int64_t j = j0; j < j1; j += 8) {
         __m256 hv = _mm256_loadu_ps(h + j);
         __m256 a0 = hv, a1 = hv;
-        const float* yk = yt + j;
-        for (int64_t k = 0; k < d; ++k, yk += npad) {
+        const float* yk = yt + j * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8) {
           __m256 yv = _mm256_loadu_ps(yk);
           SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k);
         }
@@ -284,8 +286,8 @@ void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
     __m256i jv = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int64_t j = 0; j < npad; j += 8) {
       __m256 a = _mm256_loadu_ps(h + j);
-      const float* yk = yt + j;
-      for (int64_t q = 0; q < d; ++q, yk += npad) SCORE(a, x0, _mm256_loadu_ps(yk), q);
+      const float* yk = yt + j * d;
+      for (int64_t q = 0; q < d; ++q, yk += 8) SCORE(a, x0, _mm256_loadu_ps(yk), q);
       __m256 ai = _mm256_castsi256_ps(jv);
       for (int64_t l = 0; l < k; ++l) {
         __m256 g = _mm256_cmp_ps(a, v[l], _CMP_GT_OQ);

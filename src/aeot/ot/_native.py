@@ -208,10 +208,10 @@ def fused_reduce(
 ) -> None:
     """Run ``fused_argmax``, ``fused_top2`` or ``fused_topk`` over the rows of ``x`` (M, d).
 
-    The rows are split over the thread pool. ``yt`` (d, npad) are the transposed targets
-    padded to a multiple of 8 columns, ``h`` (npad,) their heights (padding -FLT_MAX); all
-    float32, contiguous. The outputs are (M,) for argmax, else contiguous (M, k) with
-    k = 2 for top-2 and k ≤ ``FUSED_MAX_K`` for top-k.
+    The rows are split over the thread pool. ``yt`` (npad / 8, d, 8) are the targets
+    padded to a multiple of 8 and packed in panels of eight, ``h`` (npad,) their heights
+    (padding -FLT_MAX); all float32, contiguous. The outputs are (M,) for argmax, else
+    contiguous (M, k) with k = 2 for top-2 and k ≤ ``FUSED_MAX_K`` for top-k.
     """
     fn = getattr(load(), f"{name}_f32")
     rows, dim = x.shape
@@ -226,7 +226,7 @@ def fused_reduce(
             ldx,
             yt.data_ptr(),
             h.data_ptr(),
-            yt.shape[1],
+            h.shape[0],
             *k,
             out_index.data_ptr() + start * width * 8,
             out_value.data_ptr() + start * width * 4,

@@ -67,7 +67,8 @@ class ScoreKernel:
     Parameters
     ----------
     targets : (N, d) tensor
-        Target points y_i on the working device and dtype (kept by reference, not copied).
+        Target points y_i on the working device and dtype (kept by reference; the fused
+        kernels also keep a transposed float32 copy).
     chunk : int, optional
         Samples per GEMM; chosen from the cache size when omitted.
     block : int, optional
@@ -89,13 +90,16 @@ class ScoreKernel:
             self.native
             and targets.dtype == torch.float32
             and targets.shape[1] <= FUSED_MAX_DIM
+            and self.n_targets < 2**31  # int32 lane indices
             and _native.fused_available()
         )
         if self.fused:
-            # (d, npad) transposed targets, zero-padded; the padded heights never win
+            # targets zero-padded to npad rows and packed as (npad / 8, d, 8) panels
+            # (a copy: O(N·d) more memory); the padded heights never win
             npad = -(-self.n_targets // _PAD) * _PAD
-            self._yt = torch.zeros(targets.shape[1], npad, dtype=torch.float32)
-            self._yt[:, : self.n_targets] = targets.t()
+            padded = torch.zeros(npad, targets.shape[1], dtype=torch.float32)
+            padded[: self.n_targets] = targets
+            self._yt = padded.view(npad // _PAD, _PAD, -1).transpose(1, 2).contiguous()
             self._h = torch.full((npad,), torch.finfo(torch.float32).min)
         # flat storage: each (rows, width) score view of it is contiguous
         self._buffer = torch.empty(
