@@ -92,29 +92,17 @@ def load() -> ctypes.CDLL | None:
         lib.fused_available.argtypes = []
         lib.fused_available.restype = ctypes.c_int
         if lib.fused_available():
-            for name in ("fused_argmax_f32", "fused_top2_f32"):
+            # (x, rows, d, ldx, yt, h, npad[, k], idx, val)
+            head = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_void_p]
+            tail = [ctypes.c_void_p, ctypes.c_void_p]
+            for name, n_ints in (
+                ("fused_argmax_f32", 1),
+                ("fused_top2_f32", 1),
+                ("fused_topk_f32", 2),
+            ):
                 fn = getattr(lib, name)
-                fn.argtypes = [
-                    ctypes.c_void_p,
-                    *[ctypes.c_int64] * 3,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
-                    ctypes.c_int64,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
-                ]
+                fn.argtypes = [*head, *[ctypes.c_int64] * n_ints, *tail]
                 fn.restype = None
-            lib.fused_topk_f32.argtypes = [
-                ctypes.c_void_p,
-                *[ctypes.c_int64] * 3,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                ctypes.c_int64,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-            ]
-            lib.fused_topk_f32.restype = None
         return lib
     return None
 
@@ -137,43 +125,54 @@ def _pool() -> ThreadPoolExecutor:
     )
 
 
+def _split_rows(rows: int) -> list[tuple[int, int]]:
+    """Row ranges, one per worker thread (a single range for few rows)."""
+    workers = _pool()._max_workers
+    if workers == 1 or rows < 64:
+        return [(0, rows)]
+    step = -(-rows // workers)
+    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
+def _run_split(fn, calls: list[tuple]) -> None:
+    """``fn(*args)`` for each argument tuple, on the pool when there are several.
+
+    Threads rather than OpenMP (ctypes releases the GIL during each call): a second
+    OpenMP runtime beside torch's spins against it and can slow both by orders of
+    magnitude on a loaded machine.
+    """
+    if len(calls) == 1:
+        fn(*calls[0])
+        return
+    for future in [_pool().submit(fn, *args) for args in calls]:
+        future.result()
+
+
 def _run_rows(
     name: str, scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor
 ) -> None:
-    """Split the rows over a thread pool (ctypes releases the GIL during each call).
-
-    Threads rather than OpenMP: a second OpenMP runtime beside torch's spins
-    against it and can slow both by orders of magnitude on a loaded machine.
-    """
-    lib = load()
-    fn = getattr(lib, f"{name}_{'f32' if scores.dtype == torch.float32 else 'f64'}")
-    rows, cols = scores.shape
+    """Run a row reduction over ``scores`` with its rows split over the thread pool."""
+    fn = getattr(load(), f"{name}_{'f32' if scores.dtype == torch.float32 else 'f64'}")
+    cols = scores.shape[1]
     ld = scores.stride(0)
     width = out_index.stride(0)  # 1 for argmax, 2 for top-2 (contiguous rows)
-    workers = _pool()._max_workers
-    if workers == 1 or rows < 64:
-        fn(scores.data_ptr(), rows, cols, ld, out_index.data_ptr(), out_value.data_ptr())
-        return
-    step = -(-rows // workers)
     s_item, i_item, v_item = (
         scores.element_size(),
         out_index.element_size(),
         out_value.element_size(),
     )
-    futures = [
-        _pool().submit(
-            fn,
+    calls = [
+        (
             scores.data_ptr() + start * ld * s_item,
-            min(step, rows - start),
+            stop - start,
             cols,
             ld,
             out_index.data_ptr() + start * width * i_item,
             out_value.data_ptr() + start * width * v_item,
         )
-        for start in range(0, rows, step)
+        for start, stop in _split_rows(scores.shape[0])
     ]
-    for future in futures:
-        future.result()
+    _run_split(fn, calls)
 
 
 def row_argmax(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
@@ -184,15 +183,6 @@ def row_argmax(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.T
 def row_top2(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
     """Best two columns per row into contiguous (rows, 2) outputs, best first."""
     _run_rows("top2_rows", scores, out_index, out_value)
-
-
-def _split_rows(rows: int) -> list[tuple[int, int]]:
-    """Row ranges, one per worker thread (a single range for few rows)."""
-    workers = _pool()._max_workers
-    if workers == 1 or rows < 64:
-        return [(0, rows)]
-    step = -(-rows // workers)
-    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 FUSED_MAX_K = 16  # KMAX of fused_topk_f32
@@ -233,8 +223,4 @@ def fused_reduce(
         )
         for start, stop in _split_rows(rows)
     ]
-    if len(calls) == 1:
-        fn(*calls[0])
-        return
-    for future in [_pool().submit(fn, *args) for args in calls]:
-        future.result()
+    _run_split(fn, calls)

@@ -68,7 +68,7 @@ class ScoreKernel:
     ----------
     targets : (N, d) tensor
         Target points y_i on the working device and dtype (kept by reference; the fused
-        kernels also keep a transposed float32 copy).
+        kernels also keep a packed float32 copy).
     chunk : int, optional
         Samples per GEMM; chosen from the cache size when omitted.
     block : int, optional
