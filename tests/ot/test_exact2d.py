@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from aeot.ot import _native
 from aeot.ot.exact2d import default_heights_2d, masses_and_hessian_2d, solve_exact_2d
 from aeot.ot.power2d import power_cell_polygons_2d, power_diagram_2d
 from aeot.ot.problem import SemiDiscreteProblem
@@ -403,3 +404,88 @@ def test_warm_started_diagram_matches_qhull(monkeypatch):
         np.testing.assert_allclose(warm.areas, cold.areas, rtol=0, atol=1e-15)
         assert {*map(tuple, warm.edges.tolist())} == {*map(tuple, cold.edges.tolist())}
         calls.clear()
+
+
+def _perturbed_sites(seed: int, n: int = 2000):
+    import aeot.ot.power2d as power2d
+
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, 2))
+    psi0 = 1e-7 * rng.standard_normal(n)
+    return rng, y, psi0, power2d._power_diagram(y, psi0, (0.0, 0.0), (1.0, 1.0))
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_native_flips_match_the_python_loop(monkeypatch):
+    import aeot.ot.power2d as power2d
+
+    rng, y, psi0, base = _perturbed_sites(21)
+    psi = psi0 + 1e-7 * rng.standard_normal(y.shape[0])
+    before = base.triangulation.simplices.copy()
+    native = power2d._lawson_flips(y, psi, base.triangulation, 100)
+    monkeypatch.setattr(_native, "available", lambda: False)
+    python = power2d._lawson_flips(y, psi, base.triangulation, 100)
+    assert python is not None and python is not base.triangulation
+    np.testing.assert_array_equal(native.simplices, python.simplices)
+    np.testing.assert_array_equal(native.neighbors, python.neighbors)
+    # the input triangulation is left as it was
+    np.testing.assert_array_equal(base.triangulation.simplices, before)
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_native_flips_repair_large_changes_without_qhull(monkeypatch):
+    import aeot.ot.power2d as power2d
+
+    _, y, psi0, base = _perturbed_sites(22)
+    box = ((0.0, 0.0), (1.0, 1.0))
+    # a wavy change of ψ moves many edges (beyond the Python loop's 5 % budget) but
+    # hides no site
+    psi = psi0 + 3e-4 * np.sin(40 * y[:, 0]) * np.cos(28 * y[:, 1])
+    calls = []
+    hull = power2d._lower_hull_arrays
+    monkeypatch.setattr(power2d, "_lower_hull_arrays", lambda p: calls.append(1) or hull(p))
+    warm = power2d._power_diagram(y, psi, *box, previous=base.triangulation)
+    assert calls == []
+    flipped = (warm.triangulation.simplices != base.triangulation.simplices).any(axis=1)
+    assert flipped.sum() > 0.2 * y.shape[0]
+    cold = power2d._power_diagram(y, psi, *box)
+    assert len(calls) == 1
+    np.testing.assert_allclose(warm.areas, cold.areas, rtol=0, atol=1e-15)
+    assert {*map(tuple, warm.edges.tolist())} == {*map(tuple, cold.edges.tolist())}
+    # the pure-Python loop gives up here, for Qhull
+    monkeypatch.setattr(_native, "available", lambda: False)
+    assert power2d._lawson_flips(y, psi, base.triangulation, int(0.05 * y.shape[0])) is None
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_hidden_site_certificate_is_only_given_for_empty_cells():
+    import aeot.ot.power2d as power2d
+
+    box = ((0.0, 0.0), (1.0, 1.0))
+    rng, y, psi0, base = _perturbed_sites(23)
+    # lowering ψ_k lifts site k: far enough, its cell vanishes
+    interior = np.nonzero((np.abs(y - 0.5) < 0.4).all(axis=1))[0]
+    proved = 0
+    for trial in range(40):
+        psi = psi0 + 10.0 ** rng.uniform(-7, -5) * rng.standard_normal(y.shape[0])
+        hide = rng.choice(interior, size=trial % 4)
+        psi[hide] -= 10.0 ** rng.uniform(-5, -3)
+        warm = power2d._power_diagram(y, psi, *box, previous=base.triangulation, reject_hidden=True)
+        cold = power2d._power_diagram(y, psi, *box)
+        if warm is None:
+            proved += 1
+            assert (cold.areas == 0).any()
+        else:
+            np.testing.assert_allclose(warm.areas, cold.areas, rtol=0, atol=1e-15)
+    assert proved >= 10
+
+
+def test_exact_solver_gives_the_same_answer_without_the_c_flips(monkeypatch):
+    gen = torch.Generator().manual_seed(5)
+    problem = SemiDiscreteProblem(torch.rand(3000, 2, dtype=torch.float64, generator=gen))
+    first = solve_exact_2d(problem)
+    monkeypatch.setattr(_native, "available", lambda: False)
+    second = solve_exact_2d(problem)
+    assert first.converged and second.converged
+    torch.testing.assert_close(first.h, second.h, rtol=0, atol=1e-9)
+    assert _rel_error(second) <= 1e-10

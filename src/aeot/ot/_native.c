@@ -320,3 +320,71 @@ void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
 #else
 int fused_available(void) { return 0; }
 #endif
+
+/* Lawson edge flips towards the regular triangulation of weighted 2D sites.
+ *
+ * The loop of aeot.ot.power2d._lawson_flips, with the same tests in the same order:
+ * triangles S (3F, flat) and neighbours NB (3F, the triangle across the edge opposite
+ * entry 3f + m, or -1), both updated in place; `stack` holds n0 edges (entries 3f + m)
+ * to check and has room for n0 + 4 max_flips. Returns the number of flips made, -1
+ * after more than max_flips, or, with stop_at_hidden, -2 as soon as an edge proves a
+ * site hidden (its cell empty).
+ */
+static inline double lift_below(const double* px, const double* py, const double* psi,
+                                int64_t a, int64_t b, int64_t c, int64_t d) {
+  double bx = px[b] - px[a], by = py[b] - py[a];
+  double cx = px[c] - px[a], cy = py[c] - py[a];
+  double dx = px[d] - px[a], dy = py[d] - py[a];
+  double wb = 0.5 * (bx * bx + by * by) - (psi[b] - psi[a]);
+  double wc = 0.5 * (cx * cx + cy * cy) - (psi[c] - psi[a]);
+  double wd = 0.5 * (dx * dx + dy * dy) - (psi[d] - psi[a]);
+  double det3 = bx * (cy * wd - wc * dy) - by * (cx * wd - wc * dx) + wb * (cx * dy - cy * dx);
+  return det3 * (bx * cy - by * cx);
+}
+
+static inline int64_t slot_of(const int64_t* v, int64_t x) {
+  return v[0] == x ? 0 : (v[1] == x ? 1 : (v[2] == x ? 2 : -1));
+}
+
+int64_t lawson_flips(const double* px, const double* py, const double* psi, int64_t* S,
+                     int64_t* NB, int64_t* stack, int64_t n0, int64_t max_flips,
+                     int64_t stop_at_hidden) {
+  int64_t top = n0, flips = 0;
+  while (top > 0) {
+    int64_t e1 = stack[--top];
+    int64_t f2 = NB[e1];
+    if (f2 < 0) continue;
+    int64_t f1 = e1 / 3, m1 = e1 % 3, o1 = 3 * f1, o2 = 3 * f2;
+    int64_t* s1 = S + o1;
+    int64_t* s2 = S + o2;
+    int64_t* nb1 = NB + o1;
+    int64_t* nb2 = NB + o2;
+    int64_t a = s1[(m1 + 1) % 3], b = s1[(m1 + 2) % 3], c = s1[m1];
+    int64_t k2 = slot_of(nb2, f1);
+    if (k2 < 0) return -1; /* inconsistent adjacency: let the caller use Qhull */
+    int64_t d = s2[k2];
+    if (lift_below(px, py, psi, a, b, c, d) >= 0) continue;
+    double ux = px[d] - px[c], uy = py[d] - py[c];
+    double side_a = ux * (py[a] - py[c]) - uy * (px[a] - px[c]);
+    double side_b = ux * (py[b] - py[c]) - uy * (px[b] - px[c]);
+    if (!(side_a * side_b < 0)) {
+      /* Not flippable: a or b lies inside the triangle of the other three, whose
+       * plane its lifted point lies above (the edge is not regular), so its cell is
+       * empty. */
+      if (stop_at_hidden && side_a * side_b > 0) return -2;
+      continue;
+    }
+    if (++flips > max_flips) return -1;
+    int64_t n_ac = nb1[slot_of(s1, b)], n_bc = nb1[slot_of(s1, a)];
+    int64_t n_ad = nb2[slot_of(s2, b)], n_bd = nb2[slot_of(s2, a)];
+    s1[0] = a; s1[1] = c; s1[2] = d;
+    nb1[0] = f2; nb1[1] = n_ad; nb1[2] = n_ac;
+    s2[0] = b; s2[1] = c; s2[2] = d;
+    nb2[0] = f1; nb2[1] = n_bd; nb2[2] = n_bc;
+    if (n_ad >= 0) { int64_t k = slot_of(NB + 3 * n_ad, f2); if (k >= 0) NB[3 * n_ad + k] = f1; }
+    if (n_bc >= 0) { int64_t k = slot_of(NB + 3 * n_bc, f1); if (k >= 0) NB[3 * n_bc + k] = f2; }
+    stack[top++] = o1 + 1; stack[top++] = o1 + 2;
+    stack[top++] = o2 + 1; stack[top++] = o2 + 2;
+  }
+  return flips;
+}

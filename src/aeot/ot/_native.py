@@ -1,4 +1,5 @@
-"""Build-on-first-use loader for the C row-reduction kernels in ``_native.c``.
+"""Build-on-first-use loader for the C kernels in ``_native.c`` (row reductions, fused
+score reductions, Lawson flips).
 
 The shared library is compiled with the system C compiler into a per-user cache
 folder (``$AEOT_CACHE_DIR`` or ``~/.cache/aeot``), keyed by a hash of the source
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 _SOURCE = Path(__file__).with_name("_native.c")
@@ -89,6 +91,8 @@ def load() -> ctypes.CDLL | None:
             fn = getattr(lib, name)
             fn.argtypes = signature
             fn.restype = None
+        lib.lawson_flips.argtypes = [*[ctypes.c_void_p] * 6, *[ctypes.c_int64] * 3]
+        lib.lawson_flips.restype = ctypes.c_int64
         lib.fused_available.argtypes = []
         lib.fused_available.restype = ctypes.c_int
         if lib.fused_available():
@@ -224,3 +228,36 @@ def fused_reduce(
         for start, stop in _split_rows(rows)
     ]
     _run_split(fn, calls)
+
+
+def lawson_flips(
+    px: np.ndarray,
+    py: np.ndarray,
+    psi: np.ndarray,
+    simplices: np.ndarray,
+    neighbors: np.ndarray,
+    edges: np.ndarray,
+    max_flips: int,
+    stop_at_hidden: bool = False,
+) -> int:
+    """Run the C Lawson flip loop of :func:`aeot.ot.power2d._lawson_flips` in place.
+
+    ``px``, ``py``, ``psi`` (N,) float64; ``simplices`` and ``neighbors`` flat (3F,)
+    int64, modified in place; ``edges`` the entries 3f + m to check first. Returns the
+    number of flips, −1 after more than ``max_flips``, or, with ``stop_at_hidden``, −2 once
+    a non-flippable edge proves a site hidden (its power cell empty).
+    """
+    stack = np.empty(edges.size + 4 * max_flips, np.int64)
+    stack[: edges.size] = edges
+    args = [np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, psi)]
+    for a in (simplices, neighbors):
+        if a.dtype != np.int64 or not a.flags.c_contiguous:
+            raise ValueError("simplices and neighbors must be contiguous int64 arrays")
+    return int(
+        load().lawson_flips(
+            *(a.ctypes.data for a in (*args, simplices, neighbors, stack)),
+            edges.size,
+            max_flips,
+            int(stop_at_hidden),
+        )
+    )

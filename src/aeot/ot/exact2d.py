@@ -158,10 +158,12 @@ def solve_exact_2d(
 
     def evaluate(
         psi_try: np.ndarray, base: PowerDiagram2D | None = None
-    ) -> tuple[PowerDiagram2D, np.ndarray]:
+    ) -> tuple[PowerDiagram2D | None, np.ndarray | None]:
+        """The diagram and masses; (None, None) for a line-search trial (``base`` given)
+        proved to leave a cell empty, which the line search rejects anyway."""
         previous = None if base is None else base.triangulation
-        d = _power_diagram(y, psi_try, low, high, order, previous)
-        return d, d.areas / vol
+        d = _power_diagram(y, psi_try, low, high, order, previous, reject_hidden=base is not None)
+        return (None, None) if d is None else (d, d.areas / vol)
 
     diagram, mu = evaluate(psi)
     if mu.min() <= 0.0 and h0 is not None:
@@ -206,7 +208,8 @@ def solve_exact_2d(
             psi_new = psi + step * direction
             d_new, mu_new = evaluate(psi_new, diagram)
             if (
-                mu_new.min() >= eps0
+                mu_new is not None
+                and mu_new.min() >= eps0
                 and np.linalg.norm(mu_new - nu) <= (1.0 - _DECREASE * step) * norm0
             ):
                 break

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
+from aeot.ot import _native
+
 __all__ = ["PowerDiagram2D", "power_cell_polygons_2d", "power_diagram_2d", "spatial_order"]
 
 # Lower hull facets whose outward unit normal has z-component above this (in the
@@ -60,8 +62,12 @@ _VERTICAL_TOL = 1e-10
 _SKINNY_TOL = 1e-8
 # A warm start (:func:`_lawson_flips`) gives up, for Qhull, beyond this many flips per site
 _MAX_FLIPS = 0.05
+# ... and beyond this many with the C loop of :mod:`aeot.ot._native`
+_MAX_FLIPS_NATIVE = 4.0
 # skip Qhull's final outer-plane pass and near-inside points (~15 % faster)
 _QHULL_OPTIONS = "Q5 Q8"
+# what :func:`_lawson_flips` returns when it proves a site hidden
+HIDDEN = object()
 # outward normals of the box sides: bottom, right, top, left (counter-clockwise order)
 _NORMALS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
 
@@ -260,12 +266,17 @@ def spatial_order(points) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
-def _power_diagram(y, psi, lo, hi, order=None, previous=None) -> PowerDiagram2D:
+def _power_diagram(
+    y, psi, lo, hi, order=None, previous=None, reject_hidden=False
+) -> PowerDiagram2D | None:
     """Core of :func:`power_diagram_2d` for ψ_i = h_i + |y_i|²/2 (half the power weight).
 
     ``order`` is an optional :func:`spatial_order` of ``y`` (computed when omitted).
     ``previous`` is an optional :class:`RegularTriangulation` of the same sites (for other
-    ψ): when it is still regular for ``psi`` it replaces the Qhull call.
+    ψ): when it is still regular for ``psi`` it replaces the Qhull call.  With
+    ``reject_hidden`` the result is None when repairing ``previous`` proves some cell
+    empty (a line search that rejects empty cells needs no more); a None result always
+    means an empty cell, but an empty cell does not always give None.
     """
     n = y.shape[0]
     if n == 1:
@@ -279,7 +290,9 @@ def _power_diagram(y, psi, lo, hi, order=None, previous=None) -> PowerDiagram2D:
         return _assemble(y, psi, lo, hi, ei, ej, -inf, inf, lines)
     edges = None
     if previous is not None:
-        tri = _lawson_flips(y, psi, previous, max(64, int(_MAX_FLIPS * n)))
+        tri = _lawson_flips(y, psi, previous, max(64, int(_MAX_FLIPS * n)), reject_hidden)
+        if tri is HIDDEN:
+            return None
         if tri is not None:
             edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None)
     if edges is None:
@@ -351,7 +364,7 @@ def _lift_below(px, py, psi, a, b, c, d):
     return det3 * (bx * cy - by * cx)
 
 
-def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
+def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hidden=False):
     """Repair a triangulation of the sites into the regular one for ``psi`` by edge flips.
 
     Lawson's algorithm: an interior edge (a, b) between the triangles (a, b, c) and
@@ -360,6 +373,11 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
     edge needs a flip) or None after more than ``max_flips`` flips (Qhull is then
     cheaper).  A non-convex quadrilateral cannot be flipped; such an edge is left for
     :func:`_dual_edges` to reject.
+
+    With ``stop_at_hidden`` (C loop only) the result is :data:`HIDDEN` as soon as such
+    a non-flippable edge proves a site hidden: one end of it lies strictly inside the
+    triangle of the other three points of its quadrilateral, and the edge being
+    irregular puts its lifted point above their plane, so its power cell is empty.
 
     Reference: C. L. Lawson, "Software for C¹ surface interpolation", in Mathematical
     Software III (1977), 161–194.
@@ -375,6 +393,20 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int):
     bad = _lift_below(px, py, psi, *abc, d) < 0
     if not bad.any():
         return tri
+    if _native.available():
+        # the same loop in C, where a few flips per site cost less than one Qhull call
+        max_flips = max(max_flips, int(_MAX_FLIPS_NATIVE * y.shape[0]))
+        if bad.sum() > max_flips:
+            return None
+        S, NB = s.ravel().astype(np.int64), nb.ravel().astype(np.int64)
+        flips = _native.lawson_flips(
+            px, py, psi, S, NB, 3 * f[bad] + m[bad], max_flips, stop_at_hidden
+        )
+        if flips == -2:
+            return HIDDEN
+        if flips < 0:
+            return None
+        return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
     if bad.sum() > max_flips:
         return None
     px, py, ps = px.tolist(), py.tolist(), psi.tolist()
