@@ -38,7 +38,7 @@ __all__ = ["default_heights_2d", "masses_and_hessian_2d", "solve_exact_2d"]
 _MAX_HALVINGS = 30
 _MAX_HALVINGS_LOCAL = 6
 # CG iterations allowed with a stale factorisation before factorising anew
-_PCG_MAX_ITER = 8
+_PCG_MAX_ITER = 16
 # the local (quadratic) phase: every cell within 50 % of its target mass
 _LOCAL_BELOW = 0.5
 # sufficient decrease: ‖μ(h + τ d) − ν‖ <= (1 − _DECREASE τ) ‖μ(h) − ν‖ (KMT: ½)
