@@ -97,6 +97,7 @@ def bench_kernel(n_targets: int = 10_000, dim: int = 64, n_samples: int = 2**17)
     t_bare = min(timed(lambda c=c: bare(c)) for c in (kernel.chunk, 1024, 4096))
     t_kernel = timed(lambda: kernel.argmax(x, h, cells, values))
     flops = 2 * n_samples * n_targets * dim
+    path = "fused" if kernel.fused else f"chunk {kernel.chunk}"
     return [
         (
             f"N={n_targets} d={dim}",
@@ -107,7 +108,7 @@ def bench_kernel(n_targets: int = 10_000, dim: int = 64, n_samples: int = 2**17)
         ),
         (
             f"N={n_targets} d={dim}",
-            f"aeot assign (chunk {kernel.chunk}, native={kernel.native})",
+            f"aeot assign ({path}, native={kernel.native})",
             f"{n_samples / t_kernel / 1e6:.2f} M/s",
             f"{flops / t_kernel / 1e9:.0f} GF/s",
             f"{t_bare / t_kernel:.2f} of bare addmm",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aeot.ot import _native
-from aeot.ot.kernels import FUSED_MAX_DIM, ScoreKernel
+from aeot.ot.kernels import FUSED_MAX_DIM, FUSED_TOPK_MAX_DIM, ScoreKernel
 
 pytestmark = pytest.mark.skipif(
     not _native.fused_available(), reason="fused kernels need AVX2/FMA and a C compiler"
@@ -20,7 +20,15 @@ def _reference(x, y, h):
 
 @pytest.mark.parametrize(
     ("n_targets", "dim", "n_samples"),
-    [(1, 1, 5), (7, 2, 13), (8, 3, 64), (1000, 8, 4097), (9001, 16, 301), (300, FUSED_MAX_DIM, 99)],
+    [
+        (1, 1, 5),
+        (7, 2, 13),
+        (8, 3, 64),
+        (1000, 8, 4097),
+        (9001, 16, 301),
+        (1000, 40, 37),  # 16 targets at a time, then a last group of 8; rows 4k + 1
+        (300, FUSED_MAX_DIM, 99),
+    ],
 )
 def test_fused_argmax_is_the_float64_winner(n_targets, dim, n_samples):
     """Winner and value match float64 scoring; a different winner only within rounding."""
@@ -38,18 +46,25 @@ def test_fused_argmax_is_the_float64_winner(n_targets, dim, n_samples):
     torch.testing.assert_close(best.double(), top, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_scores_agree_across_calls_and_splits():
+@pytest.mark.parametrize("dim", [12, 40])  # 8 targets at a time; 16 at a time
+def test_fused_scores_agree_across_calls_and_splits(dim):
     """argmax, top-2 and top-k give the same score bits, whatever the rows passed."""
     torch.manual_seed(3)
-    y, h, x = torch.randn(5000, 12), torch.randn(5000), torch.randn(777, 12)
-    kernel = ScoreKernel(y)  # 5000 targets in d = 12: more than one L2 block of targets
+    y, h, x = torch.randn(5004, dim), torch.randn(5004), torch.randn(777, dim)
+    kernel = ScoreKernel(y)  # 5004 targets: more than one L2 block of targets
     cells, best = kernel.argmax(x, h)
     v2, i2 = kernel.topk(x, h, 2)
-    v5, i5 = kernel.topk(x, h, 5)
     assert torch.equal(i2[:, 0], cells) and torch.equal(v2[:, 0], best)
-    assert torch.equal(i5[:, :2], i2) and torch.equal(v5[:, :2], v2)
-    assert bool((v5[:, :-1] >= v5[:, 1:]).all())
+    exact = _reference(x, y, h)
+    second = exact.scatter(1, i2[:, :1], -torch.inf).amax(1)
+    torch.testing.assert_close(v2[:, 1].double(), second, rtol=1e-5, atol=1e-5)
+    if dim <= FUSED_TOPK_MAX_DIM:
+        v5, i5 = kernel.topk(x, h, 5)
+        assert torch.equal(i5[:, :2], i2) and torch.equal(v5[:, :2], v2)
+        assert bool((v5[:, :-1] >= v5[:, 1:]).all())
     for rows in (slice(0, 1), slice(1, 4), slice(5, 388), slice(400, 777)):
+        part_values, part_top = kernel.topk(x[rows].clone(), h, 2)
+        assert torch.equal(part_top, i2[rows]) and torch.equal(part_values, v2[rows])
         part_cells, part_best = kernel.argmax(x[rows].clone(), h)
         assert torch.equal(part_cells, cells[rows]) and torch.equal(part_best, best[rows])
     # a sub-block of the targets scores each target the same: shard winners are exact
@@ -60,12 +75,13 @@ def test_fused_scores_agree_across_calls_and_splits():
     assert torch.equal(shard_best[mine], best[mine])
 
 
-def test_fused_ties_go_to_the_lowest_index():
+@pytest.mark.parametrize("dim", [3, 20])  # 8 targets at a time; 16 at a time
+def test_fused_ties_go_to_the_lowest_index(dim):
     torch.manual_seed(4)
-    y, h = torch.randn(40, 3), torch.randn(40)
+    y, h = torch.randn(40, dim), torch.randn(40)
     for twin in (3, 11, 39):  # another lane, another vector, the last padded vector
         y[twin], h[twin] = y[2], h[2]
-    x = torch.randn(2000, 3)
+    x = torch.randn(2000, dim)
     kernel = ScoreKernel(y)
     cells, _ = kernel.argmax(x, h)
     assert not bool(torch.isin(cells, torch.tensor([3, 11, 39])).any())
@@ -82,7 +98,16 @@ def test_fused_topk_with_fewer_targets_than_k():
     assert torch.equal(top[:, :3].sort(1).values, torch.arange(3).expand(10, 3))
 
 
-def test_fused_kernel_used_only_where_it_applies():
+def test_fused_kernel_used_only_where_it_applies(monkeypatch):
     assert ScoreKernel(torch.randn(10, FUSED_MAX_DIM)).fused
     assert not ScoreKernel(torch.randn(10, FUSED_MAX_DIM + 1)).fused
     assert not ScoreKernel(torch.randn(10, 4, dtype=torch.float64)).fused
+    # top-k for k > 2 takes the GEMM beyond FUSED_TOPK_MAX_DIM
+    y, h, x = torch.randn(50, 40), torch.randn(50), torch.randn(20, 40)
+    kernel = ScoreKernel(y)
+    calls = []
+    fused = kernel._fused
+    monkeypatch.setattr(kernel, "_fused", lambda name, *a: calls.append(name) or fused(name, *a))
+    kernel.topk(x, h, 2)
+    kernel.topk(x, h, 3)
+    assert calls == ["fused_top2"]

@@ -83,6 +83,9 @@ DEFINE_KERNELS(double, f64)
 #include <float.h>
 #include <immintrin.h>
 
+#ifndef WIDE_MIN_DIM
+#define WIDE_MIN_DIM 16 /* the argmax kernel takes 16 targets at a time from this d on */
+#endif
 #define RB 256 /* rows per pass over the targets: their lane state stays in L1 */
 
 int fused_available(void) { return 1; }
@@ -134,7 +137,30 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
       __m256i i3 = _mm256_loadu_si256((const __m256i*)(st + 56));
       __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-      for (int64_t j = j0; j < j1; j += 8) {
+      int64_t j = j0;
+      /* two panels at a time where d is large enough to pay for the state traffic:
+       * eight independent fma chains keep both fma ports busy (four chains of
+       * latency 4 fill only half of them) */
+      for (; d >= WIDE_MIN_DIM && j + 16 <= j1; j += 16) {
+        __m256 hv = _mm256_loadu_ps(h + j), hw = _mm256_loadu_ps(h + j + 8);
+        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+        __m256 c0 = hw, c1 = hw, c2 = hw, c3 = hw;
+        const float* yk = yt + j * d;
+        const float* zk = yk + 8 * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8, zk += 8) {
+          __m256 yv = _mm256_loadu_ps(yk), zv = _mm256_loadu_ps(zk);
+          __m256 x;
+          x = _mm256_broadcast_ss(x0 + k); a0 = _mm256_fmadd_ps(x, yv, a0); c0 = _mm256_fmadd_ps(x, zv, c0);
+          x = _mm256_broadcast_ss(x1 + k); a1 = _mm256_fmadd_ps(x, yv, a1); c1 = _mm256_fmadd_ps(x, zv, c1);
+          x = _mm256_broadcast_ss(x2 + k); a2 = _mm256_fmadd_ps(x, yv, a2); c2 = _mm256_fmadd_ps(x, zv, c2);
+          x = _mm256_broadcast_ss(x3 + k); a3 = _mm256_fmadd_ps(x, yv, a3); c3 = _mm256_fmadd_ps(x, zv, c3);
+        }
+        KEEP(a0, b0, i0, jv); KEEP(a1, b1, i1, jv); KEEP(a2, b2, i2, jv); KEEP(a3, b3, i3, jv);
+        jv = _mm256_add_epi32(jv, eight);
+        KEEP(c0, b0, i0, jv); KEEP(c1, b1, i1, jv); KEEP(c2, b2, i2, jv); KEEP(c3, b3, i3, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+      for (; j < j1; j += 8) {
         __m256 hv = _mm256_loadu_ps(h + j);
         __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
         const float* yk = yt + j * d;
@@ -188,6 +214,17 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
     v2 = nv2_; i2 = _mm256_castps_si256(ni2_);                                           \
   } while (0)
 
+/* KEEP2 on the lane state st (v1[8], i1[8], v2[8], i2[8]) in memory */
+#define KEEP2_MEM(acc, st, jv) do {                                                       \
+    __m256 v1_ = _mm256_loadu_ps(st), v2_ = _mm256_loadu_ps((st) + 16);                   \
+    __m256i i1_ = _mm256_loadu_si256((const __m256i*)((st) + 8));                         \
+    __m256i i2_ = _mm256_loadu_si256((const __m256i*)((st) + 24));                        \
+    KEEP2(acc, v1_, i1_, v2_, i2_, jv);                                                   \
+    _mm256_storeu_ps(st, v1_); _mm256_storeu_ps((st) + 16, v2_);                          \
+    _mm256_storeu_si256((__m256i*)((st) + 8), i1_);                                       \
+    _mm256_storeu_si256((__m256i*)((st) + 24), i2_);                                      \
+  } while (0)
+
 static void lanes_top2(const float* st, int64_t* idx, float* val) {
   /* st: v1[8], i1[8], v2[8], i2[8]; candidates ordered by (value desc, index asc) */
   const int32_t* is = (const int32_t*)st;
@@ -216,7 +253,50 @@ static void top2_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
   }
   for (int64_t j0 = 0; j0 < npad; j0 += TB) {
     int64_t j1 = j0 + TB < npad ? j0 + TB : npad;
-    for (int64_t r = 0; r < rows; r += 2) {
+    int64_t r = 0;
+    /* four rows and up to sixteen targets at a time (eight fma chains), the lane
+     * state kept in L1 and updated once per group of eight targets */
+    for (; d >= WIDE_MIN_DIM && r + 4 <= rows; r += 4) {
+      const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+      float* st = state + 32 * r;
+      __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      int64_t j = j0;
+      for (; j + 16 <= j1; j += 16) {
+        __m256 hv = _mm256_loadu_ps(h + j), hw = _mm256_loadu_ps(h + j + 8);
+        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+        __m256 c0 = hw, c1 = hw, c2 = hw, c3 = hw;
+        const float* yk = yt + j * d;
+        const float* zk = yk + 8 * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8, zk += 8) {
+          __m256 yv = _mm256_loadu_ps(yk), zv = _mm256_loadu_ps(zk);
+          __m256 xb;
+          xb = _mm256_broadcast_ss(x0 + k); a0 = _mm256_fmadd_ps(xb, yv, a0); c0 = _mm256_fmadd_ps(xb, zv, c0);
+          xb = _mm256_broadcast_ss(x1 + k); a1 = _mm256_fmadd_ps(xb, yv, a1); c1 = _mm256_fmadd_ps(xb, zv, c1);
+          xb = _mm256_broadcast_ss(x2 + k); a2 = _mm256_fmadd_ps(xb, yv, a2); c2 = _mm256_fmadd_ps(xb, zv, c2);
+          xb = _mm256_broadcast_ss(x3 + k); a3 = _mm256_fmadd_ps(xb, yv, a3); c3 = _mm256_fmadd_ps(xb, zv, c3);
+        }
+        KEEP2_MEM(a0, st, jv); KEEP2_MEM(a1, st + 32, jv);
+        KEEP2_MEM(a2, st + 64, jv); KEEP2_MEM(a3, st + 96, jv);
+        jv = _mm256_add_epi32(jv, eight);
+        KEEP2_MEM(c0, st, jv); KEEP2_MEM(c1, st + 32, jv);
+        KEEP2_MEM(c2, st + 64, jv); KEEP2_MEM(c3, st + 96, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+      for (; j < j1; j += 8) {
+        __m256 hv = _mm256_loadu_ps(h + j);
+        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+        const float* yk = yt + j * d;
+        for (int64_t k = 0; k < d; ++k, yk += 8) {
+          __m256 yv = _mm256_loadu_ps(yk);
+          SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
+        }
+        KEEP2_MEM(a0, st, jv); KEEP2_MEM(a1, st + 32, jv);
+        KEEP2_MEM(a2, st + 64, jv); KEEP2_MEM(a3, st + 96, jv);
+        jv = _mm256_add_epi32(jv, eight);
+      }
+    }
+    for (; r < rows; r += 2) {
       int two = r + 1 < rows;
       const float* x0 = x + r * ldx;
       const float* x1 = two ? x0 + ldx : x0;
