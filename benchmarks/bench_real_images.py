@@ -135,12 +135,21 @@ def _aeot_rows(
     t0 = time.perf_counter()
     aeot = AEOT(**aeot_settings).fit(train)
     aeot_seconds = time.perf_counter() - t0
-    _log(f"{name}: AE-OT fitted in {aeot_seconds:.0f} s, OT error {aeot.ot_.error:.3f}")
+    split = {
+        k.removesuffix("_seconds"): round(v, 1)
+        for k, v in aeot.history_.items()
+        if k.endswith("_seconds")
+    }
+    _log(
+        f"{name}: AE-OT fitted in {aeot_seconds:.0f} s {split}, "
+        f"OT error {aeot.ot_.error:.3f} after {aeot.ot_.n_iter} iterations"
+    )
     recon_idx = torch.from_numpy(idx)
     rows = [
         score("AE reconstruction", aeot.reconstruct(train.x[recon_idx]), aeot_seconds),
         score("AE-OT", aeot.sample(n_samples, seed=seed), aeot_seconds),
     ]
+    rows[-1]["seconds_by_stage"] = split
     if gan_steps is None:
         return rows
     gan_settings = {"steps": gan_steps, "seed": seed, "progress": False}
@@ -241,11 +250,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("results-real-images"))
+    parser.add_argument(
+        "--baseline-iterations",
+        type=int,
+        default=None,
+        help="generator updates of the GAN baselines (default: the budget's)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = args.cache_dir or default_cache_dir()
     budget = BUDGETS[args.budget]
+    if args.baseline_iterations is not None:
+        if args.baseline_iterations < 1:
+            parser.error("--baseline-iterations must be a positive integer")
+        budget = dataclasses.replace(budget, baseline_iterations=args.baseline_iterations)
     results = []
     for name in args.datasets:
         results.append(
@@ -269,7 +288,12 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
     report = {
         "command": "python benchmarks/bench_real_images.py "
         + f"--budget {args.budget} --seed {args.seed} --datasets {' '.join(args.datasets)} "
-        + f"--models {' '.join(args.models)}",
+        + f"--models {' '.join(args.models)}"
+        + (
+            f" --baseline-iterations {args.baseline_iterations}"
+            if args.baseline_iterations is not None
+            else ""
+        ),
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,
