@@ -285,3 +285,33 @@ def test_bad_h0():
         solve_semidiscrete(problem, h0=torch.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
         solve_semidiscrete(problem, h0=torch.full((5,), float("nan")))
+
+
+def test_lift_empty_cells_matches_its_definition():
+    """h_i = min_x (u_h(x) − <x, y_i>) + 1e-3 std_x(...): each lifted cell then wins its
+    most favourable sample; lifting a subset of the cells gives those heights bit for bit."""
+    from aeot.ot.montecarlo import _LIFT_ROWS, _lift_empty_cells
+
+    gen = torch.Generator().manual_seed(8)
+    n, d, m = 700, 5, _LIFT_ROWS + 1234  # two row blocks, three blocks of 256 cells
+    y = torch.randn(n, d, generator=gen)
+    x = torch.rand(m, d, generator=gen)
+    h = torch.randn(n, generator=gen)
+    best = (x @ y.t() + h).amax(1)
+    empty = torch.rand(n, generator=gen) < 0.9
+    lifted = h.clone()
+    _lift_empty_cells(lifted, empty, x, y, best)
+    gap = best.double()[:, None] - x.double() @ y.double()[empty].t()
+    expected = gap.amin(0) + 1e-3 * gap.std(0, unbiased=False)
+    torch.testing.assert_close(lifted[empty].double(), expected, rtol=0, atol=1e-5)
+    assert torch.equal(lifted[~empty], h[~empty])
+    # each lifted cell now beats u_h at its argmin sample
+    at = gap.argmin(0)
+    score = (x[at].double() * y[empty].double()).sum(1) + lifted[empty].double()
+    assert bool((score > best.double()[at]).all())
+    # a subset (e.g. one rank's shard) gets the same bits
+    part = empty.clone()
+    part[: n // 2] = False
+    sub = h.clone()
+    _lift_empty_cells(sub, part, x, y, best)
+    assert torch.equal(sub[part], lifted[part])

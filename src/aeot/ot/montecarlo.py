@@ -208,6 +208,9 @@ def _working_targets(frame: _Frame, problem: SemiDiscreteProblem, dtype, device)
     return torch.cat([z.to(device=device, dtype=dtype) for z in frame.targets(problem)])
 
 
+_LIFT_ROWS = 2**13  # samples per block of the empty-cell lift: (rows, 256) gaps fit L2/L3
+
+
 def _lift_empty_cells(
     h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, y: torch.Tensor, best: torch.Tensor
 ) -> None:
@@ -221,16 +224,27 @@ def _lift_empty_cells(
     # column sums as a GEMM with a row of ones: each column's sum is then computed in the
     # same order whatever the other columns are (Tensor.sum(0) is not), so a rank that
     # lifts only its shard's cells gets the single-process heights bit for bit
-    ones = torch.ones(1, min(x.shape[0], 2**16), dtype=x.dtype, device=x.device)
+    rows = min(x.shape[0], _LIFT_ROWS)
+    ones = torch.ones(1, rows, dtype=x.dtype, device=x.device)
+    width = min(256, ids.shape[0])
+    # (rows, k) gap and squared-gap buffers, reused: cache-sized on CPU
+    buf = torch.empty(2, rows * width, dtype=x.dtype, device=x.device)
     for part in ids.split(256):
-        lowest = torch.full((part.shape[0],), torch.inf, dtype=x.dtype, device=x.device)
+        k = part.shape[0]
+        yt = y[part].t()
+        lowest = torch.full((k,), torch.inf, dtype=x.dtype, device=x.device)
         total = torch.zeros_like(lowest)
         total_sq = torch.zeros_like(lowest)
-        for start in range(0, x.shape[0], 2**16):  # (rows, k) gaps, chunked to bound memory
-            gap = best[start : start + 2**16, None] - x[start : start + 2**16] @ y[part].t()
-            lowest = torch.minimum(lowest, gap.min(0).values)
-            total += (ones[:, : gap.shape[0]] @ gap)[0]
-            total_sq += (ones[:, : gap.shape[0]] @ (gap * gap))[0]
+        for start in range(0, x.shape[0], rows):
+            stop = min(start + rows, x.shape[0])
+            gap = buf[0, : (stop - start) * k].view(stop - start, k)
+            sq = buf[1, : (stop - start) * k].view(stop - start, k)
+            torch.mm(x[start:stop], yt, out=gap)
+            torch.sub(best[start:stop, None], gap, out=gap)
+            lowest = torch.minimum(lowest, gap.amin(0))
+            total += (ones[:, : stop - start] @ gap)[0]
+            torch.mul(gap, gap, out=sq)
+            total_sq += (ones[:, : stop - start] @ sq)[0]
         mean = total / x.shape[0]
         spread = (total_sq / x.shape[0] - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
         h[part] = lowest + 1e-3 * spread
