@@ -7,6 +7,8 @@
  * winning block is searched for its index.
  */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define BLK 64
 
@@ -405,10 +407,10 @@ int fused_available(void) { return 0; }
  *
  * The loop of aeot.ot.power2d._lawson_flips, with the same tests in the same order:
  * triangles S (3F, flat) and neighbours NB (3F, the triangle across the edge opposite
- * entry 3f + m, or -1), both updated in place; `stack` holds n0 edges (entries 3f + m)
- * to check and has room for n0 + 4 max_flips. Returns the number of flips made, -1
- * after more than max_flips, or, with stop_at_hidden, -2 as soon as an edge proves a
- * site hidden (its cell empty).
+ * entry 3f + m, or -1), both updated in place; `edges` holds the n0 edges (entries
+ * 3f + m) to check first. Returns the number of flips made; -1 after more than
+ * max_flips (or on an inconsistent adjacency or a failed allocation); with
+ * stop_at_hidden, -2 as soon as an edge proves a site hidden (its cell empty).
  */
 static inline double lift_below(const double* px, const double* py, const double* psi,
                                 int64_t a, int64_t b, int64_t c, int64_t d) {
@@ -427,9 +429,12 @@ static inline int64_t slot_of(const int64_t* v, int64_t x) {
 }
 
 int64_t lawson_flips(const double* px, const double* py, const double* psi, int64_t* S,
-                     int64_t* NB, int64_t* stack, int64_t n0, int64_t max_flips,
+                     int64_t* NB, const int64_t* edges, int64_t n0, int64_t max_flips,
                      int64_t stop_at_hidden) {
-  int64_t top = n0, flips = 0;
+  int64_t cap = n0 > 512 ? 2 * n0 : 1024, top = n0, flips = 0, result = -1;
+  int64_t* stack = (int64_t*)malloc((size_t)cap * sizeof(int64_t));
+  if (stack == NULL) return -1;
+  memcpy(stack, edges, (size_t)n0 * sizeof(int64_t));
   while (top > 0) {
     int64_t e1 = stack[--top];
     int64_t f2 = NB[e1];
@@ -441,7 +446,7 @@ int64_t lawson_flips(const double* px, const double* py, const double* psi, int6
     int64_t* nb2 = NB + o2;
     int64_t a = s1[(m1 + 1) % 3], b = s1[(m1 + 2) % 3], c = s1[m1];
     int64_t k2 = slot_of(nb2, f1);
-    if (k2 < 0) return -1; /* inconsistent adjacency: let the caller use Qhull */
+    if (k2 < 0) goto done; /* inconsistent adjacency: let the caller use Qhull */
     int64_t d = s2[k2];
     if (lift_below(px, py, psi, a, b, c, d) >= 0) continue;
     double ux = px[d] - px[c], uy = py[d] - py[c];
@@ -451,10 +456,10 @@ int64_t lawson_flips(const double* px, const double* py, const double* psi, int6
       /* Not flippable: a or b lies inside the triangle of the other three, whose
        * plane its lifted point lies above (the edge is not regular), so its cell is
        * empty. */
-      if (stop_at_hidden && side_a * side_b > 0) return -2;
+      if (stop_at_hidden && side_a * side_b > 0) { result = -2; goto done; }
       continue;
     }
-    if (++flips > max_flips) return -1;
+    if (++flips > max_flips) goto done;
     int64_t n_ac = nb1[slot_of(s1, b)], n_bc = nb1[slot_of(s1, a)];
     int64_t n_ad = nb2[slot_of(s2, b)], n_bd = nb2[slot_of(s2, a)];
     s1[0] = a; s1[1] = c; s1[2] = d;
@@ -463,8 +468,17 @@ int64_t lawson_flips(const double* px, const double* py, const double* psi, int6
     nb2[0] = f1; nb2[1] = n_bd; nb2[2] = n_bc;
     if (n_ad >= 0) { int64_t k = slot_of(NB + 3 * n_ad, f2); if (k >= 0) NB[3 * n_ad + k] = f1; }
     if (n_bc >= 0) { int64_t k = slot_of(NB + 3 * n_bc, f1); if (k >= 0) NB[3 * n_bc + k] = f2; }
+    if (top + 4 > cap) {
+      int64_t* grown = (int64_t*)realloc(stack, (size_t)(2 * cap) * sizeof(int64_t));
+      if (grown == NULL) goto done;
+      stack = grown;
+      cap *= 2;
+    }
     stack[top++] = o1 + 1; stack[top++] = o1 + 2;
     stack[top++] = o2 + 1; stack[top++] = o2 + 2;
   }
-  return flips;
+  result = flips;
+done:
+  free(stack);
+  return result;
 }

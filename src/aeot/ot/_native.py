@@ -247,15 +247,14 @@ def lawson_flips(
     number of flips, −1 after more than ``max_flips``, or, with ``stop_at_hidden``, −2 once
     a non-flippable edge proves a site hidden (its power cell empty).
     """
-    stack = np.empty(edges.size + 4 * max_flips, np.int64)
-    stack[: edges.size] = edges
+    edges = np.ascontiguousarray(edges, dtype=np.int64)
     args = [np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, psi)]
     for a in (simplices, neighbors):
         if a.dtype != np.int64 or not a.flags.c_contiguous:
             raise ValueError("simplices and neighbors must be contiguous int64 arrays")
     return int(
         load().lawson_flips(
-            *(a.ctypes.data for a in (*args, simplices, neighbors, stack)),
+            *(a.ctypes.data for a in (*args, simplices, neighbors, edges)),
             edges.size,
             max_flips,
             int(stop_at_hidden),
