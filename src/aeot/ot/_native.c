@@ -108,6 +108,42 @@ static inline void lanes_argmax(__m256 v, __m256i i, int64_t* idx, float* val) {
 }
 
 #define SCORE(acc, xr, yk, k) acc = _mm256_fmadd_ps(_mm256_broadcast_ss((xr) + (k)), yk, acc)
+
+/* Score tiles shared by the argmax and top-2 kernels: rows x, x + ldx, x + 2 ldx,
+ * x + 3 ldx against the panel of eight targets at yk (d × 8 floats, heights hv) or
+ * two consecutive panels, each score one fma chain from its height. */
+#define TILE_ALWAYS_INLINE static inline __attribute__((always_inline))
+TILE_ALWAYS_INLINE void tile_4x8(const float* x, int64_t ldx, const float* yk, __m256 hv,
+                                 int64_t d, __m256 a[4]) {
+  const float *x0 = x, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+  __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+  for (int64_t k = 0; k < d; ++k, yk += 8) {
+    __m256 yv = _mm256_loadu_ps(yk);
+    SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
+  }
+  a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+
+/* eight independent fma chains keep both fma ports busy (four chains of latency 4
+ * fill only half of them) */
+TILE_ALWAYS_INLINE void tile_4x16(const float* x, int64_t ldx, const float* yk,
+                                  const float* h, int64_t d, __m256 a[4], __m256 c[4]) {
+  const float *x0 = x, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+  __m256 hv = _mm256_loadu_ps(h), hw = _mm256_loadu_ps(h + 8);
+  __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
+  __m256 c0 = hw, c1 = hw, c2 = hw, c3 = hw;
+  const float* zk = yk + 8 * d;
+  for (int64_t k = 0; k < d; ++k, yk += 8, zk += 8) {
+    __m256 yv = _mm256_loadu_ps(yk), zv = _mm256_loadu_ps(zk);
+    __m256 xb;
+    xb = _mm256_broadcast_ss(x0 + k); a0 = _mm256_fmadd_ps(xb, yv, a0); c0 = _mm256_fmadd_ps(xb, zv, c0);
+    xb = _mm256_broadcast_ss(x1 + k); a1 = _mm256_fmadd_ps(xb, yv, a1); c1 = _mm256_fmadd_ps(xb, zv, c1);
+    xb = _mm256_broadcast_ss(x2 + k); a2 = _mm256_fmadd_ps(xb, yv, a2); c2 = _mm256_fmadd_ps(xb, zv, c2);
+    xb = _mm256_broadcast_ss(x3 + k); a3 = _mm256_fmadd_ps(xb, yv, a3); c3 = _mm256_fmadd_ps(xb, zv, c3);
+  }
+  a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+  c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3;
+}
 #define KEEP(acc, best, bidx, jv) do {                                                   \
     __m256 gt_ = _mm256_cmp_ps(acc, best, _CMP_GT_OQ);                                   \
     best = _mm256_blendv_ps(best, acc, gt_);                                             \
@@ -129,7 +165,7 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
     int64_t j1 = j0 + TB < npad ? j0 + TB : npad;
     int64_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-      const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+      const float* x0 = x + r * ldx;
       float* st = state + 16 * r;
       __m256 b0 = _mm256_loadu_ps(st), b1 = _mm256_loadu_ps(st + 16);
       __m256 b2 = _mm256_loadu_ps(st + 32), b3 = _mm256_loadu_ps(st + 48);
@@ -140,37 +176,19 @@ static void argmax_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
       __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
       int64_t j = j0;
-      /* two panels at a time where d is large enough to pay for the state traffic:
-       * eight independent fma chains keep both fma ports busy (four chains of
-       * latency 4 fill only half of them) */
+      /* two panels at a time where d is large enough to pay for the state traffic */
       for (; d >= WIDE_MIN_DIM && j + 16 <= j1; j += 16) {
-        __m256 hv = _mm256_loadu_ps(h + j), hw = _mm256_loadu_ps(h + j + 8);
-        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
-        __m256 c0 = hw, c1 = hw, c2 = hw, c3 = hw;
-        const float* yk = yt + j * d;
-        const float* zk = yk + 8 * d;
-        for (int64_t k = 0; k < d; ++k, yk += 8, zk += 8) {
-          __m256 yv = _mm256_loadu_ps(yk), zv = _mm256_loadu_ps(zk);
-          __m256 x;
-          x = _mm256_broadcast_ss(x0 + k); a0 = _mm256_fmadd_ps(x, yv, a0); c0 = _mm256_fmadd_ps(x, zv, c0);
-          x = _mm256_broadcast_ss(x1 + k); a1 = _mm256_fmadd_ps(x, yv, a1); c1 = _mm256_fmadd_ps(x, zv, c1);
-          x = _mm256_broadcast_ss(x2 + k); a2 = _mm256_fmadd_ps(x, yv, a2); c2 = _mm256_fmadd_ps(x, zv, c2);
-          x = _mm256_broadcast_ss(x3 + k); a3 = _mm256_fmadd_ps(x, yv, a3); c3 = _mm256_fmadd_ps(x, zv, c3);
-        }
-        KEEP(a0, b0, i0, jv); KEEP(a1, b1, i1, jv); KEEP(a2, b2, i2, jv); KEEP(a3, b3, i3, jv);
+        __m256 a[4], c[4];
+        tile_4x16(x0, ldx, yt + j * d, h + j, d, a, c);
+        KEEP(a[0], b0, i0, jv); KEEP(a[1], b1, i1, jv); KEEP(a[2], b2, i2, jv); KEEP(a[3], b3, i3, jv);
         jv = _mm256_add_epi32(jv, eight);
-        KEEP(c0, b0, i0, jv); KEEP(c1, b1, i1, jv); KEEP(c2, b2, i2, jv); KEEP(c3, b3, i3, jv);
+        KEEP(c[0], b0, i0, jv); KEEP(c[1], b1, i1, jv); KEEP(c[2], b2, i2, jv); KEEP(c[3], b3, i3, jv);
         jv = _mm256_add_epi32(jv, eight);
       }
       for (; j < j1; j += 8) {
-        __m256 hv = _mm256_loadu_ps(h + j);
-        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
-        const float* yk = yt + j * d;
-        for (int64_t k = 0; k < d; ++k, yk += 8) {
-          __m256 yv = _mm256_loadu_ps(yk);
-          SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
-        }
-        KEEP(a0, b0, i0, jv); KEEP(a1, b1, i1, jv); KEEP(a2, b2, i2, jv); KEEP(a3, b3, i3, jv);
+        __m256 a[4];
+        tile_4x8(x0, ldx, yt + j * d, _mm256_loadu_ps(h + j), d, a);
+        KEEP(a[0], b0, i0, jv); KEEP(a[1], b1, i1, jv); KEEP(a[2], b2, i2, jv); KEEP(a[3], b3, i3, jv);
         jv = _mm256_add_epi32(jv, eight);
       }
       _mm256_storeu_ps(st, b0); _mm256_storeu_ps(st + 16, b1);
@@ -259,42 +277,26 @@ static void top2_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
     /* four rows and up to sixteen targets at a time (eight fma chains), the lane
      * state kept in L1 and updated once per group of eight targets */
     for (; d >= WIDE_MIN_DIM && r + 4 <= rows; r += 4) {
-      const float *x0 = x + r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+      const float* x0 = x + r * ldx;
       float* st = state + 32 * r;
       __m256i jv = _mm256_add_epi32(_mm256_set1_epi32((int32_t)j0),
                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
       int64_t j = j0;
       for (; j + 16 <= j1; j += 16) {
-        __m256 hv = _mm256_loadu_ps(h + j), hw = _mm256_loadu_ps(h + j + 8);
-        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
-        __m256 c0 = hw, c1 = hw, c2 = hw, c3 = hw;
-        const float* yk = yt + j * d;
-        const float* zk = yk + 8 * d;
-        for (int64_t k = 0; k < d; ++k, yk += 8, zk += 8) {
-          __m256 yv = _mm256_loadu_ps(yk), zv = _mm256_loadu_ps(zk);
-          __m256 xb;
-          xb = _mm256_broadcast_ss(x0 + k); a0 = _mm256_fmadd_ps(xb, yv, a0); c0 = _mm256_fmadd_ps(xb, zv, c0);
-          xb = _mm256_broadcast_ss(x1 + k); a1 = _mm256_fmadd_ps(xb, yv, a1); c1 = _mm256_fmadd_ps(xb, zv, c1);
-          xb = _mm256_broadcast_ss(x2 + k); a2 = _mm256_fmadd_ps(xb, yv, a2); c2 = _mm256_fmadd_ps(xb, zv, c2);
-          xb = _mm256_broadcast_ss(x3 + k); a3 = _mm256_fmadd_ps(xb, yv, a3); c3 = _mm256_fmadd_ps(xb, zv, c3);
-        }
-        KEEP2_MEM(a0, st, jv); KEEP2_MEM(a1, st + 32, jv);
-        KEEP2_MEM(a2, st + 64, jv); KEEP2_MEM(a3, st + 96, jv);
+        __m256 a[4], c[4];
+        tile_4x16(x0, ldx, yt + j * d, h + j, d, a, c);
+        KEEP2_MEM(a[0], st, jv); KEEP2_MEM(a[1], st + 32, jv);
+        KEEP2_MEM(a[2], st + 64, jv); KEEP2_MEM(a[3], st + 96, jv);
         jv = _mm256_add_epi32(jv, eight);
-        KEEP2_MEM(c0, st, jv); KEEP2_MEM(c1, st + 32, jv);
-        KEEP2_MEM(c2, st + 64, jv); KEEP2_MEM(c3, st + 96, jv);
+        KEEP2_MEM(c[0], st, jv); KEEP2_MEM(c[1], st + 32, jv);
+        KEEP2_MEM(c[2], st + 64, jv); KEEP2_MEM(c[3], st + 96, jv);
         jv = _mm256_add_epi32(jv, eight);
       }
       for (; j < j1; j += 8) {
-        __m256 hv = _mm256_loadu_ps(h + j);
-        __m256 a0 = hv, a1 = hv, a2 = hv, a3 = hv;
-        const float* yk = yt + j * d;
-        for (int64_t k = 0; k < d; ++k, yk += 8) {
-          __m256 yv = _mm256_loadu_ps(yk);
-          SCORE(a0, x0, yv, k); SCORE(a1, x1, yv, k); SCORE(a2, x2, yv, k); SCORE(a3, x3, yv, k);
-        }
-        KEEP2_MEM(a0, st, jv); KEEP2_MEM(a1, st + 32, jv);
-        KEEP2_MEM(a2, st + 64, jv); KEEP2_MEM(a3, st + 96, jv);
+        __m256 a[4];
+        tile_4x8(x0, ldx, yt + j * d, _mm256_loadu_ps(h + j), d, a);
+        KEEP2_MEM(a[0], st, jv); KEEP2_MEM(a[1], st + 32, jv);
+        KEEP2_MEM(a[2], st + 64, jv); KEEP2_MEM(a[3], st + 96, jv);
         jv = _mm256_add_epi32(jv, eight);
       }
     }
