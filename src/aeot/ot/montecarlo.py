@@ -208,7 +208,9 @@ def _working_targets(frame: _Frame, problem: SemiDiscreteProblem, dtype, device)
     return torch.cat([z.to(device=device, dtype=dtype) for z in frame.targets(problem)])
 
 
-_LIFT_ROWS = 2**13  # samples per block of the empty-cell lift: (rows, 256) gaps fit L2/L3
+# the empty-cell lift takes cells and samples in blocks: (rows, cells) gaps fit L2/L3
+_LIFT_ROWS = 2**13
+_LIFT_CELLS = 256
 
 
 def _lift_empty_cells(
@@ -226,10 +228,10 @@ def _lift_empty_cells(
     # lifts only its shard's cells gets the single-process heights bit for bit
     rows = min(x.shape[0], _LIFT_ROWS)
     ones = torch.ones(1, rows, dtype=x.dtype, device=x.device)
-    width = min(256, ids.shape[0])
+    width = min(_LIFT_CELLS, ids.shape[0])
     # (rows, k) gap and squared-gap buffers, reused: cache-sized on CPU
     buf = torch.empty(2, rows * width, dtype=x.dtype, device=x.device)
-    for part in ids.split(256):
+    for part in ids.split(_LIFT_CELLS):
         k = part.shape[0]
         yt = y[part].t()
         lowest = torch.full((k,), torch.inf, dtype=x.dtype, device=x.device)

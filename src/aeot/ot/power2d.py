@@ -393,11 +393,12 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
     bad = _lift_below(px, py, psi, *abc, d) < 0
     if not bad.any():
         return tri
-    if _native.available():
-        # the same loop in C, where a few flips per site cost less than one Qhull call
+    native = _native.available()
+    if native:  # the C loop, where a few flips per site cost less than one Qhull call
         max_flips = max(max_flips, int(_MAX_FLIPS_NATIVE * y.shape[0]))
-        if bad.sum() > max_flips:
-            return None
+    if bad.sum() > max_flips:
+        return None
+    if native:
         S, NB = s.ravel().astype(np.int64), nb.ravel().astype(np.int64)
         flips = _native.lawson_flips(
             px, py, psi, S, NB, 3 * f[bad] + m[bad], max_flips, stop_at_hidden
@@ -407,8 +408,6 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
         if flips < 0:
             return None
         return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
-    if bad.sum() > max_flips:
-        return None
     px, py, ps = px.tolist(), py.tolist(), psi.tolist()
     # flat copies (entry 3f + k); a flip reads and writes a few entries, so the arrays
     # are not converted to lists
