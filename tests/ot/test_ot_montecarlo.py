@@ -287,11 +287,17 @@ def test_bad_h0():
         solve_semidiscrete(problem, h0=torch.full((5,), float("nan")))
 
 
-def test_lift_empty_cells_matches_its_definition():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "torch"])
+def test_lift_empty_cells_matches_its_definition(fused, monkeypatch):
     """h_i = min_x (u_h(x) − <x, y_i>) + 1e-3 std_x(...): each lifted cell then wins its
     most favourable sample; lifting a subset of the cells gives those heights bit for bit."""
+    from aeot.ot import _native
     from aeot.ot.montecarlo import _LIFT_ROWS, _lift_empty_cells
 
+    if fused and not _native.fused_available():
+        pytest.skip("fused kernels need AVX2/FMA and a C compiler")
+    if not fused:
+        monkeypatch.setattr(_native, "fused_available", lambda: False)
     gen = torch.Generator().manual_seed(8)
     n, d, m = 700, 5, _LIFT_ROWS + 1234  # two row blocks, three blocks of 256 cells
     y = torch.randn(n, d, generator=gen)
@@ -315,3 +321,8 @@ def test_lift_empty_cells_matches_its_definition():
     sub = h.clone()
     _lift_empty_cells(sub, part, x, y, best)
     assert torch.equal(sub[part], lifted[part])
+    # so do the cells in another order (other neighbours in each block of targets)
+    perm = torch.randperm(n, generator=gen)
+    shuffled = h[perm].clone()
+    _lift_empty_cells(shuffled, empty[perm], x, y[perm], best)
+    assert torch.equal(shuffled, lifted[perm])

@@ -401,6 +401,80 @@ void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
     }
   }
 }
+
+/* Column statistics of the gaps g_rj = best_r − <x_r, y_j> for the empty-cell lift:
+ * lowest[j] = min_r g_rj, total[j] = Σ_r g_rj, total_sq[j] = Σ_r g_rj². The targets
+ * are packed in panels (npad / 8, d, 8) as above. Rows are taken in blocks of RB (x's
+ * block stays in L1/L2 while every target passes over it); each lane (one target)
+ * adds its RB gaps in float32, in row order, and the block sums go into float64
+ * totals. Each gap is one fma chain from zero whatever the blocking, so a target's
+ * three numbers depend on it and x alone: any split of the targets gives the same bits. */
+#define LIFT_UPDATE(acc, bv, mn, sm, sq) do {                                          \
+    __m256 g_ = _mm256_sub_ps(bv, acc);                                                  \
+    mn = _mm256_min_ps(mn, g_); sm = _mm256_add_ps(sm, g_); sq = _mm256_fmadd_ps(g_, g_, sq); \
+  } while (0)
+
+static void lift_block(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                       const float* best, const float* yt, int64_t npad,
+                       float* lowest, double* total, double* total_sq) {
+  static const float zeros[16] = {0};
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j < npad; ) {
+    const int wide = j + 16 <= npad;
+    __m256 m0 = _mm256_loadu_ps(lowest + j), m1 = wide ? _mm256_loadu_ps(lowest + j + 8) : zero;
+    __m256 s0 = zero, s1 = zero, q0 = zero, q1 = zero;
+    const float* yk = yt + j * d;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      const float* xr = x + r * ldx;
+      if (wide) {
+        __m256 a[4], c[4];
+        tile_4x16(xr, ldx, yk, zeros, d, a, c);
+        for (int t = 0; t < 4; ++t) {
+          __m256 bv = _mm256_broadcast_ss(best + r + t);
+          LIFT_UPDATE(a[t], bv, m0, s0, q0);
+          LIFT_UPDATE(c[t], bv, m1, s1, q1);
+        }
+      } else {
+        __m256 a[4];
+        tile_4x8(xr, ldx, yk, zero, d, a);
+        for (int t = 0; t < 4; ++t) LIFT_UPDATE(a[t], _mm256_broadcast_ss(best + r + t), m0, s0, q0);
+      }
+    }
+    for (; r < rows; ++r) {
+      const float* xr = x + r * ldx;
+      __m256 bv = _mm256_broadcast_ss(best + r);
+      __m256 a0 = zero;
+      const float* y0 = yk;
+      for (int64_t k = 0; k < d; ++k, y0 += 8) SCORE(a0, xr, _mm256_loadu_ps(y0), k);
+      LIFT_UPDATE(a0, bv, m0, s0, q0);
+      if (wide) {
+        __m256 a1 = zero;
+        const float* y1 = yk + 8 * d;
+        for (int64_t k = 0; k < d; ++k, y1 += 8) SCORE(a1, xr, _mm256_loadu_ps(y1), k);
+        LIFT_UPDATE(a1, bv, m1, s1, q1);
+      }
+    }
+    float sv[16], qv[16];
+    _mm256_storeu_ps(lowest + j, m0); _mm256_storeu_ps(sv, s0); _mm256_storeu_ps(qv, q0);
+    if (wide) {
+      _mm256_storeu_ps(lowest + j + 8, m1); _mm256_storeu_ps(sv + 8, s1); _mm256_storeu_ps(qv + 8, q1);
+    }
+    const int width = wide ? 16 : 8;
+    for (int l = 0; l < width; ++l) { total[j + l] += sv[l]; total_sq[j + l] += qv[l]; }
+    j += width;
+  }
+}
+
+void fused_lift_f32(const float* x, int64_t rows, int64_t d, int64_t ldx, const float* best,
+                    const float* yt, int64_t npad, float* lowest, double* total,
+                    double* total_sq) {
+  for (int64_t j = 0; j < npad; ++j) { lowest[j] = FLT_MAX; total[j] = 0; total_sq[j] = 0; }
+  for (int64_t r = 0; r < rows; r += RB)
+    lift_block(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, best + r, yt, npad,
+               lowest, total, total_sq);
+}
 #else
 int fused_available(void) { return 0; }
 #endif

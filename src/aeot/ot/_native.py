@@ -107,6 +107,16 @@ def load() -> ctypes.CDLL | None:
                 fn = getattr(lib, name)
                 fn.argtypes = [*head, *[ctypes.c_int64] * n_ints, *tail]
                 fn.restype = None
+            # (x, rows, d, ldx, best, yt, npad, lowest, total, total_sq)
+            lib.fused_lift_f32.argtypes = [
+                ctypes.c_void_p,
+                *[ctypes.c_int64] * 3,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+                ctypes.c_int64,
+                *[ctypes.c_void_p] * 3,
+            ]
+            lib.fused_lift_f32.restype = None
         return lib
     return None
 
@@ -228,6 +238,44 @@ def fused_reduce(
         for start, stop in _split_rows(rows)
     ]
     _run_split(fn, calls)
+
+
+def fused_lift(
+    x: torch.Tensor, best: torch.Tensor, yt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Column minimum, sum and sum of squares of the gaps ``best[:, None] − x @ y.T``.
+
+    ``x`` (M, d) and ``best`` (M,) float32; ``yt`` (npad / 8, d, 8) the targets packed in
+    panels of eight as for :func:`fused_reduce`. Returns float32 minima and float64
+    sums, each (npad,). The targets are split over the thread pool; each target's
+    numbers are the same bits whatever the split (and whatever the other targets).
+    """
+    fn = load().fused_lift_f32
+    rows, dim = x.shape
+    npad = yt.shape[0] * 8
+    lowest = torch.empty(npad, dtype=torch.float32)
+    total = torch.empty(npad, dtype=torch.float64)
+    total_sq = torch.empty(npad, dtype=torch.float64)
+    # whole pairs of panels per worker, so that each runs the wide tile
+    workers = _pool()._max_workers
+    step = max(16, -(-npad // workers // 16) * 16)
+    calls = [
+        (
+            x.data_ptr(),
+            rows,
+            dim,
+            x.stride(0),
+            best.data_ptr(),
+            yt.data_ptr() + lo * dim * 4,
+            min(lo + step, npad) - lo,
+            lowest.data_ptr() + lo * 4,
+            total.data_ptr() + lo * 8,
+            total_sq.data_ptr() + lo * 8,
+        )
+        for lo in range(0, npad, step)
+    ]
+    _run_split(fn, calls)
+    return lowest, total, total_sq
 
 
 def lawson_flips(

@@ -36,6 +36,19 @@ FUSED_TOPK_MAX_DIM = 32
 _PAD = 8  # the fused kernel takes targets eight at a time
 
 
+def pack_panels(targets: torch.Tensor) -> torch.Tensor:
+    """(N, d) targets as float32 panels (npad / 8, d, 8) for the fused kernels.
+
+    Zero-padded to npad, the next multiple of eight, so that the d values of one
+    group of eight targets are contiguous.
+    """
+    n, dim = targets.shape
+    npad = -(-n // _PAD) * _PAD
+    padded = torch.zeros(npad, dim, dtype=torch.float32)
+    padded[:n] = targets
+    return padded.view(npad // _PAD, _PAD, dim).transpose(1, 2).contiguous()
+
+
 def default_chunk(n_targets: int, itemsize: int = 4, device: torch.device | None = None) -> int:
     """Samples per GEMM so that the (chunk, N) score buffer stays cache-sized.
 
@@ -99,11 +112,8 @@ class ScoreKernel:
         if self.fused:
             # targets zero-padded to npad rows and packed as (npad / 8, d, 8) panels
             # (a copy: O(N·d) more memory); the padded heights never win
-            npad = -(-self.n_targets // _PAD) * _PAD
-            padded = torch.zeros(npad, targets.shape[1], dtype=torch.float32)
-            padded[: self.n_targets] = targets
-            self._yt = padded.view(npad // _PAD, _PAD, -1).transpose(1, 2).contiguous()
-            self._h = torch.full((npad,), torch.finfo(torch.float32).min)
+            self._yt = pack_panels(targets)
+            self._h = torch.full((self._yt.shape[0] * _PAD,), torch.finfo(torch.float32).min)
         # flat storage: each (rows, width) score view of it is contiguous
         self._buffer = torch.empty(
             self.chunk * self.block, dtype=targets.dtype, device=targets.device
