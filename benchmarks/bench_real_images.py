@@ -176,8 +176,12 @@ def run_dataset(
     clf = _classifier(name, cache_dir, device)
     _log(f"{name}: {len(train)} training images, classifier {clf.metrics}")
 
+    reference_features: dict = {}  # the reference images' features, computed once
+
     def score(model: str, samples: torch.Tensor, seconds: float) -> dict[str, Any]:
-        row = evaluate_samples(reference, samples, feature_extractor=clf, seed=seed)
+        row = evaluate_samples(
+            reference, samples, feature_extractor=clf, seed=seed, cache=reference_features
+        )
         row.update(model=model, fit_seconds=seconds)
         shown = {k: round(v, 4) for k, v in row.items() if isinstance(v, float)}
         _log(f"{name}: {model} {shown}")

@@ -112,6 +112,47 @@ def test_stacked_digits_modes(digits, classifier):
     assert collapsed["modes"] == 1 and collapsed["kl"] == pytest.approx(math.log(1000))
 
 
+class _CountingClassifier:
+    """The classifier with a count of the images it sees, and no head-only shortcut."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, 0
+        self.feature_space_name = inner.feature_space_name
+
+    def features(self, images, *, batch_size=512):
+        self.seen += images.shape[0]
+        return self.inner.features(images, batch_size=batch_size)
+
+    def predict(self, images, *, batch_size=512):
+        self.seen += images.shape[0]
+        return self.inner.predict(images, batch_size=batch_size)
+
+
+def test_labels_from_features_and_reference_cache(digits, classifier):
+    """Modes and KL from the features' head equal those of a second forward pass; a
+    shared cache computes the reference features once and changes no number."""
+    stacked = stacked_digits(digits, n=600, seed=0)
+    samples = stacked_digits(digits, n=900, seed=1).x
+    kwargs = {"max_pr": 300, "kid_subsets": 2}
+    counting = _CountingClassifier(classifier)
+    slow = evaluate_samples(stacked, samples, feature_extractor=counting, **kwargs)
+    assert counting.seen == 3 * (600 + 900 + 900)  # reference, features, labels
+    fast = evaluate_samples(stacked, samples, feature_extractor=classifier, **kwargs)
+    assert fast == slow
+    cache: dict = {}
+    first = evaluate_samples(stacked, samples, feature_extractor=counting, cache=cache, **kwargs)
+    counting.seen = 0
+    again = evaluate_samples(stacked, samples, feature_extractor=counting, cache=cache, **kwargs)
+    assert counting.seen == 3 * (900 + 900) and len(cache) == 1
+    assert first == again == slow
+    # other reference images are another entry, not a stale hit
+    other = stacked_digits(digits, n=600, seed=5)
+    evaluate_samples(other, samples, feature_extractor=counting, cache=cache, **kwargs)
+    assert len(cache) == 2
+    flat = evaluate_samples(digits, digits.x[:500], feature_extractor=counting, **kwargs)
+    assert flat == evaluate_samples(digits, digits.x[:500], feature_extractor=classifier, **kwargs)
+
+
 def test_channelwise_features(classifier):
     x = torch.rand(4, 3, 8, 8)
     feats = ChannelwiseFeatures(classifier).features(x)

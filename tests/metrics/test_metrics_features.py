@@ -175,6 +175,16 @@ def test_classify_stacked_with_digit_classifier(trained, digits):
     assert stacked_mode_metrics(pred)["modes"] <= n
 
 
+def test_predict_from_features_is_predict(trained, digits):
+    _, _, xte, _ = digits
+    feats = trained.features(xte)
+    torch.testing.assert_close(trained.predict_from_features(feats), trained.predict(xte))
+    with pytest.raises(ValueError, match="features must have shape"):
+        trained.predict_from_features(feats[:, :-1])
+    with pytest.raises(ValueError, match="NaN"):
+        trained.predict_from_features(torch.full_like(feats, float("nan")))
+
+
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32), (3, (16, 24))])
 def test_other_image_sizes_forward(channels, size):
     cfg = ClassifierConfig(in_channels=channels, image_size=size, widths=(8, 16), feature_dim=32)

@@ -473,6 +473,21 @@ class ConvClassifier:
         """(n,) int64 CPU tensor of predicted labels argmax_c f(x)_c."""
         return self.logits(images, batch_size=batch_size).argmax(dim=1)
 
+    @torch.no_grad()
+    def predict_from_features(self, features) -> torch.Tensor:
+        """(n,) int64 labels from (n, feature_dim) features φ(x): the head alone.
+
+        ``predict_from_features(features(x))`` is ``predict(x)`` without a second pass
+        through the convolutions (dropout is off in eval mode).
+        """
+        f = as_float_tensor(features, "features", ndim=2, dtype=torch.float32)
+        if f.shape[1] != self.feature_dim:
+            raise ValueError(
+                f"features must have shape (n, {self.feature_dim}), got {tuple(f.shape)}"
+            )
+        self.net.eval()
+        return self.net.head(f.to(self.device)).argmax(dim=1).cpu()
+
     def accuracy(self, images, labels, *, batch_size: int = 512) -> float:
         """Fraction of images whose predicted label equals ``labels``."""
         pred = self.predict(images, batch_size=batch_size)
