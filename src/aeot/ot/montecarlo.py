@@ -225,7 +225,7 @@ def _lift_empty_cells(
     """
     ids = torch.nonzero(empty).flatten()
     if x.device.type == "cpu" and x.dtype == torch.float32 and _native.fused_available():
-        # one pass of the fused C kernel over x per target block: no (rows, k) gaps
+        # the fused C kernel forms the gaps in registers: no (rows, k) buffers
         lowest, total, total_sq = _native.fused_lift(
             x.contiguous(), best.contiguous(), pack_panels(y[ids])
         )
