@@ -417,20 +417,20 @@ def evaluate_samples(
         )
     space = ChannelwiseFeatures(extractor) if stacked else extractor
     fd_name, kid_name = _space_names(space)
-    key = (
-        id(extractor),
-        fd_name,
-        real.shape,
-        hashlib.sha256(real_idx.tobytes()).hexdigest(),
-        float(real.double().sum()),
-        float(real.double().square().sum()),
-    )
-    if cache is not None and key in cache:
-        real_f = cache[key]
-    else:
+    if cache is None:
         real_f = space.features(real)
-        if cache is not None:
-            cache[key] = real_f
+    else:
+        key = (
+            id(extractor),
+            fd_name,
+            real.shape,
+            hashlib.sha256(real_idx.tobytes()).hexdigest(),
+            float(real.double().sum()),
+            float(real.double().square().sum()),
+        )
+        if key not in cache:
+            cache[key] = space.features(real)
+        real_f = cache[key]
     fake_f = space.features(fake)
     if fake_f.shape[0] >= 2:
         out[fd_name] = frechet_distance(real_f, fake_f)
