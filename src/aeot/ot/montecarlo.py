@@ -214,6 +214,15 @@ _LIFT_ROWS = 2**13
 _LIFT_CELLS = 256
 
 
+def _lifted_heights(
+    lowest: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor, m: int
+) -> torch.Tensor:
+    """min + 1e-3 std of the gaps, from their minimum, sum and sum of squares over m samples."""
+    mean = total / m
+    spread = (total_sq / m - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
+    return lowest + 1e-3 * spread
+
+
 def _lift_empty_cells(
     h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, y: torch.Tensor, best: torch.Tensor
 ) -> None:
@@ -230,9 +239,8 @@ def _lift_empty_cells(
             x.contiguous(), best.contiguous(), pack_panels(y[ids])
         )
         k = ids.shape[0]
-        mean = total[:k] / x.shape[0]
-        spread = (total_sq[:k] / x.shape[0] - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
-        h[ids] = (lowest[:k].double() + 1e-3 * spread).to(h.dtype)
+        lifted = _lifted_heights(lowest[:k].double(), total[:k], total_sq[:k], x.shape[0])
+        h[ids] = lifted.to(h.dtype)
         return
     # column sums as a GEMM with a row of ones: each column's sum is then computed in the
     # same order whatever the other columns are (Tensor.sum(0) is not), so a rank that
@@ -258,9 +266,7 @@ def _lift_empty_cells(
             total += (ones[:, : stop - start] @ gap)[0]
             torch.mul(gap, gap, out=sq)
             total_sq += (ones[:, : stop - start] @ sq)[0]
-        mean = total / x.shape[0]
-        spread = (total_sq / x.shape[0] - mean * mean).clamp_min(0).sqrt().clamp_min(1e-12)
-        h[part] = lowest + 1e-3 * spread
+        h[part] = _lifted_heights(lowest, total, total_sq, x.shape[0])
 
 
 class LocalScorer:
