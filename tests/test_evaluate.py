@@ -149,6 +149,8 @@ def test_labels_from_features_and_reference_cache(digits, classifier):
     other = stacked_digits(digits, n=600, seed=5)
     evaluate_samples(other, samples, feature_extractor=counting, cache=cache, **kwargs)
     assert len(cache) == 2
+    with pytest.raises(TypeError, match="cache must be a dict"):
+        evaluate_samples(stacked, samples, feature_extractor=classifier, cache=[], **kwargs)
     flat = evaluate_samples(digits, digits.x[:500], feature_extractor=counting, **kwargs)
     assert flat == evaluate_samples(digits, digits.x[:500], feature_extractor=classifier, **kwargs)
 

@@ -377,6 +377,8 @@ def evaluate_samples(
             f"{dataset.name!r}, got {tuple(fake.shape)}"
         )
     max_real = check_positive_int(max_real, "max_real")
+    if cache is not None and not isinstance(cache, dict):
+        raise TypeError(f"cache must be a dict or None, got {type(cache).__name__}")
     max_pr = check_positive_int(max_pr, "max_pr", minimum=k + 1)
     rng = make_rng(seed)
     real_idx = np.arange(len(dataset))
