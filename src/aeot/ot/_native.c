@@ -536,8 +536,10 @@ int64_t lawson_flips(const double* px, const double* py, const double* psi, int6
       continue;
     }
     if (++flips > max_flips) goto done;
+    int64_t ka = slot_of(s2, a), kb = slot_of(s2, b);
+    if (ka < 0 || kb < 0) goto done; /* inconsistent adjacency: let the caller use Qhull */
     int64_t n_ac = nb1[slot_of(s1, b)], n_bc = nb1[slot_of(s1, a)];
-    int64_t n_ad = nb2[slot_of(s2, b)], n_bd = nb2[slot_of(s2, a)];
+    int64_t n_ad = nb2[kb], n_bd = nb2[ka];
     s1[0] = a; s1[1] = c; s1[2] = d;
     nb1[0] = f2; nb1[1] = n_ad; nb1[2] = n_ac;
     s2[0] = b; s2[1] = c; s2[2] = d;

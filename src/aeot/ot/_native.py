@@ -132,6 +132,74 @@ def fused_available() -> bool:
     return lib is not None and bool(lib.fused_available())
 
 
+# --------------------------------------------------------------- argument checks
+#
+# The C kernels trust their pointers, lengths and strides. Every entry point below
+# checks dtype, device, layout and sizes first, so that a wrong argument is a
+# TypeError / ValueError naming it instead of memory corruption.
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _lib() -> ctypes.CDLL:
+    """The loaded library, or a RuntimeError saying why it is not there."""
+    lib = load()
+    if lib is None:
+        raise RuntimeError(
+            "the native kernels are not available (no C compiler, or AEOT_NATIVE=0); "
+            "use the torch path"
+        )
+    return lib
+
+
+def _check_tensor(
+    tensor: torch.Tensor,
+    name: str,
+    dtype: torch.dtype,
+    shape: tuple[int, ...],
+    *,
+    contiguous: bool = True,
+) -> None:
+    """Raise unless ``tensor`` is a CPU tensor of ``dtype`` and ``shape``.
+
+    With ``contiguous`` it must be C-contiguous (outputs, packed inputs); otherwise
+    a 2-D input only needs unit column stride and a leading stride of at least its
+    width, the layout the kernels read through their leading-dimension argument.
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dtype != dtype:
+        raise TypeError(
+            f"{name} must have dtype {dtype} for the native kernels, got {tensor.dtype}"
+        )
+    if tensor.device.type != "cpu":
+        raise ValueError(f"{name} must be on the CPU for the native kernels, got {tensor.device}")
+    if tensor.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(tensor.shape)}")
+    if contiguous:
+        if not tensor.is_contiguous():
+            raise ValueError(f"{name} must be contiguous, got strides {tensor.stride()}")
+    elif tensor.dim() == 2 and tensor.numel() > 0:
+        rows, cols = tensor.shape
+        if (cols > 1 and tensor.stride(1) != 1) or (rows > 1 and tensor.stride(0) < cols):
+            raise ValueError(
+                f"{name} must be row-major (unit column stride, rows at least {cols} "
+                f"apart), got strides {tensor.stride()}"
+            )
+
+
+def _check_matrix(tensor: torch.Tensor, name: str, dtype: torch.dtype) -> tuple[int, int]:
+    """The (rows, cols) of a row-major 2-D CPU input of ``dtype`` with cols ≥ 1."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must have 2 dimensions, got shape {tuple(tensor.shape)}")
+    if tensor.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one column, got shape {tuple(tensor.shape)}")
+    _check_tensor(tensor, name, dtype, tensor.shape, contiguous=False)
+    return tensor.shape[0], tensor.shape[1]
+
+
 @cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(
@@ -163,13 +231,27 @@ def _run_split(fn, calls: list[tuple]) -> None:
 
 
 def _run_rows(
-    name: str, scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor
+    name: str, scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor, width: int
 ) -> None:
-    """Run a row reduction over ``scores`` with its rows split over the thread pool."""
-    fn = getattr(load(), f"{name}_{'f32' if scores.dtype == torch.float32 else 'f64'}")
-    cols = scores.shape[1]
-    ld = scores.stride(0)
-    width = out_index.stride(0)  # 1 for argmax, 2 for top-2 (contiguous rows)
+    """Run a row reduction over ``scores`` with its rows split over the thread pool.
+
+    ``scores`` (rows, cols) float32 or float64 on the CPU, row-major with cols ≥ 1;
+    ``out_index`` int64 and ``out_value`` of the scores' dtype, contiguous, (rows,) for
+    ``width`` 1 and (rows, width) otherwise.
+    """
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"scores must be a torch.Tensor, got {type(scores).__name__}")
+    if scores.dtype not in _SUFFIX:
+        raise TypeError(
+            f"scores must be torch.float32 or torch.float64 for the native kernels, "
+            f"got {scores.dtype}"
+        )
+    rows, cols = _check_matrix(scores, "scores", scores.dtype)
+    shape = (rows,) if width == 1 else (rows, width)
+    _check_tensor(out_index, "out_index", torch.int64, shape)
+    _check_tensor(out_value, "out_value", scores.dtype, shape)
+    fn = getattr(_lib(), f"{name}_{_SUFFIX[scores.dtype]}")
+    ld = scores.stride(0) if rows > 1 else cols
     s_item, i_item, v_item = (
         scores.element_size(),
         out_index.element_size(),
@@ -184,22 +266,51 @@ def _run_rows(
             out_index.data_ptr() + start * width * i_item,
             out_value.data_ptr() + start * width * v_item,
         )
-        for start, stop in _split_rows(scores.shape[0])
+        for start, stop in _split_rows(rows)
     ]
     _run_split(fn, calls)
 
 
 def row_argmax(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
-    """``out_index[r], out_value[r]`` = argmax and max of ``scores[r]`` (CPU, float32/64)."""
-    _run_rows("argmax_rows", scores, out_index, out_value)
+    """``out_index[r], out_value[r]`` = argmax and max of ``scores[r]`` (CPU, float32/64).
+
+    Raises ``TypeError`` / ``ValueError`` for a wrong dtype, device, layout or output size.
+    """
+    _run_rows("argmax_rows", scores, out_index, out_value, 1)
 
 
 def row_top2(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Tensor) -> None:
-    """Best two columns per row into contiguous (rows, 2) outputs, best first."""
-    _run_rows("top2_rows", scores, out_index, out_value)
+    """Best two columns per row into contiguous (rows, 2) outputs, best first.
+
+    Raises ``TypeError`` / ``ValueError`` for a wrong dtype, device, layout or output size.
+    """
+    _run_rows("top2_rows", scores, out_index, out_value, 2)
 
 
 FUSED_MAX_K = 16  # KMAX of fused_topk_f32
+
+
+def _check_panels(yt: torch.Tensor, dim: int) -> int:
+    """The padded target count npad of packed panels ``yt`` (npad / 8, ``dim``, 8)."""
+    if not isinstance(yt, torch.Tensor):
+        raise TypeError(f"yt must be a torch.Tensor, got {type(yt).__name__}")
+    if yt.dim() != 3 or yt.shape[1:] != (dim, 8):
+        raise ValueError(f"yt must have shape (npad / 8, {dim}, 8), got {tuple(yt.shape)}")
+    _check_tensor(yt, "yt", torch.float32, tuple(yt.shape))
+    npad = yt.shape[0] * 8
+    if npad >= 2**31:
+        raise ValueError(f"the fused kernels take fewer than 2^31 targets, got {npad}")
+    return npad
+
+
+def _fused_lib() -> ctypes.CDLL:
+    lib = _lib()
+    if not lib.fused_available():
+        raise RuntimeError("the fused kernels were not built here (they need AVX2 and FMA)")
+    return lib
+
+
+_FUSED_NAMES = ("fused_argmax", "fused_top2", "fused_topk")
 
 
 def fused_reduce(
@@ -214,13 +325,31 @@ def fused_reduce(
 
     The rows are split over the thread pool. ``yt`` (npad / 8, d, 8) are the targets
     padded to a multiple of 8 and packed in panels of eight, ``h`` (npad,) their heights
-    (padding -FLT_MAX); all float32, contiguous. The outputs are (M,) for argmax, else
-    contiguous (M, k) with k = 2 for top-2 and k ≤ ``FUSED_MAX_K`` for top-k.
+    (padding -FLT_MAX); all float32, contiguous. ``x`` is float32 and row-major. The
+    outputs (int64 and float32, contiguous) are (M,) for argmax, else (M, k) with
+    k = 2 for top-2 and 1 ≤ k ≤ ``FUSED_MAX_K`` for top-k. Anything else raises
+    ``TypeError`` / ``ValueError`` naming the argument.
     """
-    fn = getattr(load(), f"{name}_f32")
-    rows, dim = x.shape
-    ldx = x.stride(0)
-    width = 1 if out_index.dim() == 1 else out_index.shape[1]
+    if name not in _FUSED_NAMES:
+        raise ValueError(f"name must be one of {_FUSED_NAMES}, got {name!r}")
+    rows, dim = _check_matrix(x, "x", torch.float32)
+    npad = _check_panels(yt, dim)
+    _check_tensor(h, "h", torch.float32, (npad,))
+    if name == "fused_argmax":
+        width, shape = 1, (rows,)
+    elif name == "fused_top2":
+        width, shape = 2, (rows, 2)
+    else:
+        if not isinstance(out_index, torch.Tensor) or out_index.dim() != 2:
+            raise ValueError("out_index must have shape (M, k) for fused_topk")
+        width = out_index.shape[1]
+        if not 1 <= width <= FUSED_MAX_K:
+            raise ValueError(f"fused_topk takes 1 <= k <= {FUSED_MAX_K}, got k = {width}")
+        shape = (rows, width)
+    _check_tensor(out_index, "out_index", torch.int64, shape)
+    _check_tensor(out_value, "out_value", torch.float32, shape)
+    fn = getattr(_fused_lib(), f"{name}_f32")
+    ldx = x.stride(0) if rows > 1 else dim
     k = (width,) if name == "fused_topk" else ()
     calls = [
         (
@@ -230,7 +359,7 @@ def fused_reduce(
             ldx,
             yt.data_ptr(),
             h.data_ptr(),
-            h.shape[0],
+            npad,
             *k,
             out_index.data_ptr() + start * width * 8,
             out_value.data_ptr() + start * width * 4,
@@ -249,10 +378,13 @@ def fused_lift(
     panels of eight as for :func:`fused_reduce`. Returns float32 minima and float64
     sums, each (npad,). The targets are split over the thread pool; each target's
     numbers are the same bits whatever the split (and whatever the other targets).
+    A wrong dtype, device, layout or size raises ``TypeError`` / ``ValueError``.
     """
-    fn = load().fused_lift_f32
-    rows, dim = x.shape
-    npad = yt.shape[0] * 8
+    rows, dim = _check_matrix(x, "x", torch.float32)
+    _check_tensor(best, "best", torch.float32, (rows,))
+    npad = _check_panels(yt, dim)
+    fn = _fused_lib().fused_lift_f32
+    ldx = x.stride(0) if rows > 1 else dim
     lowest = torch.empty(npad, dtype=torch.float32)
     total = torch.empty(npad, dtype=torch.float64)
     total_sq = torch.empty(npad, dtype=torch.float64)
@@ -264,7 +396,7 @@ def fused_lift(
             x.data_ptr(),
             rows,
             dim,
-            x.stride(0),
+            ldx,
             best.data_ptr(),
             yt.data_ptr() + lo * dim * 4,
             min(lo + step, npad) - lo,
@@ -276,6 +408,21 @@ def fused_lift(
     ]
     _run_split(fn, calls)
     return lowest, total, total_sq
+
+
+def _check_index_array(a, name: str, low: int, high: int) -> np.ndarray:
+    """A 1-D int64 array with entries in [low, high), else TypeError / ValueError."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != np.int64:
+        raise TypeError(f"{name} must have dtype int64, got {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be flat (1-D), got shape {a.shape}")
+    if a.size and (int(a.min()) < low or int(a.max()) >= high):
+        raise ValueError(
+            f"{name} has entries outside [{low}, {high}): from {int(a.min())} to {int(a.max())}"
+        )
+    return a
 
 
 def lawson_flips(
@@ -293,18 +440,46 @@ def lawson_flips(
     ``px``, ``py``, ``psi`` (N,) float64; ``simplices`` and ``neighbors`` flat (3F,)
     int64, modified in place; ``edges`` the entries 3f + m to check first. Returns the
     number of flips, −1 after more than ``max_flips``, or, with ``stop_at_hidden``, −2 once
-    a non-flippable edge proves a site hidden (its power cell empty).
+    a non-flippable edge proves a site hidden (its power cell empty). Arrays of the
+    wrong kind, of mismatched lengths or with out-of-range indices raise
+    ``TypeError`` / ``ValueError`` before any C code runs.
     """
-    edges = np.ascontiguousarray(edges, dtype=np.int64)
-    args = [np.ascontiguousarray(a, dtype=np.float64) for a in (px, py, psi)]
-    for a in (simplices, neighbors):
-        if a.dtype != np.int64 or not a.flags.c_contiguous:
-            raise ValueError("simplices and neighbors must be contiguous int64 arrays")
+    args = []
+    for name, a in (("px", px), ("py", py), ("psi", psi)):
+        a = np.asarray(a)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        args.append(np.ascontiguousarray(a, dtype=np.float64))
+    n_sites = args[0].size
+    if args[1].size != n_sites or args[2].size != n_sites:
+        raise ValueError(
+            f"px, py and psi must have the same length, got {[a.size for a in args]}"
+        )
+    for name, a in (("simplices", simplices), ("neighbors", neighbors)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.int64 or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be a contiguous int64 array (it is updated in place)")
+        if not a.flags.writeable:
+            raise ValueError(f"{name} must be writeable (it is updated in place)")
+    if simplices.size != neighbors.size or simplices.size % 3:
+        raise ValueError(
+            f"simplices and neighbors must be flat (3F,) arrays of one size, got "
+            f"{simplices.size} and {neighbors.size} entries"
+        )
+    n_faces = simplices.size // 3
+    _check_index_array(simplices, "simplices", 0, n_sites)
+    _check_index_array(neighbors, "neighbors", -1, n_faces)
+    edges = np.asarray(edges)
+    if edges.dtype.kind not in "iu":
+        raise TypeError(f"edges must hold integers, got dtype {edges.dtype}")
+    edges = np.ascontiguousarray(edges.reshape(-1), dtype=np.int64)
+    _check_index_array(edges, "edges", 0, 3 * n_faces)
     return int(
-        load().lawson_flips(
+        _lib().lawson_flips(
             *(a.ctypes.data for a in (*args, simplices, neighbors, edges)),
             edges.size,
-            max_flips,
+            int(max_flips),
             int(stop_at_hidden),
         )
     )
