@@ -7,6 +7,8 @@ a silent wrong result.
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -430,6 +432,52 @@ def test_cli_reports_corrupt_models_without_a_traceback(saved_models, tmp_path_f
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert str(folder) in " ".join(result.output.split()).replace("\n", "")
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The ``aeot`` CLI in a fresh interpreter: a crash fails the test, not pytest."""
+    code = "import sys; from aeot.cli import main; sys.argv[0] = 'aeot'; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_model_with_half_precision_ot_tensors_samples(saved_models, tmp_path, dtype):
+    """ot.safetensors holding float16 / bfloat16 tensors (a crafted or foreign file)
+    used to reach the C kernels unconverted: `aeot sample` died of heap corruption."""
+    from aeot._io import load_tensors, save_tensors
+
+    folder = _copy(saved_models, "points", tmp_path)
+    tensors = load_tensors(folder / "ot.safetensors")
+    for name in ("targets", "h", "cell_masses", "codes", "center", "scale"):
+        tensors[name] = tensors[name].to(dtype)
+    save_tensors(folder / "ot.safetensors", tensors)
+    out = tmp_path / "samples.npy"
+    run = _run_cli("sample", str(folder), "-n", "2000", "-o", str(out))
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-3000:]}"
+    samples = np.load(out)
+    assert samples.shape == (2000, 3) and np.isfinite(samples).all()
+    model = AEOT.load(folder)  # safe in-process now
+    for tensor in (model.ot_.targets, model.ot_.h, model.codes_, model.normaliser_.scale):
+        assert tensor.dtype == torch.float32
+    assert torch.equal(model.ot_.targets, tensors["targets"].float())  # promoted exactly
+    codes = torch.rand(5000, 3).half()  # half-precision queries: promoted exactly too
+    assert torch.equal(model.ot_.assign(codes), model.ot_.assign(codes.float()))
+
+
+def test_model_with_half_precision_weights_is_a_clear_error(saved_models, tmp_path):
+    """float16 weights no longer sum to one: refused by name, not corrected silently."""
+    from aeot._io import load_tensors, save_tensors
+
+    folder = _copy(saved_models, "points", tmp_path)
+    tensors = load_tensors(folder / "ot.safetensors")
+    tensors["weights"] = (tensors["weights"] * 1.001).half()
+    save_tensors(folder / "ot.safetensors", tensors)
+    run = _run_cli("sample", str(folder), "-n", "8", "-o", str(tmp_path / "s.npy"))
+    assert run.returncode == 2, f"exit {run.returncode}: {run.stderr[-3000:]}"
+    assert "weights must sum to 1" in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr + run.stdout
 
 
 @pytest.mark.parametrize(

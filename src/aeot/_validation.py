@@ -64,6 +64,66 @@ def as_float_tensor(
     return tensor
 
 
+WORKING_DTYPES = (torch.float32, torch.float64)
+_FLOAT32_EXACT = 2**24  # float32 holds every integer up to this magnitude
+_FLOAT64_EXACT = 2**53
+
+
+def as_working_tensor(value, name: str, *, ndim: int | None = None) -> torch.Tensor:
+    """:func:`as_float_tensor`, then float32 or float64 holding the given values exactly.
+
+    The numerical code (and its C kernels) works in float32 or float64 only, so:
+
+    * float32 and float64 input is kept as it is;
+    * narrower floating input (float16, bfloat16, float8) is promoted to float32,
+      which holds each of its values exactly (NaN and infinities stay so, and are
+      then refused by name);
+    * integer input becomes the default dtype (float32 unless changed) when every
+      value fits float32's 24-bit significand, else float64; integers beyond 2^53,
+      which float64 cannot hold exactly, are a ``ValueError``.
+
+    Complex, boolean and non-numeric input is a ``TypeError`` as for
+    :func:`as_float_tensor`.
+    """
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and value.dtype not in WORKING_DTYPES:
+            value = value.to(torch.float32)
+        elif _is_integer(value.dtype) and value.device.type != "meta":
+            value = _exact_float(value.detach().cpu().numpy(), name).to(value.device)
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception:  # ragged lists and the like: as_float_tensor names them
+            array = None
+        if array is not None and array.dtype.kind in "iu":
+            value = _exact_float(array, name)
+        elif array is not None and array.dtype.kind == "f" and array.dtype.itemsize < 4:
+            value = array.astype(np.float32)
+    tensor = as_float_tensor(value, name, ndim=ndim)
+    if tensor.dtype not in WORKING_DTYPES:  # e.g. a half-precision default dtype
+        tensor = tensor.to(torch.float32)
+    return tensor
+
+
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _exact_float(array: np.ndarray, name: str) -> torch.Tensor:
+    """Integer ``array`` as the default float dtype when that is exact, else float64."""
+    largest = max(abs(int(array.min())), abs(int(array.max()))) if array.size else 0
+    if largest > _FLOAT64_EXACT:
+        raise ValueError(
+            f"{name} has integer values up to {largest} in magnitude, beyond 2^53: "
+            "float64 cannot hold them exactly; rescale them"
+        )
+    default = torch.get_default_dtype()
+    dtype = default if default in WORKING_DTYPES else torch.float32
+    if largest > _FLOAT32_EXACT:
+        dtype = torch.float64
+    return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
+
+
 def resolve_device(device: torch.device | str | None) -> torch.device:
     """``None`` means CUDA when available, else CPU; strings are parsed and checked."""
     if device is None:

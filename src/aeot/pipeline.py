@@ -28,7 +28,7 @@ import torch
 
 from aeot import __version__
 from aeot._io import load_json, load_tensors, save_json, save_tensors
-from aeot._validation import as_float_tensor, resolve_device
+from aeot._validation import as_float_tensor, as_working_tensor, resolve_device
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
 from aeot.nets.autoencoder import (
@@ -495,12 +495,17 @@ def _check_meta(path: Path, meta) -> dict:
 
 
 def _check_ot_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The OT state of a saved model, checked for completeness, finiteness and shapes."""
+    """The OT state of a saved model, checked for completeness, finiteness and shapes.
+
+    Every tensor comes back as float32 or float64 (:func:`as_working_tensor`): a file
+    holding float16 / bfloat16 tensors is promoted to float32 losslessly, integer
+    tensors to a float dtype that holds them exactly, anything else is refused.
+    """
     needed = {"targets", "weights", "h", "cell_masses", "codes", "center", "scale"}
     if not needed <= set(tensors):
         raise ValueError(f"{path} lacks {sorted(needed - set(tensors))}")
     checked = {
-        name: as_float_tensor(tensors[name], f"{path.name}: {name}", ndim=ndim)
+        name: as_working_tensor(tensors[name], f"{path.name}: {name}", ndim=ndim)
         for name, ndim in (
             ("targets", 2),
             ("weights", 1),

@@ -83,8 +83,14 @@ class ScoreKernel:
     Parameters
     ----------
     targets : (N, d) tensor
-        Target points y_i on the working device and dtype (kept by reference; the fused
-        kernels also keep a packed float32 copy).
+        Target points y_i on the working device and dtype, float32 or float64 (kept by
+        reference; the fused kernels also keep a packed float32 copy). Other dtypes are
+        refused with a ``TypeError``: half-precision scores rank cells wrongly, and the
+        C kernels take float32 / float64 only.
+
+    The samples ``x`` and heights ``h`` passed to :meth:`argmax` and :meth:`topk` must
+    have the targets' dtype and device (``TypeError`` / ``ValueError`` otherwise): the
+    kernel never converts them behind the caller's back.
     chunk : int, optional
         Samples per GEMM; chosen from the cache size when omitted.
     block : int, optional
@@ -93,6 +99,15 @@ class ScoreKernel:
     """
 
     def __init__(self, targets: torch.Tensor, chunk: int | None = None, block: int | None = None):
+        if not isinstance(targets, torch.Tensor):
+            raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+        if targets.dtype not in (torch.float32, torch.float64):
+            raise TypeError(
+                f"targets must be torch.float32 or torch.float64, got {targets.dtype} "
+                "(SemiDiscreteProblem promotes half-precision targets to float32)"
+            )
+        if targets.dim() != 2:
+            raise ValueError(f"targets must have shape (N, d), got {tuple(targets.shape)}")
         self.targets = targets
         self.n_targets = targets.shape[0]
         itemsize = targets.element_size()
@@ -118,6 +133,21 @@ class ScoreKernel:
         self._buffer = torch.empty(
             self.chunk * self.block, dtype=targets.dtype, device=targets.device
         )
+
+    def _check(self, x: torch.Tensor, h: torch.Tensor) -> None:
+        """Raise unless ``x`` (M, d) and ``h`` (N,) match the targets' dtype and device."""
+        y = self.targets
+        for name, value in (("x", x), ("h", h)):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            if value.dtype != y.dtype:
+                raise TypeError(f"{name} has dtype {value.dtype}, the targets {y.dtype}")
+            if value.device != y.device:
+                raise ValueError(f"{name} is on {value.device}, the targets on {y.device}")
+        if x.dim() != 2 or x.shape[1] != y.shape[1]:
+            raise ValueError(f"x must have shape (M, {y.shape[1]}), got {tuple(x.shape)}")
+        if h.shape != (self.n_targets,):
+            raise ValueError(f"h must have shape ({self.n_targets},), got {tuple(h.shape)}")
 
     def _fused(self, name: str, x: torch.Tensor, h: torch.Tensor, index, value) -> None:
         """The fused C kernel ``name`` over the rows of ``x`` (M, d) with heights ``h`` (N,)."""
@@ -145,12 +175,26 @@ class ScoreKernel:
         out_index: torch.Tensor | None = None,
         out_value: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Winning cell and its score for each row of ``x``: (M, d) -> (M,) long, (M,)."""
+        """Winning cell and its score for each row of ``x``: (M, d) -> (M,) long, (M,).
+
+        ``out_index`` (M,) long and ``out_value`` (M,) of the targets' dtype, when given,
+        receive the answer.
+        """
+        self._check(x, h)
         m = x.shape[0]
         if out_index is None:
             out_index = torch.empty(m, dtype=torch.long, device=x.device)
         if out_value is None:
             out_value = torch.empty(m, dtype=x.dtype, device=x.device)
+        for name, out, dtype in (
+            ("out_index", out_index, torch.long),
+            ("out_value", out_value, x.dtype),
+        ):
+            if out.dtype != dtype or out.shape != (m,) or out.device != x.device:
+                raise ValueError(
+                    f"{name} must be a ({m},) {dtype} tensor on {x.device}, got "
+                    f"{tuple(out.shape)} {out.dtype} on {out.device}"
+                )
         if self.fused:
             self._fused("fused_argmax", x, h, out_index, out_value)
             return out_index, out_value
@@ -179,6 +223,9 @@ class ScoreKernel:
 
         Columns beyond the number of targets hold score -inf and cell -1.
         """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        self._check(x, h)
         m = x.shape[0]
         if self.fused and (
             k == 2 or (k <= _native.FUSED_MAX_K and x.shape[1] <= FUSED_TOPK_MAX_DIM)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aeot._validation import as_float_tensor
+from aeot._validation import as_float_tensor, as_working_tensor
 from aeot.ot.sources import BoxUniform, Source
 
 
@@ -25,9 +25,15 @@ class SemiDiscreteProblem:
     Parameters
     ----------
     targets : (N, d) array
-        Distinct target points y_i.
+        Distinct target points y_i. Kept as float32 or float64: half-precision
+        floating targets (float16, bfloat16, float8) are promoted to float32, which
+        holds each of their values exactly; integer targets become float32 when it
+        holds every value exactly (all |y| ≤ 2^24), else float64, and integers
+        beyond 2^53 are refused. Complex, boolean and non-numeric input is a
+        ``TypeError``.
     weights : (N,) array, optional
-        Target masses ν_i > 0 summing to one. Uniform when omitted.
+        Target masses ν_i > 0 summing to one, converted to float64. Uniform when
+        omitted.
     source : Source, optional
         The source measure; uniform on [0, 1]^d when omitted.
     """
@@ -37,7 +43,7 @@ class SemiDiscreteProblem:
     source: Source
 
     def __init__(self, targets, weights=None, source: Source | None = None):
-        y = as_float_tensor(targets, "targets", ndim=2)
+        y = as_working_tensor(targets, "targets", ndim=2)
         n, d = y.shape
         if weights is None:
             w = torch.full((n,), 1.0 / n, dtype=torch.float64)
