@@ -1,22 +1,48 @@
 """Build-on-first-use loader for the C kernels in ``_native.c`` (row reductions, fused
 score reductions, Lawson flips).
 
-The shared library is compiled with the system C compiler into a per-user cache
-folder (``$AEOT_CACHE_DIR`` or ``~/.cache/aeot``), keyed by a hash of the source
-and flags, and loaded with ctypes. Where no compiler is available, or
-``AEOT_NATIVE=0`` is set, :func:`load` returns ``None`` and callers use the
-pure-torch path, which gives identical answers more slowly.
+The shared library is compiled with the system C compiler and loaded with ctypes.
+Where ``AEOT_NATIVE=0`` is set :func:`load` returns ``None`` and callers use the
+pure-torch path, which gives identical answers more slowly; where no compiler is
+available, or compiling fails, the same happens after a one-time ``RuntimeWarning``
+saying so.
+
+The cache
+---------
+Built libraries are kept in ``$AEOT_CACHE_DIR/native`` (default
+``~/.cache/aeot/native``) and loaded by later processes, so nothing that could be
+planted or damaged there is trusted blindly:
+
+* the cache key hashes the C source, the compiler flags, the compiler binary, the
+  machine type and the CPU's feature flags (``/proc/cpuinfo``): a cache shared
+  between machines never hands one CPU's ``-march=native`` build to another;
+* each build is compiled under a temporary name and renamed into place, then a
+  small JSON manifest beside it records its SHA-256 with the source hash, flags,
+  compiler and CPU signature (also written atomically);
+* before loading, the manifest must match and the file's SHA-256 must equal the
+  recorded one; the file must be a regular file owned by the current user and not
+  writable by group or others. Any mismatch, or a failure to load, rebuilds it (a
+  truncated library, which once made every later process die of SIGBUS, is simply
+  replaced);
+* the cache folder itself (and its parent) must be owned by the current user and
+  not writable by group or others: otherwise another user could plant a library
+  with a matching manifest. Such a folder is refused with a one-time
+  ``RuntimeWarning`` and the kernels are built in a private temporary folder for
+  this process instead (about a second), which is deleted once loaded.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -34,21 +60,123 @@ _FLAGS = [
     "-shared",
     "-fPIC",
 ]
+_MANIFEST_VERSION = 1
 
 
-def _cache_dir() -> Path:
+def _cache_root() -> Path:
+    """``$AEOT_CACHE_DIR`` or ``~/.cache/aeot``."""
     root = os.environ.get("AEOT_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "aeot"
     )
-    return Path(root) / "native"
+    return Path(root)
 
 
-def _compile(source: bytes, target: Path, flags: list[str]) -> bool:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+def _cache_dir() -> Path:
+    """The folder of the built libraries: ``native`` under :func:`_cache_root`."""
+    return _cache_root() / "native"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _cpu_signature() -> str:
+    """SHA-256 of the machine type and the CPU feature flags (what -march=native sees)."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    flags = " ".join(sorted(value.split()))
+                    break
+    except OSError:
+        pass
+    if not flags:  # not Linux: the best description at hand
+        flags = f"{platform.processor()} {platform.platform()}"
+    return hashlib.sha256(f"{platform.machine()}|{flags}".encode()).hexdigest()
+
+
+def _find_compiler() -> str | None:
+    """``$CC``, else ``cc`` or ``gcc`` on the PATH."""
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def _compiler_id(compiler: str) -> str:
+    """The compiler's resolved path, size and modification time (a new compiler: a new key)."""
+    path = shutil.which(compiler) or compiler
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path
+    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _unsafe_reason(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` cannot be trusted, or ``None``: it must be a folder (or a regular
+    file) owned by the current user and not writable by group or others."""
+    try:
+        info = os.stat(path) if folder else os.lstat(path)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if folder and not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    if not folder and not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return f"owned by user id {info.st_uid}, not by the current user ({os.getuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _private_cache() -> tuple[Path | None, str | None]:
+    """The cache folder, created owner-only if missing, or ``None`` and why not."""
+    root, folder = _cache_root(), _cache_dir()
+    for path in (root, folder):  # the root is checked before anything is made in it
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            return None, f"{path} cannot be created ({exc.strerror or exc})"
+        reason = _unsafe_reason(path, folder=True)
+        if reason is not None:
+            return None, f"{path} is {reason}, so a library planted there could run code here"
+    return folder, None
+
+
+def _manifest(source: bytes, flags: list[str], compiler: str) -> dict:
+    """What a cached library must have been built from (its SHA-256 is added beside)."""
+    return {
+        "version": _MANIFEST_VERSION,
+        "source_sha256": hashlib.sha256(source).hexdigest(),
+        "flags": list(flags),
+        "compiler": _compiler_id(compiler),
+        "machine": platform.machine(),
+        "cpu": _cpu_signature(),
+    }
+
+
+def _paths(folder: Path, expected: dict) -> tuple[Path, Path]:
+    """The library and manifest paths, named by a hash of everything in ``expected``."""
+    key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f"aeot_kernels_{key}.so", folder / f"aeot_kernels_{key}.json"
+
+
+_LAST_ERROR = [""]  # the last build failure, for the warning
+
+
+def _compile(source: bytes, target: Path, flags: list[str], compiler: str) -> str | None:
+    """Compile ``source`` into ``target`` (temp name, then an atomic rename).
+
+    Returns the SHA-256 of the built library, or ``None`` when compiling failed
+    (the compiler's message then goes to :data:`_LAST_ERROR`).
+    """
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
         src = Path(tmp) / "kernels.c"
         src.write_bytes(source)
         out = Path(tmp) / target.name
@@ -56,68 +184,175 @@ def _compile(source: bytes, target: Path, flags: list[str]) -> bool:
             result = subprocess.run(
                 [compiler, *flags, str(src), "-o", str(out)], capture_output=True, timeout=120
             )
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        if result.returncode != 0:
-            return False
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _LAST_ERROR[0] = f"{compiler} could not run: {exc}"
+            return None
+        if result.returncode != 0 or not out.is_file():
+            stderr = result.stderr.decode(errors="replace").strip().splitlines()
+            _LAST_ERROR[0] = f"{compiler} failed: {' / '.join(stderr[-3:]) or result.returncode}"
+            return None
+        os.chmod(out, 0o755)  # never group/other-writable, whatever the umask
+        digest = _sha256_file(out)
         os.replace(out, target)  # atomic: concurrent builders never see a partial file
-    return True
+    return digest
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    """Write ``manifest`` as JSON to ``path`` atomically (temp file, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(manifest, handle, sort_keys=True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_verified(target: Path, manifest_path: Path, expected: dict) -> ctypes.CDLL | None:
+    """Load ``target`` only if its manifest matches ``expected`` and its SHA-256 the
+    manifest's; both files must be owned by the current user, not group/other-writable."""
+    if not target.exists() or not manifest_path.exists():
+        return None
+    for path in (target, manifest_path):
+        if _unsafe_reason(path, folder=False) is not None:
+            return None
+    try:
+        recorded = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or any(recorded.get(k) != v for k, v in expected.items()):
+        return None
+    try:
+        before = os.stat(target)
+        if _sha256_file(target) != recorded.get("sha256"):
+            return None
+        after = os.stat(target)
+        if (before.st_ino, before.st_size, before.st_mtime_ns) != (
+            after.st_ino,
+            after.st_size,
+            after.st_mtime_ns,
+        ):
+            return None  # replaced while hashing: check again on the rebuild path
+        return _configure(ctypes.CDLL(str(target)))
+    except (OSError, AttributeError):  # unloadable, or a symbol missing
+        return None
+
+
+def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Declare the argument and result types of the kernels in ``lib``."""
+    signature = [
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
+    for name in ("argmax_rows_f32", "argmax_rows_f64", "top2_rows_f32", "top2_rows_f64"):
+        fn = getattr(lib, name)
+        fn.argtypes = signature
+        fn.restype = None
+    lib.lawson_flips.argtypes = [*[ctypes.c_void_p] * 6, *[ctypes.c_int64] * 3]
+    lib.lawson_flips.restype = ctypes.c_int64
+    lib.fused_available.argtypes = []
+    lib.fused_available.restype = ctypes.c_int
+    if lib.fused_available():
+        # (x, rows, d, ldx, yt, h, npad[, k], idx, val)
+        head = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_void_p]
+        tail = [ctypes.c_void_p, ctypes.c_void_p]
+        for name, n_ints in (
+            ("fused_argmax_f32", 1),
+            ("fused_top2_f32", 1),
+            ("fused_topk_f32", 2),
+        ):
+            fn = getattr(lib, name)
+            fn.argtypes = [*head, *[ctypes.c_int64] * n_ints, *tail]
+            fn.restype = None
+        # (x, rows, d, ldx, best, yt, npad, lowest, total, total_sq)
+        lib.fused_lift_f32.argtypes = [
+            ctypes.c_void_p,
+            *[ctypes.c_int64] * 3,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            *[ctypes.c_void_p] * 3,
+        ]
+        lib.fused_lift_f32.restype = None
+    return lib
+
+
+def _build_and_load(
+    source: bytes, flags: list[str], compiler: str, folder: Path
+) -> ctypes.CDLL | None:
+    """The verified cached library for ``flags`` in ``folder``, (re)built when missing,
+    damaged, foreign or unloadable."""
+    expected = _manifest(source, flags, compiler)
+    target, manifest_path = _paths(folder, expected)
+    lib = _load_verified(target, manifest_path, expected)
+    if lib is not None:
+        return lib
+    try:
+        digest = _compile(source, target, flags, compiler)
+        if digest is None:
+            return None
+        _write_manifest(manifest_path, {**expected, "sha256": digest})
+    except OSError as exc:  # a full disk, a folder gone read-only
+        _LAST_ERROR[0] = f"writing into {folder} failed: {exc}"
+        return None
+    return _load_verified(target, manifest_path, expected)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"aeot: {message}", RuntimeWarning, stacklevel=3)
 
 
 @cache
 def load() -> ctypes.CDLL | None:
-    """The compiled kernel library, or ``None`` when it cannot be built here."""
+    """The compiled kernel library, or ``None`` when it cannot be built here.
+
+    ``None`` without a word under ``AEOT_NATIVE=0``; otherwise a missing compiler, a
+    failed build or a refused cache folder each give a one-time ``RuntimeWarning``
+    naming the consequence (see the module docstring for the cache's checks).
+    """
     if os.environ.get("AEOT_NATIVE", "1") == "0":
         return None
+    compiler = _find_compiler()
+    if compiler is None:
+        _warn(
+            "no C compiler found (set CC, or install cc or gcc): the native kernels are not "
+            "built and aeot uses its pure-torch path, which gives the same answers more "
+            "slowly (set AEOT_NATIVE=0 to silence this)"
+        )
+        return None
     source = _SOURCE.read_bytes()
-    for flags in (["-march=native", *_FLAGS], _FLAGS):
-        key = hashlib.sha256(source + " ".join(flags).encode() + platform.machine().encode())
-        target = _cache_dir() / f"aeot_kernels_{key.hexdigest()[:16]}.so"
-        if not target.exists() and not _compile(source, target, flags):
-            continue
+    folder, refused = _private_cache()
+    private = None
+    if folder is None:
+        _warn(
+            f"not using the native-kernel cache: {refused}. Building the kernels in a "
+            "private temporary folder instead (about a second per process); give the "
+            "folder to the current user alone (chmod go-w), or point AEOT_CACHE_DIR at one"
+        )
         try:
-            lib = ctypes.CDLL(str(target))
-        except OSError:
-            continue
-        signature = [
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-        ]
-        for name in ("argmax_rows_f32", "argmax_rows_f64", "top2_rows_f32", "top2_rows_f64"):
-            fn = getattr(lib, name)
-            fn.argtypes = signature
-            fn.restype = None
-        lib.lawson_flips.argtypes = [*[ctypes.c_void_p] * 6, *[ctypes.c_int64] * 3]
-        lib.lawson_flips.restype = ctypes.c_int64
-        lib.fused_available.argtypes = []
-        lib.fused_available.restype = ctypes.c_int
-        if lib.fused_available():
-            # (x, rows, d, ldx, yt, h, npad[, k], idx, val)
-            head = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_void_p]
-            tail = [ctypes.c_void_p, ctypes.c_void_p]
-            for name, n_ints in (
-                ("fused_argmax_f32", 1),
-                ("fused_top2_f32", 1),
-                ("fused_topk_f32", 2),
-            ):
-                fn = getattr(lib, name)
-                fn.argtypes = [*head, *[ctypes.c_int64] * n_ints, *tail]
-                fn.restype = None
-            # (x, rows, d, ldx, best, yt, npad, lowest, total, total_sq)
-            lib.fused_lift_f32.argtypes = [
-                ctypes.c_void_p,
-                *[ctypes.c_int64] * 3,
-                ctypes.c_void_p,
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                *[ctypes.c_void_p] * 3,
-            ]
-            lib.fused_lift_f32.restype = None
-        return lib
+            private = Path(tempfile.mkdtemp(prefix="aeot-native-"))
+        except OSError as exc:
+            _warn(f"no private temporary folder either ({exc}): aeot uses its pure-torch path")
+            return None
+        folder = private
+    try:
+        for flags in (["-march=native", *_FLAGS], _FLAGS):
+            lib = _build_and_load(source, flags, compiler, folder)
+            if lib is not None:
+                return lib
+    finally:
+        if private is not None:  # the loaded library stays mapped
+            shutil.rmtree(private, ignore_errors=True)
+    _warn(
+        f"the native kernels could not be built ({_LAST_ERROR[0]}): aeot uses its "
+        "pure-torch path, which gives the same answers more slowly"
+    )
     return None
 
 
@@ -454,9 +689,7 @@ def lawson_flips(
         args.append(np.ascontiguousarray(a, dtype=np.float64))
     n_sites = args[0].size
     if args[1].size != n_sites or args[2].size != n_sites:
-        raise ValueError(
-            f"px, py and psi must have the same length, got {[a.size for a in args]}"
-        )
+        raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in args]}")
     for name, a in (("simplices", simplices), ("neighbors", neighbors)):
         if not isinstance(a, np.ndarray) or a.dtype != np.int64 or not a.flags.c_contiguous:
             raise ValueError(f"{name} must be a contiguous int64 array (it is updated in place)")
