@@ -11,8 +11,11 @@ def _count_non_finite(tensor: torch.Tensor, chunk: int = 2**22) -> int:
     if not (tensor.is_floating_point() or tensor.is_complex()):
         return 0
     flat = tensor.reshape(-1)  # a view for contiguous input
+    # torch has no isfinite for the 8-bit float types: check them widened (exactly)
+    widen = tensor.is_floating_point() and tensor.element_size() == 1
     return sum(
-        int((~torch.isfinite(flat[i : i + chunk])).sum()) for i in range(0, flat.numel(), chunk)
+        int((~torch.isfinite(flat[i : i + chunk].float() if widen else flat[i : i + chunk])).sum())
+        for i in range(0, flat.numel(), chunk)
     )
 
 

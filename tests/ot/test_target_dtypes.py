@@ -193,3 +193,21 @@ def test_results_answer_queries_of_every_dtype_without_crashing(dtype):
     assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr[-3000:]}"
     expected = "float64" if dtype == "float64" else "float32"
     assert run.stdout.split() == ["OK", f"torch.{expected}"]
+
+
+@pytest.mark.parametrize("dtype", [*HALF, *FLOAT8, torch.int64])
+def test_narrow_and_integer_queries_answer_as_their_float32_values(dtype):
+    from aeot.ot import SemiDiscreteResult
+
+    gen = torch.Generator().manual_seed(1)
+    problem = SemiDiscreteProblem(torch.rand(40, 2, generator=gen))
+    result = SemiDiscreteResult(
+        problem=problem, h=0.1 * torch.randn(40, generator=gen), cell_masses=torch.zeros(40)
+    )
+    x = (torch.rand(5000, 2, generator=gen) * (3 if dtype == torch.int64 else 1)).to(dtype)
+    same = x.float()
+    assert torch.equal(result.assign(x), result.assign(same))
+    assert torch.equal(result.potential(x), result.potential(same))
+    for k in (2, 3):
+        (values, cells), (values_same, cells_same) = result.topk(x, k), result.topk(same, k)
+        assert torch.equal(values, values_same) and torch.equal(cells, cells_same)
