@@ -25,7 +25,9 @@ FLOAT8 = [getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2") if hasattr
 
 @pytest.mark.parametrize("dtype", [*HALF, *FLOAT8])
 def test_narrow_float_targets_are_promoted_to_float32_exactly(dtype):
-    y = torch.rand(30, 3).to(dtype)
+    # distinct rows even with 2 significand bits (float8_e5m2): powers of two
+    powers = 2.0 ** torch.arange(-6, 6, dtype=torch.float32)
+    y = torch.stack([powers, torch.rand(12), torch.rand(12)], 1).to(dtype)
     problem = SemiDiscreteProblem(y)
     assert problem.targets.dtype == torch.float32
     assert torch.equal(problem.targets.double(), y.double())  # the same values
