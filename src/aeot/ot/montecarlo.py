@@ -242,30 +242,30 @@ def _lift_empty_cells(
         lifted = _lifted_heights(lowest[:k].double(), total[:k], total_sq[:k], x.shape[0])
         h[ids] = lifted.to(h.dtype)
         return
-    # column sums as a GEMM with a row of ones: each column's sum is then computed in the
-    # same order whatever the other columns are (Tensor.sum(0) is not), so a rank that
+    # the gaps are formed transposed, (k, rows), and each cell's row reduced on its own:
+    # its sum is then computed in the same order whatever the other cells are (column
+    # sums of a (rows, k) block, or a GEMM with a row of ones, are not), so a rank that
     # lifts only its shard's cells gets the single-process heights bit for bit
     rows = min(x.shape[0], _LIFT_ROWS)
-    ones = torch.ones(1, rows, dtype=x.dtype, device=x.device)
     width = min(_LIFT_CELLS, ids.shape[0])
-    # (rows, k) gap and squared-gap buffers, reused: cache-sized on CPU
+    # (k, rows) gap and squared-gap buffers, reused: cache-sized on CPU
     buf = torch.empty(2, rows * width, dtype=x.dtype, device=x.device)
     for part in ids.split(_LIFT_CELLS):
         k = part.shape[0]
-        yt = y[part].t()
+        yk = y[part]
         lowest = torch.full((k,), torch.inf, dtype=x.dtype, device=x.device)
         total = torch.zeros_like(lowest)
         total_sq = torch.zeros_like(lowest)
         for start in range(0, x.shape[0], rows):
             stop = min(start + rows, x.shape[0])
-            gap = buf[0, : (stop - start) * k].view(stop - start, k)
-            sq = buf[1, : (stop - start) * k].view(stop - start, k)
-            torch.mm(x[start:stop], yt, out=gap)
-            torch.sub(best[start:stop, None], gap, out=gap)
-            lowest = torch.minimum(lowest, gap.amin(0))
-            total += (ones[:, : stop - start] @ gap)[0]
+            gap = buf[0, : (stop - start) * k].view(k, stop - start)
+            sq = buf[1, : (stop - start) * k].view(k, stop - start)
+            torch.mm(yk, x[start:stop].t(), out=gap)
+            torch.sub(best[None, start:stop], gap, out=gap)
+            lowest = torch.minimum(lowest, gap.amin(1))
+            total += gap.sum(1)
             torch.mul(gap, gap, out=sq)
-            total_sq += (ones[:, : stop - start] @ sq)[0]
+            total_sq += sq.sum(1)
         h[part] = _lifted_heights(lowest, total, total_sq, x.shape[0])
 
 
