@@ -21,7 +21,12 @@ def _problem(n=101, d=3):
     return SemiDiscreteProblem(rng.uniform(0, 1, (n, d)), rng.dirichlet(np.ones(n)))
 
 
-CASES = {"newton": ("newton", 101), "nesterov": ("nesterov", 101), "one-target": ("newton", 1)}
+CASES = {
+    "jacobi": ("jacobi", 101),
+    "newton": ("newton", 101),
+    "nesterov": ("nesterov", 101),
+    "one-target": ("newton", 1),
+}
 
 
 def _worker(rank, world_size, store, folder):
@@ -48,7 +53,7 @@ def two_ranks(tmp_path_factory):
     return {name: [torch.load(folder / f"{name}-{r}.pt") for r in range(2)] for name in CASES}
 
 
-@pytest.mark.parametrize("case", ["newton", "nesterov"])
+@pytest.mark.parametrize("case", ["jacobi", "newton", "nesterov"])
 def test_two_ranks_match_one_process(two_ranks, case):
     method, n = CASES[case]
     single = solve_semidiscrete(_problem(n), method=method, device="cpu", **SETTINGS)

@@ -138,6 +138,12 @@ class ShardedScorer(LocalScorer):
         dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.group)
         return bool(value.item())
 
+    def smallest(self, value: int) -> int:
+        """The smallest ``value`` over the ranks (a batch size every rank can afford)."""
+        tensor = torch.tensor([int(value)], device=self.targets.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN, group=self.group)
+        return int(tensor.item())
+
 
 def _default_device(group) -> torch.device:
     """CUDA device LOCAL_RANK (torchrun) for NCCL, CPU otherwise."""

@@ -5,9 +5,24 @@ Minimises the convex energy of the Brenier potential u_h(x) = max_i <x, y_i> + h
     E(h) = ∫ u_h dμ − Σ_i h_i ν_i,     ∇_i E(h) = μ(W_i(h)) − ν_i,
 
 with cell masses μ(W_i) estimated on fresh (quasi-)random source samples each
-iteration. Three update rules:
+iteration. Four update rules:
 
-* ``"newton"`` (default): the Hessian of E is the graph Laplacian
+* ``"jacobi"`` (default): a diagonal Newton step taken in log-mass coordinates,
+
+      h_i ← h_i − ω τ_i log(μ̂_i / ν_i),      τ_i ≈ (∂ log μ_i / ∂h_i)^{-1} = μ_i / H_ii,
+
+  where H_ii = Σ_j ∫_{W_i ∩ W_j} dμ / |y_i − y_j| is estimated from the samples within
+  ε of a facet of cell i (as for ``"newton"``) and shrunk, for cells with few such
+  samples, toward the mean score gap s_1(x) − s_2(x) of the samples inside the cell
+  (a conservative value: it is the exact τ_i of a cone-shaped cell and smaller for
+  others). The statistics are pooled over iterations with weights halving per batch.
+  The log keeps the step bounded where the linear model μ_i + H_ii δ_i is far off
+  (cells holding 10^-3 or 10^2 times their mass), and needs no linear solve, so it
+  stays cheap and stable when every cell has hundreds of neighbours (latent codes in
+  16–64 dimensions), where a sampled Laplacian is too noisy to invert. The next batch
+  is sized so that its sampling noise is ``noise_ratio`` times the current error: the
+  error and the sample count fall together, as for stochastic approximation.
+* ``"newton"``: the Hessian of E is the graph Laplacian
   L_ij = −∫_{W_i ∩ W_j} dμ / |y_i − y_j| over adjacent cells. It is estimated from
   the samples whose two best scores differ by less than ε: the slab
   {x : s_i − s_j < ε} around facet ij has measure ≈ ε ∫_facet dμ / |y_i − y_j|,
@@ -17,13 +32,20 @@ iteration. Three update rules:
 * ``"nesterov"``: Nesterov-accelerated gradient descent (An et al., AAAI 2022).
 
 The error recorded for iteration k is measured on the fresh batch of iteration k,
-which played no part in producing h_k. The batch is drawn in two halves with
-independent seeds; the raw error Σ_i |μ̂_i − ν_i| of the pooled estimate contains
-sampling noise, estimated as Σ_i |μ̂_i^A − μ̂_i^B| / 2 (valid for scrambled Sobol
-points too, whose noise is below the i.i.d. floor sqrt(2/π) Σ_i sqrt(ν_i(1 − ν_i)/n)).
+which played no part in producing h_k. The solver keeps the best iterate it has
+measured: an iterate measured worse than it by more than the sampling noise of the
+two measurements is rolled back (with a halved step), and an unconverged solve
+returns the best measured iterate with its own masses and error (``result.error``;
+``result.errors`` keeps the whole history, ``result.best_iteration`` says which).
+The batch is drawn in two halves with independent seeds; the raw error
+Σ_i |μ̂_i − ν_i| of the pooled estimate contains sampling noise, estimated as
+Σ_i |μ̂_i^A − μ̂_i^B| / 2 (valid for scrambled Sobol points too, whose noise is
+below the i.i.d. floor sqrt(2/π) Σ_i sqrt(ν_i(1 − ν_i)/n)).
 With ``debias`` the recorded error is sqrt(raw² − noise²), the part due to h; the
-solver stops when both it and the noise are ≤ ``tol``. The batch grows
-(× ``growth``) when the error stalls or the noise dominates the measurement.
+solver stops when both it and the noise are ≤ ``tol``, no cell is empty, and (if
+``max_cell_error`` is set) every measured |μ̂_i − ν_i| / ν_i is within it. For the
+other rules the batch grows (× ``growth``) when the error stalls or the noise
+dominates the measurement.
 
 The iteration runs on targets z_i = a y_i + b in a working frame matched to the
 source's scale (heights h̃ = a h, the same cells), so targets at 10^±30 keep their
@@ -56,19 +78,20 @@ from aeot.ot.kernels import ScoreKernel, pack_panels
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
 
-METHODS = ("newton", "adam", "nesterov")
-CHECKPOINT_VERSION = 1
+METHODS = ("jacobi", "newton", "adam", "nesterov")
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class MonteCarloSettings:
     """Settings of :func:`solve_semidiscrete`."""
 
-    method: str = "newton"  # "newton", "adam" or "nesterov"
+    method: str = "jacobi"  # "jacobi", "newton", "adam" or "nesterov"
     tol: float = 1e-2  # stop when the L1 cell-mass error Σ|μ(W_i) − ν_i| is ≤ tol
     max_iter: int = 300  # iterations (batches) at most
-    batch_size: int = 2**14  # samples in the first batch
-    max_batch_size: int = 2**23  # the batch never grows beyond this
+    # samples in the first batch; None: max(2^14, 8 N) for "jacobi", 2^14 otherwise
+    batch_size: int | None = None
+    max_batch_size: int = 2**24  # the batch never grows beyond this
     growth: float = 2.0  # batch growth factor when progress stalls
     patience: int = 4  # stalled iterations (no new best error) before the batch grows
     lr: float | None = None  # step size of adam/nesterov; scaled to the problem when None
@@ -81,6 +104,18 @@ class MonteCarloSettings:
     chunk: int | None = None  # samples per GEMM chunk; cache-sized if None
     time_limit: float | None = None  # seconds; stop (unconverged) when exceeded
     debias: bool = True  # remove the measured sampling noise from the error (see solver doc)
+    # "jacobi": the next batch is sized for a sampling noise of this fraction of the error
+    noise_ratio: float = 0.5
+    # also require max_i |μ̂_i − ν_i| / ν_i ≤ this (measured, noise included) to converge
+    max_cell_error: float | None = None
+
+    def first_batch(self, n_targets: int) -> int:
+        """Samples in the first batch (``batch_size``, or its default for ``method``)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        if self.method == "jacobi":
+            return min(self.max_batch_size, max(2**14, 8 * n_targets))
+        return min(self.max_batch_size, 2**14)
 
     def validate(self) -> MonteCarloSettings:
         if self.method not in METHODS:
@@ -91,12 +126,26 @@ class MonteCarloSettings:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype}")
         for name in ("max_iter", "batch_size", "max_batch_size", "patience", "hessian_samples"):
             value = getattr(self, name)
+            if value is None and name == "batch_size":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.batch_size < 2:
+        if self.max_batch_size < 2:
+            raise ValueError(f"max_batch_size must be >= 2, got {self.max_batch_size}")
+        if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (two half-batches), got {self.batch_size}")
-        if self.batch_size > self.max_batch_size:
+        if self.batch_size is not None and self.batch_size > self.max_batch_size:
             raise ValueError("batch_size must not exceed max_batch_size")
+        if not (_is_real(self.noise_ratio) and 0 < self.noise_ratio <= 1):
+            raise ValueError(f"noise_ratio must be in (0, 1], got {self.noise_ratio!r}")
+        if self.max_cell_error is not None and not (
+            _is_real(self.max_cell_error)
+            and self.max_cell_error > 0
+            and math.isfinite(self.max_cell_error)
+        ):
+            raise ValueError(
+                f"max_cell_error must be a positive number or None, got {self.max_cell_error!r}"
+            )
         if not (self.growth > 1 and math.isfinite(self.growth)):
             raise ValueError(f"growth must be a finite number > 1, got {self.growth}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
@@ -114,6 +163,11 @@ class MonteCarloSettings:
         if not 0 < self.slab_fraction < 1:
             raise ValueError(f"slab_fraction must be in (0, 1), got {self.slab_fraction}")
         return self
+
+
+def _is_real(value) -> bool:
+    """A real number (int or float, not bool): what the numeric settings accept."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass
@@ -273,8 +327,9 @@ class LocalScorer:
     """Scores every target in this process: the single-process back end of the solver.
 
     The solver talks to its scorer only through :meth:`argmax`, :meth:`top2`,
-    :meth:`lift_empty_cells` and :meth:`agree`; :class:`aeot.ot.distributed.ShardedScorer`
-    implements the same four with the targets split across ``torch.distributed`` ranks.
+    :meth:`lift_empty_cells`, :meth:`agree` and :meth:`smallest`;
+    :class:`aeot.ot.distributed.ShardedScorer` implements the same five with the
+    targets split across ``torch.distributed`` ranks.
 
     Parameters
     ----------
@@ -315,6 +370,10 @@ class LocalScorer:
     def agree(self, flag: bool) -> bool:
         """A stop decision shared by all processes of the solve (here just ``flag``)."""
         return flag
+
+    def smallest(self, value: int) -> int:
+        """The smallest of ``value`` over all processes of the solve (here just ``value``)."""
+        return value
 
 
 def _hessian_step(
@@ -372,34 +431,60 @@ _NOT_FINGERPRINTED = ("max_iter", "time_limit", "device", "chunk")
 class _SolverState:
     """Everything the iteration carries from one batch to the next (what a checkpoint holds).
 
-    Tensors: ``h``, ``previous_h``, ``nesterov_prev`` (N,) in the working dtype;
-    ``adam_m``, ``adam_v`` (N,) float64. ``iteration`` counts finished iterations.
+    Tensors: ``h``, ``previous_h``, ``nesterov_prev``, ``best_h`` (N,) in the working
+    dtype; ``adam_m``, ``adam_v``, ``best_masses`` and the pooled cell statistics of
+    the "jacobi" rule ``slab_mass``, ``slab_count``, ``gap_sum``, ``cell_count`` (N,)
+    float64. ``iteration`` counts finished iterations.
     """
 
     h: torch.Tensor
     previous_h: torch.Tensor
     nesterov_prev: torch.Tensor
+    best_h: torch.Tensor
     adam_m: torch.Tensor
     adam_v: torch.Tensor
+    best_masses: torch.Tensor
+    slab_mass: torch.Tensor  # Σ_k 2^-age 2 ε_k #(samples of cell i in batch k's subset)
+    slab_count: torch.Tensor  # Σ_k 2^-age #(subset samples within ε_k of a facet of cell i)
+    gap_sum: torch.Tensor  # Σ_k 2^-age Σ_{x in cell i} (s_1(x) − s_2(x))
+    cell_count: torch.Tensor  # Σ_k 2^-age #(subset samples in cell i)
     lr: float
     iteration: int = 0
     batch: int = 0
     errors: list[float] = field(default_factory=list)
-    best_error: float = math.inf
+    noises: list[float] = field(default_factory=list)
+    stall_reference: float = math.inf  # error the stall counter compares against
     stalled: int = 0
     total_samples: int = 0
     momentum_start: int = 0
     damping: float = 1.0
     step_from: int | None = None  # iteration whose error preceded the last Newton step
     elapsed: float = 0.0  # seconds spent before the current (resumed) process started
+    best_error: float = math.inf  # the lowest error measured, of the iterate best_h
+    best_noise: float = math.inf  # the sampling noise of that measurement
+    best_iteration: int = 0
+    rollbacks: int = 0
 
-    _TENSORS = ("h", "previous_h", "nesterov_prev", "adam_m", "adam_v")
+    _TENSORS = (
+        "h",
+        "previous_h",
+        "nesterov_prev",
+        "best_h",
+        "adam_m",
+        "adam_v",
+        "best_masses",
+        "slab_mass",
+        "slab_count",
+        "gap_sum",
+        "cell_count",
+    )
 
     def payload(self, fingerprint: str, elapsed: float) -> dict[str, Any]:
         scalars = {
             f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._TENSORS
         }
         scalars["errors"] = list(self.errors)
+        scalars["noises"] = list(self.noises)
         scalars["elapsed"] = elapsed
         tensors = {name: getattr(self, name).detach().cpu() for name in self._TENSORS}
         return {
@@ -416,7 +501,7 @@ class _SolverState:
             **{name: tensors[name].to(device=device) for name in cls._TENSORS},
             **scalars,
         )
-        for name in ("h", "previous_h", "nesterov_prev"):
+        for name in ("h", "previous_h", "nesterov_prev", "best_h"):
             setattr(state, name, getattr(state, name).to(dtype))
         return state
 
@@ -572,23 +657,34 @@ def _solve(
             h=h,
             previous_h=h.clone(),
             nesterov_prev=h.clone(),
+            best_h=h.clone(),
             adam_m=zeros,
             adam_v=zeros.clone(),
+            best_masses=zeros.clone(),
+            slab_mass=zeros.clone(),
+            slab_count=zeros.clone(),
+            gap_sum=zeros.clone(),
+            cell_count=zeros.clone(),
             lr=frame.scale * settings.lr
             if settings.lr is not None
             else _default_lr(frame, problem, probe),
-            batch=settings.batch_size,
+            batch=settings.first_batch(n_targets),
         )
     s = state  # short alias: the loop below updates the state in place
-    errors = s.errors
     converged = False
-    masses = torch.zeros(n_targets, dtype=torch.float64, device=device)
     start = time.perf_counter() - s.elapsed
-    iteration = s.iteration
+    seconds_per_sample = 0.0  # measured cost of one sample (scoring + update), this process
     for iteration in range(s.iteration + 1, settings.max_iter + 1):
+        batch = s.batch
+        if settings.time_limit is not None and seconds_per_sample > 0:
+            # honour the limit within one batch: draw no more than the time left allows
+            left = settings.time_limit - (time.perf_counter() - start)
+            batch = scorer.smallest(min(batch, max(int(left / seconds_per_sample), 0)))
+            if batch < min(s.batch, 2**12):
+                break
+        tick = time.perf_counter()
         # two halves with independent seeds (independent Sobol scrambles): their
         # disagreement measures the sampling noise of the mass estimate
-        batch = s.batch
         half = batch // 2
         x = torch.cat(
             [
@@ -608,7 +704,12 @@ def _solve(
         # the measured L1 error is ≈ sqrt(true² + noise²); report the true part
         error = math.sqrt(max(raw * raw - noise * noise, 0.0)) if settings.debias else raw
         s.total_samples += batch
-        errors.append(error)
+        s.errors.append(error)
+        s.noises.append(noise)
+        s.iteration = iteration
+        if error < s.best_error:
+            s.best_h, s.best_masses = s.h.clone(), masses.clone()
+            s.best_error, s.best_noise, s.best_iteration = error, noise, iteration
         if callback is not None:
             h_now = s.h if frame.scale == 1.0 else s.h / frame.scale
             info = IterationInfo(
@@ -616,33 +717,72 @@ def _solve(
             )
         if scorer.agree(callback is not None and bool(callback(info))):
             break
-        if error <= settings.tol and noise <= settings.tol:
+        if _converged(settings, error, noise, masses, nu):
             converged = True
+            s.best_h, s.best_masses = s.h.clone(), masses.clone()
+            s.best_error, s.best_noise, s.best_iteration = error, noise, iteration
             break
-        if settings.time_limit is not None and scorer.agree(
-            time.perf_counter() - start > settings.time_limit
-        ):
-            break
-        _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
+        if _measured_worse(s, error, noise):
+            # a step left h measurably worse than the best iterate: go back, step shorter
+            s.h.copy_(s.best_h)
+            s.damping = max(s.damping * 0.5, 1 / 64)
+            s.lr *= 0.5
+            s.step_from = None
+            s.rollbacks += 1
+        else:
+            _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
         if not bool(torch.isfinite(s.h).all()):
             raise FloatingPointError(
                 f"the heights became non-finite at iteration {iteration}: the scores "
                 f"<x, y_i> + h_i overflow {dtype} (check the scale of h0, or use float64)"
             )
-        s.iteration = iteration
+        seconds_per_sample = (time.perf_counter() - tick) / batch
         if ckpt is not None and writes_checkpoints and iteration % checkpoint_every == 0:
             payload = s.payload(fingerprint, time.perf_counter() - start)
             atomic_write(ckpt, lambda tmp, payload=payload: torch.save(payload, tmp))
+        if settings.time_limit is not None and scorer.agree(
+            time.perf_counter() - start > settings.time_limit
+        ):
+            break
+    # the result is the best measured iterate (after max_iter, h has taken one more step,
+    # which a checkpoint keeps so that a resumed run continues as an uninterrupted one)
+    measured = s.best_iteration > 0  # false only when no batch was ever drawn
+    h_out = s.best_h if measured else s.h
     return SemiDiscreteResult(
         problem=problem,
-        h=s.h.detach().to(torch.float64).cpu() / frame.scale,
-        cell_masses=masses.cpu(),
-        errors=list(errors),
+        h=h_out.detach().to(torch.float64).cpu() / frame.scale,
+        cell_masses=s.best_masses.cpu(),
+        errors=list(s.errors),
         converged=converged,
-        n_iter=iteration,
+        n_iter=s.iteration,
         n_samples=s.total_samples,
         method=f"monte-carlo-{settings.method}",
+        noise=s.best_noise if s.best_iteration else math.nan,
+        best_iteration=s.best_iteration,
     )
+
+
+def _converged(
+    settings: MonteCarloSettings,
+    error: float,
+    noise: float,
+    masses: torch.Tensor,
+    nu: torch.Tensor,
+) -> bool:
+    """The stopping rule: error and noise ≤ tol, no empty cell, cell errors within bound."""
+    if not (error <= settings.tol and noise <= settings.tol) or bool((masses == 0).any()):
+        return False
+    if settings.max_cell_error is None:
+        return True
+    return float(((masses - nu).abs() / nu).max()) <= settings.max_cell_error
+
+
+def _measured_worse(s: _SolverState, error: float, noise: float) -> bool:
+    """Whether h measured ``error`` exceeds the best measured error beyond both noises."""
+    if not math.isfinite(s.best_error) or s.best_iteration == s.iteration:
+        return False
+    margin = 2.0 * math.hypot(noise, s.best_noise)
+    return error > s.best_error + margin and error > 1.1 * s.best_error
 
 
 def _update(
@@ -663,11 +803,14 @@ def _update(
 
     Updates the heights, the batch size and the step-size / momentum state in ``s``.
     """
+    if settings.method == "jacobi":
+        _jacobi_step(s, settings, scorer, x, masses, nu, error)
+        return
     n_targets = problem.n_targets
     dtype = s.h.dtype
-    improved = error < s.best_error * 0.98
+    improved = error < s.stall_reference * 0.98
     if improved:
-        s.best_error, s.stalled = error, 0
+        s.stall_reference, s.stalled = error, 0
     else:
         s.stalled += 1
     if s.stalled >= settings.patience and settings.method != "newton":
@@ -675,7 +818,7 @@ def _update(
     noisy = noise > settings.tol or raw < 1.5 * noise
     if s.batch < settings.max_batch_size and (s.stalled >= settings.patience or noisy):
         s.batch = min(settings.max_batch_size, int(s.batch * settings.growth))
-        s.stalled, s.best_error = 0, error
+        s.stalled, s.stall_reference = 0, error
     elif s.stalled >= settings.patience:
         s.stalled = 0
 
@@ -721,6 +864,75 @@ def _update(
     k = iteration - s.momentum_start
     s.h = new_h + (k / (k + 3)) * (new_h - s.nesterov_prev)
     s.nesterov_prev = new_h
+
+
+# weight of the pooled cell statistics of earlier batches, per batch of age
+_STATISTICS_DECAY = 0.5
+# samples of pseudo-count that shrink a cell's facet-based τ toward its mean score gap
+_SHRINK_SAMPLES = 4.0
+
+
+def _jacobi_step(
+    s: _SolverState,
+    settings: MonteCarloSettings,
+    scorer: LocalScorer,
+    x: torch.Tensor,
+    masses: torch.Tensor,
+    nu: torch.Tensor,
+    error: float,
+) -> None:
+    """The log-domain diagonal Newton step of the "jacobi" rule, then the next batch size.
+
+    ``x`` (M, d) is the batch that measured ``masses`` (N,) at the current h. On its
+    first ``hessian_samples`` rows the two best scores give, per cell, the samples
+    inside it, their score gaps s_1 − s_2, and those within ε (the ``slab_fraction``
+    quantile of the gaps) of a facet. Pooled over batches (weights halving with age):
+
+        τ_i = (2 ε #cell_i + c ḡ_i) / (#slab_i + c),   ḡ_i = Σ gaps_i / (#cell_i + 1)
+
+    with c = 4 samples: the facet estimate μ_i / H_ii where a cell has many slab
+    samples, its mean gap where it has few (0 for a cell never sampled). Then
+    h_i −= ω τ_i log(μ̂_i / ν_i), with μ̂_i floored at half a sample; cells left empty
+    by the step are lifted until they hold a sample (the c-transform on the samples).
+    """
+    n_targets = nu.shape[0]
+    sub = x[: settings.hessian_samples]
+    values, cells = scorer.top2(sub, s.h)
+    owner = cells[:, 0]
+    gaps = (values[:, 0] - values[:, 1]).double()
+    gaps = torch.where(cells[:, 1] < 0, torch.zeros_like(gaps), gaps)  # a single target
+    eps = max(float(torch.quantile(gaps[: 2**20], settings.slab_fraction)), 1e-300)
+    near = gaps < eps
+    count = torch.bincount(owner, minlength=n_targets).double()
+    slab = torch.bincount(owner[near], minlength=n_targets).double()
+    second = cells[near, 1]
+    slab += torch.bincount(second[second >= 0], minlength=n_targets).double()
+    decay = _STATISTICS_DECAY
+    s.cell_count.mul_(decay).add_(count)
+    s.gap_sum.mul_(decay).add_(torch.bincount(owner, weights=gaps, minlength=n_targets))
+    s.slab_count.mul_(decay).add_(slab)
+    s.slab_mass.mul_(decay).add_(2 * eps * count)
+    mean_gap = s.gap_sum / (s.cell_count + 1)
+    tau = (s.slab_mass + _SHRINK_SAMPLES * mean_gap) / (s.slab_count + _SHRINK_SAMPLES)
+    batch = x.shape[0]
+    log_ratio = torch.log(masses.clamp_min(0.5 / batch) / nu)
+    delta = -tau * log_ratio
+    delta -= delta.mean()
+    s.h += (s.damping * delta).to(s.h.dtype)
+    empty = masses == 0
+    if bool(empty.any()):
+        probe = x[: settings.hessian_samples]
+        _, top = scorer.argmax(probe, s.h)
+        scorer.lift_empty_cells(s.h, empty, probe, top)
+    # the next batch: sampling noise ∝ 1/sqrt(batch), aimed at noise_ratio × the error
+    # (never below tol / 2: the stopping rule needs noise ≤ tol); doubled on a stall
+    measured_noise = s.noises[-1]
+    target = settings.noise_ratio * max(min(error, s.best_error), settings.tol / 2)
+    recent = s.errors[-3:]
+    stalled = len(s.errors) > 3 and min(recent) > 0.95 * min(s.errors[:-3])
+    factor = max(2.0 if stalled else 1.0, (measured_noise / max(target, 1e-300)) ** 2)
+    grown = math.ceil(batch * min(factor, 4.0))
+    s.batch = min(settings.max_batch_size, max(s.batch, grown))
 
 
 def estimate_masses(

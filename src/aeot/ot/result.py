@@ -23,7 +23,7 @@ class SemiDiscreteResult:
     cell_masses : (N,) tensor
         μ(W_i(h)) as last measured (exactly for the 2D solver, on samples otherwise).
     errors : list of float
-        L1 cell-mass error Σ_i |μ(W_i) − ν_i| after each iteration, measured on samples
+        L1 cell-mass error Σ_i |μ(W_i) − ν_i| of each iterate, measured on samples
         not used for the update (exact for the 2D solver).
     converged : bool
         Whether the stopping tolerance was met.
@@ -31,6 +31,12 @@ class SemiDiscreteResult:
     n_samples : int
         Source samples drawn in total (0 for the exact solver).
     method : str
+    noise : float
+        Monte-Carlo solvers: the sampling noise of the measurement that gave ``error``
+        (Σ_i |μ̂_i^A − μ̂_i^B| / 2 over two half-batches); NaN for exact solvers.
+    best_iteration : int
+        The iteration (1-based) whose iterate ``h`` is, when the solver returns the best
+        measured iterate rather than the last; 0 when ``h`` is the last one.
     """
 
     problem: SemiDiscreteProblem
@@ -41,6 +47,8 @@ class SemiDiscreteResult:
     n_iter: int = 0
     n_samples: int = 0
     method: str = ""
+    noise: float = float("nan")
+    best_iteration: int = 0
 
     def __post_init__(self):
         self.h = self.h - self.h.mean()
@@ -56,8 +64,12 @@ class SemiDiscreteResult:
 
     @property
     def error(self) -> float:
-        """The last measured L1 cell-mass error."""
-        return self.errors[-1] if self.errors else float("nan")
+        """The measured L1 cell-mass error of the returned ``h``."""
+        if not self.errors:
+            return float("nan")
+        if 0 < self.best_iteration <= len(self.errors):
+            return self.errors[self.best_iteration - 1]
+        return self.errors[-1]
 
     def _prepare(self, x) -> tuple[torch.Tensor, ScoreKernel, torch.Tensor]:
         y = self.problem.targets

@@ -1,0 +1,125 @@
+"""The Monte-Carlo solver where AE-OT needs it: clustered codes in 16+ dimensions, and
+what a result may claim (the returned h is the one measured; rollback; limits)."""
+
+import math
+import time
+
+import pytest
+import torch
+
+from aeot.ot import BoxUniform, SemiDiscreteProblem, solve_semidiscrete
+
+
+def _codes(n: int, dim: int, clusters: int, seed: int) -> torch.Tensor:
+    """Clustered codes rescaled into [-1, 1]^dim as AE-OT does (min/max, margin 1.02)."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(clusters, dim, generator=g)
+    z = centers[torch.randint(0, clusters, (n,), generator=g)]
+    z = z + 0.3 * torch.randn(n, dim, generator=g)
+    low, high = z.min(0).values, z.max(0).values
+    return ((z - (low + high) / 2) / ((high - low) / 2 * 1.02)).float()
+
+
+def _fresh(problem, h, n=2**20, seed=77):
+    """(L1 error with the sampling noise removed, noise, empty cells) on fresh i.i.d. samples."""
+    from aeot.ot import estimate_masses
+
+    first = estimate_masses(problem, h, n // 2, seed=seed)
+    second = estimate_masses(problem, h, n // 2, seed=seed + 1)
+    masses = (first + second) / 2
+    raw = float((masses - problem.weights).abs().sum())
+    noise = 0.5 * float((first - second).abs().sum())
+    return math.sqrt(max(raw * raw - noise * noise, 0.0)), noise, int((masses == 0).sum())
+
+
+def test_clustered_codes_in_16_dimensions_converge():
+    # 2,000 codes of 10 clusters in d = 16: the previous default (newton, 2^14-sample
+    # batches) ended above 0.3 here; the jacobi rule meets tol, confirmed on fresh samples
+    problem = SemiDiscreteProblem(_codes(2000, 16, 10, 0), source=BoxUniform(16, -1.0, 1.0))
+    result = solve_semidiscrete(problem, tol=0.1, seed=0, time_limit=120)
+    assert result.converged, result.errors
+    assert result.method == "monte-carlo-jacobi"
+    error, noise, empty = _fresh(problem, result.h)
+    assert empty == 0
+    assert error <= 0.1 + 3 * noise, (error, noise)
+
+
+@pytest.mark.parametrize("method", ["jacobi", "newton"])
+def test_stopping_at_max_iter_returns_the_measured_iterate(method):
+    # the solve stops after measuring its last iterate: no unmeasured step follows, so
+    # result.error describes result.h (once a step was applied after the last measurement)
+    y = torch.rand(1000, 8, generator=torch.Generator().manual_seed(7))
+    problem = SemiDiscreteProblem(y, source=BoxUniform(8))
+    result = solve_semidiscrete(problem, method=method, tol=0.02, seed=0, max_iter=1)
+    assert result.n_iter == 1 and len(result.errors) == 1
+    error, noise, _ = _fresh(problem, result.h)
+    assert abs(error - result.error) <= 3 * max(noise, result.noise), (error, result.error)
+
+
+def test_the_best_measured_iterate_is_returned_and_worse_ones_rolled_back():
+    # Adam with a step 100x too long: iterates get worse; each one measured worse than
+    # the best beyond the noise of both measurements is replaced by the best, and the
+    # best measured iterate is what is returned
+    problem = SemiDiscreteProblem(torch.rand(200, 4, generator=torch.Generator().manual_seed(1)))
+    seen = {}
+
+    def record(info):
+        seen[info.iteration] = (info.h.double().clone(), info.error, info.noise)
+
+    result = solve_semidiscrete(
+        problem, method="adam", lr=5.0, tol=1e-3, seed=0, max_iter=12, callback=record
+    )
+    assert result.error == min(result.errors)
+    best = seen[result.best_iteration][0]
+    torch.testing.assert_close(result.h, best - best.mean(), rtol=0, atol=1e-6)
+    rolled_back = 0
+    for k in range(2, result.n_iter):
+        best_k = min(range(1, k), key=lambda i: seen[i][1])
+        _, error, noise = seen[k]
+        _, best_error, best_noise = seen[best_k]
+        if error > best_error + 2 * math.hypot(noise, best_noise) and error > 1.1 * best_error:
+            torch.testing.assert_close(seen[k + 1][0], seen[best_k][0], rtol=0, atol=0)
+            rolled_back += 1
+    assert rolled_back >= 1
+
+
+def test_time_limit_is_honoured_within_a_batch():
+    # 20,000 codes in d = 16: one late batch of the solve takes longer than the limit;
+    # the solver sizes its batches to the time left instead of overrunning by one
+    problem = SemiDiscreteProblem(_codes(20000, 16, 10, 2), source=BoxUniform(16, -1.0, 1.0))
+    start = time.perf_counter()
+    result = solve_semidiscrete(problem, tol=1e-3, seed=0, time_limit=6.0)
+    elapsed = time.perf_counter() - start
+    assert not result.converged
+    assert elapsed < 6.0 + 3.0, elapsed  # the first batch has no timing yet: ~1 s slack
+    assert math.isfinite(result.error) and result.error == result.errors[result.best_iteration - 1]
+
+
+def test_converged_results_have_no_empty_cell_and_respect_max_cell_error():
+    # very uneven weights (Dirichlet(1)): an L1 tolerance alone accepted an empty cell and
+    # a cell at 48x its weight; max_cell_error bounds every cell's measured relative error
+    g = torch.Generator().manual_seed(3)
+    weights = torch.distributions.Dirichlet(torch.ones(300)).sample()
+    problem = SemiDiscreteProblem(torch.rand(300, 4, generator=g), weights.double() / weights.sum())
+    result = solve_semidiscrete(problem, tol=0.05, seed=0, max_cell_error=0.5, time_limit=120)
+    assert result.converged
+    masses = result.cell_masses
+    assert bool((masses > 0).all())
+    assert float(((masses - problem.weights).abs() / problem.weights).max()) <= 0.5
+    plain = solve_semidiscrete(problem, tol=0.05, seed=0)
+    assert plain.converged and bool((plain.cell_masses > 0).all())
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"noise_ratio": 0}, "noise_ratio"),
+        ({"noise_ratio": 1.5}, "noise_ratio"),
+        ({"max_cell_error": -1.0}, "max_cell_error"),
+        ({"max_cell_error": float("nan")}, "max_cell_error"),
+        ({"batch_size": 1}, "batch_size"),
+    ],
+)
+def test_bad_new_settings(override, match):
+    with pytest.raises(ValueError, match=match):
+        solve_semidiscrete(SemiDiscreteProblem(torch.rand(5, 2)), **override)
