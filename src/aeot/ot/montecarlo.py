@@ -42,7 +42,8 @@ The batch is drawn in two halves with independent seeds; the raw error
 Σ_i |μ̂_i^A − μ̂_i^B| / 2 (valid for scrambled Sobol points too, whose noise is
 below the i.i.d. floor sqrt(2/π) Σ_i sqrt(ν_i(1 − ν_i)/n)).
 With ``debias`` the recorded error is sqrt(raw² − noise²), the part due to h; the
-solver stops when both it and the noise are ≤ ``tol``, no cell is empty, and (if
+solver stops when both it and the noise are ≤ ``tol``, no cell is empty (of those the
+batch resolves: ν_i · batch ≥ 10), and (if
 ``max_cell_error`` is set) every measured |μ̂_i − ν_i| / ν_i is within it. For the
 other rules the batch grows (× ``growth``) when the error stalls or the noise
 dominates the measurement.
@@ -717,7 +718,7 @@ def _solve(
             )
         if scorer.agree(callback is not None and bool(callback(info))):
             break
-        if _converged(settings, error, noise, masses, nu):
+        if _converged(settings, error, noise, masses, nu, batch):
             converged = True
             s.best_h, s.best_masses = s.h.clone(), masses.clone()
             s.best_error, s.best_noise, s.best_iteration = error, noise, iteration
@@ -762,15 +763,27 @@ def _solve(
     )
 
 
+# a cell expected to hold this many samples of a batch is empty by chance with
+# probability e^-10 < 1e-4: measured empty, it counts as empty
+_RESOLVED_SAMPLES = 10.0
+
+
 def _converged(
     settings: MonteCarloSettings,
     error: float,
     noise: float,
     masses: torch.Tensor,
     nu: torch.Tensor,
+    batch: int,
 ) -> bool:
-    """The stopping rule: error and noise ≤ tol, no empty cell, cell errors within bound."""
-    if not (error <= settings.tol and noise <= settings.tol) or bool((masses == 0).any()):
+    """The stopping rule: error and noise ≤ tol, no empty cell, cell errors within bound.
+
+    A cell whose weight the batch resolves (ν_i · batch ≥ 10 expected samples) must hold
+    a sample; a lighter one cannot be told from empty at this batch size.
+    """
+    if not (error <= settings.tol and noise <= settings.tol):
+        return False
+    if bool(((masses == 0) & (nu * batch >= _RESOLVED_SAMPLES)).any()):
         return False
     if settings.max_cell_error is None:
         return True
@@ -930,7 +943,11 @@ def _jacobi_step(
     target = settings.noise_ratio * max(min(error, s.best_error), settings.tol / 2)
     recent = s.errors[-3:]
     stalled = len(s.errors) > 3 and min(recent) > 0.95 * min(s.errors[:-3])
-    factor = max(2.0 if stalled else 1.0, (measured_noise / max(target, 1e-300)) ** 2)
+    # a met L1 tolerance with cells outside max_cell_error: resolve the small cells better
+    cells_pending = settings.max_cell_error is not None and error <= settings.tol
+    factor = max(
+        2.0 if stalled or cells_pending else 1.0, (measured_noise / max(target, 1e-300)) ** 2
+    )
     grown = math.ceil(batch * min(factor, 4.0))
     s.batch = min(settings.max_batch_size, max(s.batch, grown))
 
