@@ -20,7 +20,7 @@ Problems (goals of the project's latent-scale OT work):
    sheets (the shape of Stacked MNIST codes); goal L1 ≤ 0.25 in under 10 minutes.
 
 Usage: python benchmarks/bench_latent_ot.py [--problems clustered,mnist,stacked]
-       [--pot] [--before-budget SECONDS] [--check N]
+       [--pot] [--before-budget SECONDS] [--skip-before] [--check N]
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ def main() -> None:
         help="seconds for the previous default (newton); the goal's time if unset",
     )
     parser.add_argument("--check", type=int, default=2**22, help="fresh samples per check")
+    parser.add_argument("--skip-before", action="store_true", help="no newton rows")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"load average at start: {os.getloadavg()}", flush=True)
@@ -193,6 +194,8 @@ def main() -> None:
                 ),
             ),
         ]
+        if args.skip_before:
+            runs.pop()
         if name == "clustered":
             pot_level = dict(tol=0.043, time_limit=budget, seed=0)
             runs.insert(1, ("jacobi, tol 0.043 (POT's)", pot_level))
