@@ -90,6 +90,15 @@ def load_checkpoint(path: str | os.PathLike, required: set[str], *, what: str) -
     return payload
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def tensor_hash(*tensors: torch.Tensor) -> str:
     """BLAKE2b digest (32 hex digits) of the tensors' bytes, in order: identifies data in
     a fingerprint."""

@@ -102,7 +102,7 @@ def test_converged_results_have_no_empty_cell_and_respect_max_cell_error():
     torch.manual_seed(3)
     uneven = torch.distributions.Dirichlet(torch.ones(300)).sample().double()
     uneven_problem = SemiDiscreteProblem(y, uneven / uneven.sum())
-    plain = solve_semidiscrete(uneven_problem, tol=0.05, seed=0, time_limit=120)
+    plain = solve_semidiscrete(uneven_problem, method="jacobi", tol=0.05, seed=0, time_limit=120)
     assert plain.converged
     # every cell that a batch resolves (>= 10 expected samples; batches hold >= 2^14
     # samples and only grow) holds a sample
@@ -110,7 +110,9 @@ def test_converged_results_have_no_empty_cell_and_respect_max_cell_error():
     assert bool((plain.cell_masses[resolved] > 0).all())
     weights = torch.distributions.Dirichlet(torch.full((300,), 5.0)).sample().double()
     problem = SemiDiscreteProblem(y, weights / weights.sum())
-    result = solve_semidiscrete(problem, tol=0.05, seed=0, max_cell_error=0.3, time_limit=120)
+    result = solve_semidiscrete(
+        problem, method="jacobi", tol=0.05, seed=0, max_cell_error=0.3, time_limit=120
+    )
     assert result.converged
     relative = (result.cell_masses - problem.weights).abs() / problem.weights
     assert float(relative.max()) <= 0.3

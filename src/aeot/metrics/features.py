@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aeot._io import load_json, load_tensors, save_json, save_tensors
+from aeot._io import file_sha256, load_json, load_tensors, save_json, save_tensors
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.metrics.frechet import frechet_distance
 
@@ -265,14 +265,6 @@ def _weights_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     if p.suffix == ".json":
         return p.with_suffix(".safetensors"), p
     return p.parent / f"{p.name}.safetensors", p.parent / f"{p.name}.json"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ConvClassifier:
@@ -517,7 +509,7 @@ class ConvClassifier:
             "history": self.history,
             "fitted": self.fitted,
             "weights_file": weights_path.name,
-            "weights_sha256": _sha256_file(weights_path),
+            "weights_sha256": file_sha256(weights_path),
         }
         save_json(json_path, meta)
         return weights_path, json_path
@@ -546,7 +538,7 @@ class ConvClassifier:
             )
         if not weights_path.is_file():
             raise FileNotFoundError(f"classifier weights not found: {weights_path}")
-        if _sha256_file(weights_path) != meta.get("weights_sha256"):
+        if file_sha256(weights_path) != meta.get("weights_sha256"):
             raise ValueError(
                 f"{weights_path} does not match {json_path} (SHA-256 differs): "
                 "the pair is inconsistent; retrain or restore both files"

@@ -50,6 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aeot._io import file_sha256
+
 _SOURCE = Path(__file__).with_name("_native.c")
 _FLAGS = [
     "-O3",
@@ -74,14 +76,6 @@ def _cache_root() -> Path:
 def _cache_dir() -> Path:
     """The folder of the built libraries: ``native`` under :func:`_cache_root`."""
     return _cache_root() / "native"
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @cache
@@ -192,7 +186,7 @@ def _compile(source: bytes, target: Path, flags: list[str], compiler: str) -> st
             _LAST_ERROR[0] = f"{compiler} failed: {' / '.join(stderr[-3:]) or result.returncode}"
             return None
         os.chmod(out, 0o755)  # never group/other-writable, whatever the umask
-        digest = _sha256_file(out)
+        digest = file_sha256(out)
         os.replace(out, target)  # atomic: concurrent builders never see a partial file
     return digest
 
@@ -226,7 +220,7 @@ def _load_verified(target: Path, manifest_path: Path, expected: dict) -> ctypes.
         return None
     try:
         before = os.stat(target)
-        if _sha256_file(target) != recorded.get("sha256"):
+        if file_sha256(target) != recorded.get("sha256"):
             return None
         after = os.stat(target)
         if (before.st_ino, before.st_size, before.st_mtime_ns) != (

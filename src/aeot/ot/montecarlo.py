@@ -7,7 +7,9 @@ Minimises the convex energy of the Brenier potential u_h(x) = max_i <x, y_i> + h
 with cell masses μ(W_i) estimated on fresh (quasi-)random source samples each
 iteration. Four update rules:
 
-* ``"jacobi"`` (default): a diagonal Newton step taken in log-mass coordinates,
+* ``"auto"`` (default): ``"newton"`` up to d = 12, ``"jacobi"`` above (see
+  ``AUTO_NEWTON_MAX_DIM``).
+* ``"jacobi"``: a diagonal Newton step taken in log-mass coordinates,
 
       h_i ← h_i − ω τ_i log(μ̂_i / ν_i),      τ_i ≈ (∂ log μ_i / ∂h_i)^{-1} = μ_i / H_ii,
 
@@ -79,7 +81,12 @@ from aeot.ot.kernels import ScoreKernel, pack_panels
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
 
-METHODS = ("jacobi", "newton", "adam", "nesterov")
+METHODS = ("auto", "jacobi", "newton", "adam", "nesterov")
+# "auto": the sampled-Laplacian Newton step up to this dimension (few neighbours per
+# cell, a well-estimated Hessian, fast on smooth modes: 1,527 codes in d = 10 reach
+# L1 0.03 where "jacobi" creeps at 0.98 per step), the "jacobi" rule above it (hundreds
+# of neighbours per cell: 5,000 codes in d = 32 reach 0.036 where newton stays at 0.70)
+AUTO_NEWTON_MAX_DIM = 12
 CHECKPOINT_VERSION = 2
 
 
@@ -87,7 +94,7 @@ CHECKPOINT_VERSION = 2
 class MonteCarloSettings:
     """Settings of :func:`solve_semidiscrete`."""
 
-    method: str = "jacobi"  # "jacobi", "newton", "adam" or "nesterov"
+    method: str = "auto"  # "auto", "jacobi", "newton", "adam" or "nesterov"
     tol: float = 1e-2  # stop when the L1 cell-mass error Σ|μ(W_i) − ν_i| is ≤ tol
     max_iter: int = 300  # iterations (batches) at most
     # samples in the first batch; None: max(2^14, 8 N) for "jacobi", 2^14 otherwise
@@ -109,6 +116,12 @@ class MonteCarloSettings:
     noise_ratio: float = 0.5
     # also require max_i |μ̂_i − ν_i| / ν_i ≤ this (measured, noise included) to converge
     max_cell_error: float | None = None
+
+    def for_dimension(self, dim: int) -> MonteCarloSettings:
+        """These settings with ``method="auto"`` resolved for targets in ``dim`` dimensions."""
+        if self.method != "auto":
+            return self
+        return replace(self, method="newton" if dim <= AUTO_NEWTON_MAX_DIM else "jacobi")
 
     def first_batch(self, n_targets: int) -> int:
         """Samples in the first batch (``batch_size``, or its default for ``method``)."""
@@ -593,6 +606,7 @@ def solve_semidiscrete(
     if not isinstance(problem, SemiDiscreteProblem):
         raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
     settings = replace(settings or MonteCarloSettings(), **overrides).validate()
+    settings = settings.for_dimension(problem.dim)
     device = resolve_device(settings.device)
     frame = _Frame.fit(problem, _source_probe(problem))
     y = _working_targets(frame, problem, settings.dtype, device)
