@@ -477,7 +477,6 @@ class _SolverState:
     best_error: float = math.inf  # the lowest error measured, of the iterate best_h
     best_noise: float = math.inf  # the sampling noise of that measurement
     best_iteration: int = 0
-    rollbacks: int = 0
 
     _TENSORS = (
         "h",
@@ -492,6 +491,11 @@ class _SolverState:
         "gap_sum",
         "cell_count",
     )
+
+    def keep_best(self, masses: torch.Tensor, error: float, noise: float) -> None:
+        """Keep the current h, measured at this iteration, as the iterate to return."""
+        self.best_h, self.best_masses = self.h.clone(), masses.clone()
+        self.best_error, self.best_noise, self.best_iteration = error, noise, self.iteration
 
     def payload(self, fingerprint: str, elapsed: float) -> dict[str, Any]:
         scalars = {
@@ -723,8 +727,7 @@ def _solve(
         s.noises.append(noise)
         s.iteration = iteration
         if error < s.best_error:
-            s.best_h, s.best_masses = s.h.clone(), masses.clone()
-            s.best_error, s.best_noise, s.best_iteration = error, noise, iteration
+            s.keep_best(masses, error, noise)
         if callback is not None:
             h_now = s.h if frame.scale == 1.0 else s.h / frame.scale
             info = IterationInfo(
@@ -734,8 +737,7 @@ def _solve(
             break
         if _converged(settings, error, noise, masses, nu, batch):
             converged = True
-            s.best_h, s.best_masses = s.h.clone(), masses.clone()
-            s.best_error, s.best_noise, s.best_iteration = error, noise, iteration
+            s.keep_best(masses, error, noise)  # a converged iterate is returned as measured
             break
         if _measured_worse(s, error, noise):
             # a step left h measurably worse than the best iterate: go back, step shorter
@@ -743,7 +745,6 @@ def _solve(
             s.damping = max(s.damping * 0.5, 1 / 64)
             s.lr *= 0.5
             s.step_from = None
-            s.rollbacks += 1
         else:
             _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
         if not bool(torch.isfinite(s.h).all()):
@@ -948,9 +949,8 @@ def _jacobi_step(
     s.h += (s.damping * delta).to(s.h.dtype)
     empty = masses == 0
     if bool(empty.any()):
-        probe = x[: settings.hessian_samples]
-        _, top = scorer.argmax(probe, s.h)
-        scorer.lift_empty_cells(s.h, empty, probe, top)
+        _, top = scorer.argmax(sub, s.h)  # u_h on the subset after the step
+        scorer.lift_empty_cells(s.h, empty, sub, top)
     # the next batch: sampling noise ∝ 1/sqrt(batch), aimed at noise_ratio × the error
     # (never below tol / 2: the stopping rule needs noise ≤ tol); doubled on a stall
     measured_noise = s.noises[-1]
