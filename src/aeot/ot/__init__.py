@@ -22,7 +22,7 @@ from aeot.ot.montecarlo import (
     noise_floor,
     solve_semidiscrete,
 )
-from aeot.ot.problem import SemiDiscreteProblem
+from aeot.ot.problem import NearDuplicateTargetsWarning, SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
 from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
 
@@ -32,6 +32,7 @@ __all__ = [
     "Gaussian",
     "IterationInfo",
     "MonteCarloSettings",
+    "NearDuplicateTargetsWarning",
     "SemiDiscreteProblem",
     "SemiDiscreteResult",
     "Source",

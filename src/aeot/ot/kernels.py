@@ -21,6 +21,7 @@ rounding in the last bit (top-k where it uses the GEMM).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from aeot.ot import _native
@@ -223,8 +224,9 @@ class ScoreKernel:
 
         Columns beyond the number of targets hold score -inf and cell -1.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
         self._check(x, h)
         m = x.shape[0]
         if self.fused and (

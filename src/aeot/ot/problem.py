@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,9 @@ class SemiDiscreteProblem:
         holds each of their values exactly; integer targets become float32 when it
         holds every value exactly (all |y| ≤ 2^24), else float64, and integers
         beyond 2^53 are refused. Complex, boolean and non-numeric input is a
-        ``TypeError``.
+        ``TypeError``. Targets closer than the working precision can resolve (see
+        :meth:`unresolvable_pair`) raise a :class:`NearDuplicateTargetsWarning` naming
+        the pair: the solver cannot place the facet between their cells and may stall.
     weights : (N,) array, optional
         Target masses ν_i > 0 summing to one, converted to float64. Uniform when
         omitted.
@@ -43,6 +46,10 @@ class SemiDiscreteProblem:
     source: Source
 
     def __init__(self, targets, weights=None, source: Source | None = None):
+        if isinstance(targets, torch.Tensor):
+            targets = targets.detach()  # problem data, not parameters: no autograd graph
+        if isinstance(weights, torch.Tensor):
+            weights = weights.detach()
         y = as_working_tensor(targets, "targets", ndim=2)
         n, d = y.shape
         if weights is None:
@@ -66,6 +73,54 @@ class SemiDiscreteProblem:
         object.__setattr__(self, "targets", y)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "source", source)
+        self._warn_near_duplicates()
+
+    def unresolvable_pair(self, dtype: torch.dtype | None = None) -> tuple[int, int, float] | None:
+        """Two targets that working precision ``dtype`` cannot separate, or None.
+
+        Scores <x, y_i> + h_i are rounded to about ε·S, with ε the machine epsilon of
+        ``dtype`` (default: the targets' dtype) and S = max |y_ij| the targets'
+        magnitude. Targets with ‖y_i − y_j‖_∞ ≤ 16 ε S differ by a dozen or so rounding
+        units at most: the facet between their cells cannot be placed, so their masses
+        cannot be balanced and a solver stalls. Returns ``(i, j, ‖y_i − y_j‖_∞)`` for
+        the closest such pair found (i < j), in O(N log N) time (:func:`_near_pair`).
+        """
+        dtype = self.targets.dtype if dtype is None else dtype
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        scale = float(self.targets.abs().max())
+        if self.n_targets < 2 or scale == 0.0:
+            return None
+        return _near_pair(self.targets, _NEAR_ULPS * torch.finfo(dtype).eps * scale)
+
+    def _warn_near_duplicates(self) -> None:
+        """Warn, naming the pair, when float32 (the Monte-Carlo solver's default working
+        precision) or the targets' own precision cannot separate two targets."""
+        pair = self.unresolvable_pair(torch.float32)  # the wider tolerance of the two
+        if pair is None:
+            return
+        i, j, gap = pair
+        scale = float(self.targets.abs().max())
+        own = self.targets.dtype
+        if own == torch.float32 or gap <= _NEAR_ULPS * torch.finfo(own).eps * scale:
+            what, advice = f"{own} cannot", "rescale or recentre the targets"
+        else:
+            what = "float32 (the Monte-Carlo solver's default dtype) cannot"
+            advice = "solve with dtype=torch.float64"
+            spread = float((self.targets.amax(0) - self.targets.amin(0)).max())
+            if gap < 1e-9 * spread:
+                advice += (
+                    f" (even there the pair is {gap / spread:.2g} of the targets' spread "
+                    "apart: an ill-conditioned facet that may still stall the solver)"
+                )
+        warnings.warn(
+            f"targets at rows [{i}, {j}] differ by only {gap:.3g} (largest coordinate "
+            f"difference) at magnitude {scale:.3g}: {what} separate their cells, so the "
+            f"solver may stall short of its tolerance. Merge them (add their weights) if "
+            f"they are one point, or {advice}",
+            NearDuplicateTargetsWarning,
+            stacklevel=3,
+        )
 
     @property
     def n_targets(self) -> int:
@@ -74,6 +129,49 @@ class SemiDiscreteProblem:
     @property
     def dim(self) -> int:
         return self.targets.shape[1]
+
+
+class NearDuplicateTargetsWarning(RuntimeWarning):
+    """Two targets are too close for the working precision to separate their cells."""
+
+
+_NEAR_ULPS = 16  # targets within this many rounding units of each other are inseparable
+
+
+def _near_pair(
+    y: torch.Tensor, tol: float, *, rows: int = 2**16, max_offset: int = 256
+) -> tuple[int, int, float] | None:
+    """The closest pair of rows of ``y`` (N, d) with ‖y_i − y_j‖_∞ ≤ ``tol`` found, or None.
+
+    Rows are sorted by a fixed random projection p·y with ‖p‖_1 = 1, so that
+    |p·(y_i − y_j)| ≤ ‖y_i − y_j‖_∞: a pair within ``tol`` is within ``tol`` in that
+    order too. Rows k places apart in the order are compared for k = 1, 2, ... until
+    no projections k apart are within ``tol`` (then no pair further apart can be),
+    or ``max_offset`` (a best-effort bound for dense clusters). The projection is
+    computed in float64 in chunks of ``rows``: O(N) extra memory.
+    """
+    n, d = y.shape
+    gen = torch.Generator().manual_seed(20240612)
+    p = torch.rand(d, generator=gen, dtype=torch.float64) + 0.5
+    p = p / p.sum()
+    proj = torch.cat([part.detach().cpu().double() @ p for part in y.split(rows)])
+    slack = tol + 4 * d * torch.finfo(torch.float64).eps * float(proj.abs().max())
+    order = torch.argsort(proj)
+    sorted_proj = proj[order]
+    best: tuple[int, int, float] | None = None
+    for k in range(1, min(n, max_offset + 1)):
+        close = torch.nonzero(sorted_proj[k:] - sorted_proj[:-k] <= slack).flatten()
+        if close.numel() == 0:
+            break
+        a, b = order[close], order[close + k]
+        gaps = (y[a].double() - y[b].double()).abs().amax(1).cpu()
+        hit = torch.nonzero(gaps <= tol).flatten()
+        if hit.numel():
+            m = int(hit[gaps[hit].argmin()])
+            if best is None or float(gaps[m]) < best[2]:
+                i, j = sorted((int(a[m]), int(b[m])))
+                best = (i, j, float(gaps[m]))
+    return best
 
 
 _INT_OF_SAME_SIZE = {8: torch.int64, 4: torch.int32, 2: torch.int16}

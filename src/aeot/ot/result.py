@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aeot._validation import as_float_tensor
+from aeot._validation import as_float_tensor, check_positive_int
 from aeot.ot.kernels import ScoreKernel
 from aeot.ot.problem import SemiDiscreteProblem
 
@@ -51,7 +51,15 @@ class SemiDiscreteResult:
     best_iteration: int = 0
 
     def __post_init__(self):
-        self.h = self.h - self.h.mean()
+        if not isinstance(self.problem, SemiDiscreteProblem):
+            raise TypeError(
+                f"problem must be a SemiDiscreteProblem, got {type(self.problem).__name__}"
+            )
+        n = self.problem.n_targets
+        h = as_float_tensor(self.h, "h", ndim=1)
+        if h.shape[0] != n:
+            raise ValueError(f"h has {h.shape[0]} entries but there are {n} targets")
+        self.h = h - h.mean()
         self._kernel: ScoreKernel | None = None
 
     @property
@@ -77,7 +85,10 @@ class SemiDiscreteResult:
         if x.ndim == 1:
             x = x.unsqueeze(0)
         if x.ndim != 2 or x.shape[1] != y.shape[1]:
-            raise ValueError(f"x must have shape (M, {y.shape[1]}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (M, {y.shape[1]}) (the targets' dimension is "
+                f"{y.shape[1]}), got {tuple(x.shape)}"
+            )
         if self._kernel is None:
             self._kernel = ScoreKernel(y)
         return x, self._kernel, self.h.to(dtype=y.dtype, device=y.device)
@@ -98,20 +109,31 @@ class SemiDiscreteResult:
 
     def topk(self, x, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``k`` largest <x, y_i> + h_i per point, best first: values (M, k), cells (M, k)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        try:
+            k = check_positive_int(k, "k")
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
         x, kernel, h = self._prepare(x)
         return kernel.topk(x, h, k)
 
     def measure_masses(
         self, n_samples: int = 2**20, *, seed: int = 12345, qmc: bool = False
     ) -> torch.Tensor:
-        """Cell masses μ(W_i) estimated from ``n_samples`` fresh source samples."""
+        """Cell masses μ(W_i) estimated from ``n_samples`` fresh source samples: (N,) float64.
+
+        The scores <x, y_i> + h_i are computed in the targets' dtype (float32 or
+        float64): a float64 problem is measured in float64, never cast down.
+        """
         from aeot.ot.montecarlo import estimate_masses
 
-        return estimate_masses(self.problem, self.h, n_samples, seed=seed, qmc=qmc)
+        return estimate_masses(
+            self.problem, self.h, n_samples, seed=seed, qmc=qmc, dtype=self.problem.targets.dtype
+        )
 
     def l1_error(self, n_samples: int = 2**22, *, seed: int = 12345, qmc: bool = False) -> float:
-        """Σ_i |μ(W_i) − ν_i| measured on fresh samples (MC noise ≈ 0.8·sqrt(N/n))."""
+        """Σ_i |μ(W_i) − ν_i| measured on fresh samples (MC noise ≈ 0.8·sqrt(N/n)).
+
+        Measured in the targets' dtype (see :meth:`measure_masses`), summed in float64.
+        """
         masses = self.measure_masses(n_samples, seed=seed, qmc=qmc)
-        return float((masses.double().cpu() - self.problem.weights.cpu()).abs().sum())
+        return float((masses.double().cpu() - self.problem.weights.double().cpu()).abs().sum())

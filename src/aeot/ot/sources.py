@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from aeot._validation import as_float_tensor
+from aeot._validation import as_float_tensor, check_positive_int
+
+
+def _per_axis(value, dim: int, name: str) -> tuple[float, ...]:
+    """``value`` (a number or ``dim`` numbers) as ``dim`` finite floats, or a clear error."""
+    array = as_float_tensor(value, name, dtype=torch.float64, allow_empty=True)
+    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] not in (1, dim)):
+        raise ValueError(
+            f"{name} must be a number or {dim} numbers (one per axis), "
+            f"got shape {tuple(array.shape)}"
+        )
+    if array.numel() == 0:
+        raise ValueError(f"{name} is empty; give a number or {dim} numbers")
+    return tuple(array.expand(dim).tolist())
+
+
+def _check_range(values, dtype: torch.dtype, what: str) -> None:
+    """Refuse sampling in ``dtype`` when ``values`` (bounds, spans) overflow it."""
+    largest = max(abs(v) for v in values)
+    if largest > torch.finfo(dtype).max:
+        raise ValueError(
+            f"{what} reaches {largest:.3g}, beyond the range of {dtype}: "
+            "rescale the problem or work in torch.float64"
+        )
 
 
 def _sobol_uniform(n: int, dim: int, seed: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -24,6 +48,14 @@ def _uniform(n: int, dim: int, seed: int, qmc: bool, dtype, device) -> torch.Ten
         return _sobol_uniform(n, dim, seed, dtype, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     return torch.rand(n, dim, generator=gen, dtype=dtype).to(device)
+
+
+def _check_dim(dim) -> int:
+    """The dimension d of a source: a positive integer (numpy integers too)."""
+    try:
+        return check_positive_int(dim, "dim")
+    except TypeError:
+        raise TypeError(f"dim must be a positive integer, got {dim!r}") from None
 
 
 class Source:
@@ -58,10 +90,11 @@ class BoxUniform(Source):
     high: tuple[float, ...]
 
     def __init__(self, dim: int, low=0.0, high=1.0):
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
-        lo = torch.as_tensor(low, dtype=torch.float64).expand(dim).tolist()
-        hi = torch.as_tensor(high, dtype=torch.float64).expand(dim).tolist()
+        dim = _check_dim(dim)
+        try:
+            lo, hi = _per_axis(low, dim, "low"), _per_axis(high, dim, "high")
+        except ValueError as exc:
+            raise ValueError(f"box bounds: {exc}") from None
         if not all(
             math.isfinite(a) and math.isfinite(b) and a < b for a, b in zip(lo, hi, strict=True)
         ):
@@ -75,10 +108,28 @@ class BoxUniform(Source):
         return math.prod(b - a for a, b in zip(self.low, self.high, strict=True))
 
     def sample(self, n, *, seed=0, qmc=True, dtype=torch.float32, device="cpu"):
+        self._check_dtype(dtype)
         u = _uniform(n, self.dim, seed, qmc, dtype, device)
         low = torch.tensor(self.low, dtype=dtype, device=u.device)
         high = torch.tensor(self.high, dtype=dtype, device=u.device)
         return u.mul_(high - low).add_(low)
+
+    def _check_dtype(self, dtype: torch.dtype) -> None:
+        """The box must be representable in ``dtype`` with a non-zero width on every axis."""
+        if not dtype.is_floating_point:
+            return  # the sampler itself refuses it
+        spans = [b - a for a, b in zip(self.low, self.high, strict=True)]
+        _check_range([*self.low, *self.high, *spans], dtype, "the box [low, high]")
+        low = torch.tensor(self.low, dtype=torch.float64).to(dtype)
+        high = torch.tensor(self.high, dtype=torch.float64).to(dtype)
+        flat = torch.nonzero(high <= low).flatten().tolist()
+        if flat:
+            axis = flat[0]
+            raise ValueError(
+                f"the box has zero width in {dtype} on axis {axis} "
+                f"([{self.low[axis]!r}, {self.high[axis]!r}] rounds to one value): "
+                "a point mass, not a box; widen it or work in torch.float64"
+            )
 
     def describe(self) -> dict:
         return {
@@ -97,17 +148,27 @@ class Gaussian(Source):
     std: float
 
     def __init__(self, dim: int, mean=0.0, std: float = 1.0):
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        dim = _check_dim(dim)
+        if isinstance(std, bool) or not isinstance(std, numbers.Real):
+            raise TypeError(f"std must be a number, got {type(std).__name__}")
         if not (math.isfinite(std) and std > 0):
             raise ValueError(f"std must be positive and finite, got {std}")
-        object.__setattr__(
-            self, "mean", tuple(torch.as_tensor(mean, dtype=torch.float64).expand(dim).tolist())
-        )
+        object.__setattr__(self, "mean", _per_axis(mean, dim, "mean"))
         object.__setattr__(self, "std", float(std))
         object.__setattr__(self, "dim", dim)
 
     def sample(self, n, *, seed=0, qmc=True, dtype=torch.float32, device="cpu"):
+        if dtype.is_floating_point:
+            _check_range([*self.mean, 8 * self.std], dtype, "the Gaussian's mean or 8 std")
+            info = torch.finfo(dtype)
+            # below this spread every sample rounds to the mean (or to zero)
+            resolution = max(info.tiny, info.eps * max(abs(m) for m in self.mean))
+            if 8 * self.std < resolution:
+                raise ValueError(
+                    f"std {self.std!r} is below the resolution of {dtype} at the mean "
+                    f"({resolution:.3g}): every sample rounds to the mean, a point mass; "
+                    "rescale the problem or work in torch.float64"
+                )
         if qmc:
             u = _sobol_uniform(n, self.dim, seed, torch.float64, "cpu")
             eps = 1e-12
@@ -129,7 +190,7 @@ class CallableSource(Source):
         if not callable(fn):
             raise TypeError("fn must be callable as fn(n, generator)")
         self.fn = fn
-        self.dim = int(dim)
+        self.dim = _check_dim(dim)
 
     def sample(self, n, *, seed=0, qmc=True, dtype=torch.float32, device="cpu"):
         gen = torch.Generator(device="cpu").manual_seed(seed)
