@@ -351,55 +351,87 @@ void fused_top2_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
               idx + 2 * r, val + 2 * r, state);
 }
 /* The k best targets per row (k <= KMAX), best first, ties to the lower index, into
- * idx/val (rows, k); slots beyond the number of targets get index -1. Each lane keeps
- * its own sorted list: a new score bubbles down through it (k compare-and-swaps). */
+ * idx/val (rows, k); slots beyond the number of targets get index -1. Blocked like
+ * argmax_pass (RB rows per pass over L2-sized target blocks, tiles of four rows by
+ * sixteen targets). Each row keeps its sorted list in `state` and its k-th value as
+ * a threshold: a tile's scores are compared with the threshold in one vector compare,
+ * and only lanes strictly above it are inserted (scalar), in ascending target order,
+ * so ties keep the lower index. Once a row has seen a few hundred targets almost no
+ * lane passes, and the cost is that of argmax. The scores are the same fma chains as
+ * argmax_pass's, so column 0 is bit-identical to fused_argmax_f32. */
 #define KMAX 16
+
+typedef struct { float v[KMAX]; int32_t i[KMAX]; float thr; } topk_row;
+
+static inline void topk_insert(topk_row* s, int64_t k, float v, int32_t j) {
+  int64_t p = k - 1; /* v > s->v[k-1]: drop the last, shift the smaller ones down */
+  while (p > 0 && v > s->v[p - 1]) { s->v[p] = s->v[p - 1]; s->i[p] = s->i[p - 1]; --p; }
+  s->v[p] = v; s->i[p] = j;
+  s->thr = s->v[k - 1];
+}
+
+static inline void topk_offer(topk_row* s, int64_t k, __m256 a, int32_t j) {
+  int mask = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(s->thr), _CMP_GT_OQ));
+  if (!mask) return;
+  float vs[8];
+  _mm256_storeu_ps(vs, a);
+  for (int l = 0; l < 8; ++l)
+    if ((mask >> l) & 1 && vs[l] > s->thr) topk_insert(s, k, vs[l], j + l);
+}
+
+static void topk_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                      const float* yt, const float* h, int64_t npad, int64_t k,
+                      int64_t* idx, float* val, topk_row* state) {
+  const int64_t TB = target_block(d);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t l = 0; l < k; ++l) { state[r].v[l] = -FLT_MAX; state[r].i[l] = -1; }
+    state[r].thr = -FLT_MAX;
+  }
+  for (int64_t j0 = 0; j0 < npad; j0 += TB) {
+    int64_t j1 = j0 + TB < npad ? j0 + TB : npad;
+    for (int64_t r = 0; r < rows;) {
+      /* four rows at a time; the last rows one by one (a tile of one row repeated) */
+      const int n = rows - r >= 4 ? 4 : 1;
+      const int64_t step = n == 4 ? ldx : 0;
+      const float* xr = x + r * ldx;
+      topk_row* st = state + r;
+      int64_t j = j0;
+      for (; j + 16 <= j1; j += 16) {
+        __m256 a[4], c[4];
+        tile_4x16(xr, step, yt + j * d, h + j, d, a, c);
+        for (int t = 0; t < n; ++t) {
+          topk_offer(st + t, k, a[t], (int32_t)j);
+          topk_offer(st + t, k, c[t], (int32_t)(j + 8));
+        }
+      }
+      for (; j < j1; j += 8) {
+        __m256 a[4];
+        tile_4x8(xr, step, yt + j * d, _mm256_loadu_ps(h + j), d, a);
+        for (int t = 0; t < n; ++t) topk_offer(st + t, k, a[t], (int32_t)j);
+      }
+      r += n;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t l = 0; l < k; ++l) {
+      /* padding (-FLT_MAX heights) never passes the strict threshold test */
+      idx[r * k + l] = state[r].i[l];
+      val[r * k + l] = state[r].i[l] < 0 ? -FLT_MAX : state[r].v[l];
+    }
+}
 
 void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
                     const float* yt, const float* h, int64_t npad, int64_t k,
                     int64_t* idx, float* val) {
-  const __m256i eight = _mm256_set1_epi32(8);
-  __m256 v[KMAX];
-  __m256i id[KMAX];
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x0 = x + r * ldx;
-    for (int64_t l = 0; l < k; ++l) {
-      v[l] = _mm256_set1_ps(-FLT_MAX);
-      id[l] = _mm256_set1_epi32(-1);
-    }
-    __m256i jv = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int64_t j = 0; j < npad; j += 8) {
-      __m256 a = _mm256_loadu_ps(h + j);
-      const float* yk = yt + j * d;
-      for (int64_t q = 0; q < d; ++q, yk += 8) SCORE(a, x0, _mm256_loadu_ps(yk), q);
-      __m256 ai = _mm256_castsi256_ps(jv);
-      for (int64_t l = 0; l < k; ++l) {
-        __m256 g = _mm256_cmp_ps(a, v[l], _CMP_GT_OQ);
-        __m256 vl = v[l], il = _mm256_castsi256_ps(id[l]);
-        v[l] = _mm256_blendv_ps(vl, a, g);
-        id[l] = _mm256_castps_si256(_mm256_blendv_ps(il, ai, g));
-        a = _mm256_blendv_ps(a, vl, g);
-        ai = _mm256_blendv_ps(ai, il, g);
-      }
-      jv = _mm256_add_epi32(jv, eight);
-    }
-    float vs[8 * KMAX];
-    int32_t is[8 * KMAX];
-    for (int64_t l = 0; l < k; ++l) {
-      _mm256_storeu_ps(vs + 8 * l, v[l]);
-      _mm256_storeu_si256((__m256i*)(is + 8 * l), id[l]);
-    }
-    for (int64_t out = 0; out < k; ++out) { /* selection over the 8k lane entries */
-      int64_t pick = -1;
-      for (int64_t c = 0; c < 8 * k; ++c) {
-        if (is[c] < 0) continue;
-        if (pick < 0 || vs[c] > vs[pick] || (vs[c] == vs[pick] && is[c] < is[pick])) pick = c;
-      }
-      if (pick < 0) { idx[r * k + out] = -1; val[r * k + out] = -FLT_MAX; continue; }
-      idx[r * k + out] = is[pick]; val[r * k + out] = vs[pick];
-      is[pick] = -1;
-    }
+  topk_row* state = (topk_row*)malloc(sizeof(topk_row) * RB);
+  if (!state) {  /* out of memory: report every slot empty */
+    for (int64_t r = 0; r < rows * k; ++r) { idx[r] = -1; val[r] = -FLT_MAX; }
+    return;
   }
+  for (int64_t r = 0; r < rows; r += RB)
+    topk_pass(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, yt, h, npad, k,
+              idx + r * k, val + r * k, state);
+  free(state);
 }
 
 /* Column statistics of the gaps g_rj = best_r − <x_r, y_j> for the empty-cell lift:
