@@ -311,6 +311,15 @@ def saved_models(tmp_path_factory):
     return root
 
 
+def _reseal(folder):
+    """Rewrite the manifest after editing a file: a crafted folder can carry a
+    consistent manifest, so the checks behind it must hold on their own."""
+    from aeot._io import write_manifest
+
+    names = ["config.json", "ot.safetensors", "autoencoder.safetensors"]
+    write_manifest(folder, [n for n in names if (folder / n).exists()])
+
+
 def _copy(saved_models, name, tmp_path):
     target = tmp_path / "model"
     if target.exists():
@@ -325,6 +334,9 @@ def test_truncated_safetensors(saved_models, tmp_path_factory, file, fraction):
     folder = _copy(saved_models, "mlp", tmp_path_factory.mktemp("t"))
     data = (folder / file).read_bytes()
     (folder / file).write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ValueError, match=f"{file} differs from the copy recorded"):
+        AEOT.load(folder)
+    _reseal(folder)
     with pytest.raises(ValueError, match="corrupt or not a safetensors file"):
         AEOT.load(folder)
 
@@ -334,6 +346,9 @@ def test_truncated_safetensors(saved_models, tmp_path_factory, file, fraction):
 def test_garbage_config_json(saved_models, tmp_path_factory, garbage):
     folder = _copy(saved_models, "points", tmp_path_factory.mktemp("j"))
     (folder / "config.json").write_bytes(garbage)
+    with pytest.raises(ValueError, match="config"):
+        AEOT.load(folder)
+    _reseal(folder)
     with pytest.raises(ValueError, match="config"):
         AEOT.load(folder)
 
@@ -365,6 +380,7 @@ def test_damaged_config_entries(saved_models, tmp_path_factory, key, value):
     else:
         meta[key] = value
     (folder / "config.json").write_text(json.dumps(meta))
+    _reseal(folder)
     try:
         model = AEOT.load(folder)
     except (ValueError, TypeError):
@@ -396,6 +412,7 @@ def test_damaged_ot_tensors(saved_models, tmp_path, name, edit, match):
     else:
         edit(tensors[name])
     save_tensors(folder / "ot.safetensors", tensors)
+    _reseal(folder)
     with pytest.raises(ValueError, match=match):
         AEOT.load(folder)
 
@@ -403,6 +420,9 @@ def test_damaged_ot_tensors(saved_models, tmp_path, name, edit, match):
 def test_files_of_different_models_are_not_mixed(saved_models, tmp_path):
     folder = _copy(saved_models, "points", tmp_path)
     shutil.copy(saved_models / "mlp" / "autoencoder.safetensors", folder)
+    with pytest.raises(ValueError, match=r"autoencoder\.safetensors is not listed in"):
+        AEOT.load(folder)
+    _reseal(folder)
     with pytest.raises(ValueError, match="files from different models"):
         AEOT.load(folder)
 
@@ -412,6 +432,9 @@ def test_missing_files(saved_models, tmp_path):
         AEOT.load(tmp_path / "nowhere")
     folder = _copy(saved_models, "mlp", tmp_path)
     (folder / "autoencoder.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"autoencoder\.safetensors is missing but listed"):
+        AEOT.load(folder)
+    _reseal(folder)
     with pytest.raises(FileNotFoundError, match="autoencoder weights missing"):
         AEOT.load(folder)
 
@@ -453,6 +476,7 @@ def test_model_with_half_precision_ot_tensors_samples(saved_models, tmp_path, dt
     for name in ("targets", "h", "cell_masses", "codes", "center", "scale"):
         tensors[name] = tensors[name].to(dtype)
     save_tensors(folder / "ot.safetensors", tensors)
+    _reseal(folder)
     out = tmp_path / "samples.npy"
     run = _run_cli("sample", str(folder), "-n", "2000", "-o", str(out))
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-3000:]}"
@@ -474,6 +498,7 @@ def test_model_with_half_precision_weights_is_a_clear_error(saved_models, tmp_pa
     tensors = load_tensors(folder / "ot.safetensors")
     tensors["weights"] = (tensors["weights"] * 1.001).half()
     save_tensors(folder / "ot.safetensors", tensors)
+    _reseal(folder)
     run = _run_cli("sample", str(folder), "-n", "8", "-o", str(tmp_path / "s.npy"))
     assert run.returncode == 2, f"exit {run.returncode}: {run.stderr[-3000:]}"
     assert "weights must sum to 1" in run.stderr + run.stdout

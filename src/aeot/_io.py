@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ def load_json(path: str | os.PathLike, *, what: str = "file"):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{what} {path} is nested too deeply to be an aeot file") from None
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata=None) -> None:
@@ -131,3 +134,161 @@ def check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> 
         f"checkpoint {path} belongs to a different run ({shown}). "
         "Delete it or choose another checkpoint_path; it will not be resumed."
     )
+
+
+# ------------------------------------------------------------------ model folders
+
+MANIFEST = "manifest.json"
+_MANIFEST_FORMAT = "aeot-manifest"
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike):
+    """Yield a new empty sibling folder of ``path``; on success it replaces ``path`` whole.
+
+    The caller writes every file of the new folder (its manifest last, see
+    :func:`write_manifest`). Then entries of an existing ``path`` that the new folder
+    does not have (a ``checkpoints/`` subfolder, say) are moved into it, the old
+    folder is renamed aside, the new one renamed onto ``path`` and the old one
+    deleted. An error (or a kill) before the rename leaves ``path`` as it was; an
+    error removes the new folder, so no temporary files are left behind. Only a kill
+    between the two renames (microseconds) leaves ``path`` absent, with the old model
+    in ``.<name>.old-*`` next to it (:func:`interrupted_save_hint` names it). A kill
+    before the swap leaves the new folder ``.<name>.saving-<pid>-*``, which the next
+    save of ``path`` deletes once that process is gone (and ``.<name>.old-<pid>-*``
+    once it has replaced ``path``).
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} exists and is not a folder: cannot write a model there")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_saves(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-{os.getpid()}-", dir=target.parent))
+    moved: list[str] = []
+    old: Path | None = None
+    try:
+        yield tmp
+        if target.is_dir():
+            for entry in sorted(os.listdir(target)):
+                if not (tmp / entry).exists():
+                    os.rename(target / entry, tmp / entry)
+                    moved.append(entry)
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent)
+            )
+            os.rename(target, old / "model")
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        _remove_stale_saves(target, ("saving", "old"))  # ``path`` holds a whole model now
+    except BaseException:
+        if old is not None and (old / "model").is_dir() and not target.exists():
+            os.rename(old / "model", target)  # the swap failed half-way: undo it
+        for entry in moved:  # give the old folder back what it had
+            if (tmp / entry).exists() and target.is_dir() and not (target / entry).exists():
+                os.rename(tmp / entry, target / entry)
+        if old is not None and old.exists() and not (old / "model").exists():
+            shutil.rmtree(old, ignore_errors=True)
+        if tmp.exists() and tmp != target:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _remove_stale_saves(target: Path, kinds=("saving",)) -> None:
+    """Delete ``.<name>.<kind>-<pid>-*`` folders of ``target`` left by killed processes
+    (a process still running, or one whose pid cannot be read, is left alone)."""
+    for kind in kinds:
+        for stale in target.parent.glob(f".{target.name}.{kind}-*-*"):
+            _remove_if_orphaned(stale, stale.name[len(f".{target.name}.{kind}-") :])
+
+
+def _remove_if_orphaned(stale: Path, rest: str) -> None:
+    pid = rest.split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        shutil.rmtree(stale, ignore_errors=True)
+    except (OSError, OverflowError):
+        return
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not possible everywhere (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def interrupted_save_hint(path: str | os.PathLike) -> str:
+    """A sentence naming the old model kept aside by an interrupted :func:`atomic_folder`
+    swap of ``path`` (empty if there is none)."""
+    target = Path(path)
+    kept = sorted(target.parent.glob(f".{target.name}.old-*/model"))
+    if not kept:
+        return ""
+    return f" (an interrupted save left the previous model in {kept[-1]}; move it back)"
+
+
+def write_manifest(folder: str | os.PathLike, names) -> None:
+    """Write ``manifest.json`` with the SHA-256 of each file ``names`` in ``folder``.
+
+    Written last, it seals the folder: :func:`verify_manifest` then detects a file
+    that is missing, changed, or added afterwards.
+    """
+    folder = Path(folder)
+    files = {name: file_sha256(folder / name) for name in sorted(names)}
+    save_json(folder / MANIFEST, {"format": _MANIFEST_FORMAT, "files": files})
+
+
+def verify_manifest(folder: str | os.PathLike, names) -> bool:
+    """Check ``folder``'s files against its ``manifest.json``.
+
+    ``names`` are the files a loader may read: each one present must be listed, and
+    each listed file must exist with the recorded SHA-256. Raises FileNotFoundError
+    naming a listed file that is missing, ValueError naming the first file that
+    differs or is unlisted; returns False when the
+    folder has no manifest at all (written before manifests existed), True otherwise.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        return False
+    manifest = load_json(path, what="model manifest")
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != _MANIFEST_FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise ValueError(f"{path} is damaged: not an aeot manifest")
+    for name, digest in sorted(files.items()):
+        if Path(name).name != name:
+            raise ValueError(f"{path} is damaged: it lists {name!r}, not a file of the folder")
+        file = folder / name
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{file} is missing but listed in {path}: the model folder is incomplete"
+            )
+        if file_sha256(file) != digest:
+            raise ValueError(
+                f"{file} differs from the copy recorded in {path} (SHA-256 mismatch): "
+                "it was changed, damaged or copied from another model after the save"
+            )
+    for name in sorted(names):
+        if (folder / name).exists() and name not in files:
+            raise ValueError(
+                f"{folder / name} is not listed in {path}: it was added after the save "
+                "(from another model?)"
+            )
+    return True

@@ -20,15 +20,28 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from aeot import __version__
-from aeot._io import load_json, load_tensors, save_json, save_tensors
-from aeot._validation import as_float_tensor, as_working_tensor, resolve_device
+from aeot._io import (
+    MANIFEST,
+    atomic_folder,
+    interrupted_save_hint,
+    load_json,
+    load_tensors,
+    save_json,
+    save_tensors,
+    verify_manifest,
+    write_manifest,
+)
+from aeot._validation import as_float_tensor, as_working_tensor, check_seed, resolve_device
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
 from aeot.nets.autoencoder import (
@@ -39,10 +52,45 @@ from aeot.nets.autoencoder import (
     load_autoencoder,
     save_autoencoder,
 )
-from aeot.nets.train import train_autoencoder
+from aeot.nets.train import LOSSES, train_autoencoder
 from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult, solve_semidiscrete
+from aeot.ot.montecarlo import METHODS as OT_METHODS
 
 AUTOENCODERS = ("auto", "mlp", "conv", "identity")
+MODEL_FILES = ("config.json", "ot.safetensors", "autoencoder.safetensors")
+
+
+class UnverifiedModelWarning(UserWarning):
+    """A model folder without a manifest was loaded: its files were not cross-checked."""
+
+
+#: Largest accepted value of each integer setting of :class:`AEOTConfig`. A model's
+#: config.json may come from anyone: ``n_graph_samples = 2**40`` would ask for 26 TB.
+CONFIG_LIMITS = {
+    "latent_dim": 4096,
+    "width": 4096,
+    "epochs": 10**6,
+    "batch_size": 2**20,
+    "n_graph_samples": 2**24,
+    "ot_max_iter": 10**6,
+}
+MAX_HIDDEN_WIDTH = 2**16
+MAX_HIDDEN_LAYERS = 64
+MAX_SEED = 2**42 - 1  # the Monte-Carlo solver derives batch seeds seed·1000003 + 2k
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _bounded_int(value, name: str, limit: int) -> int:
+    """``value`` as an int in [1, ``limit``] (numpy integers accepted), or a ValueError
+    naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value > limit:
+        raise ValueError(f"{name} = {value} exceeds the limit of {limit}: refused")
+    return int(value)
 
 
 @dataclass
@@ -68,15 +116,43 @@ class AEOTConfig:
     progress: bool = True  # progress bars on long steps
 
     def __post_init__(self) -> None:
-        if self.autoencoder not in AUTOENCODERS:
-            raise ValueError(f"autoencoder must be one of {AUTOENCODERS}, got {self.autoencoder!r}")
-        for name in ("latent_dim", "epochs", "batch_size", "n_graph_samples", "ot_max_iter"):
+        """Check every field; a shared config.json reaches here too (:meth:`AEOT.load`),
+        so sizes are bounded (:data:`CONFIG_LIMITS`) before anything is allocated."""
+        for name, choices in (
+            ("autoencoder", AUTOENCODERS),
+            ("loss", LOSSES),
+            ("ot_method", OT_METHODS),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, limit in CONFIG_LIMITS.items():
+            setattr(self, name, _bounded_int(getattr(self, name), name, limit))
+        if isinstance(self.hidden, str) or not isinstance(self.hidden, list | tuple):
+            raise ValueError(f"hidden must be a list of layer widths, got {self.hidden!r}")
+        if len(self.hidden) > MAX_HIDDEN_LAYERS:
+            raise ValueError(
+                f"hidden has {len(self.hidden)} layers, more than {MAX_HIDDEN_LAYERS}: refused"
+            )
+        self.hidden = tuple(
+            _bounded_int(w, f"hidden[{i}]", MAX_HIDDEN_WIDTH) for i, w in enumerate(self.hidden)
+        )
+        self.seed = check_seed(self.seed, maximum=MAX_SEED)
+        for name in ("lr", "ot_tol"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (self.ot_tol > 0 and math.isfinite(self.ot_tol)):
-            raise ValueError(f"ot_tol must be positive, got {self.ot_tol}")
-        self.hidden = tuple(int(w) for w in self.hidden)
+            if not (_is_number(value) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+            setattr(self, name, float(value))
+        if self.threshold is not None:
+            if not (_is_number(self.threshold) and math.isfinite(self.threshold)):
+                raise ValueError(
+                    f"threshold must be a finite number or None, got {self.threshold!r}"
+                )
+            self.threshold = float(self.threshold)
+        for name in ("exact_2d", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"device must be a string such as 'cpu' or None, got {self.device!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -366,53 +442,83 @@ class AEOT:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model to a folder: config.json, autoencoder and OT safetensors.
+        """Write the model to a folder: config.json, autoencoder and OT safetensors, and
+        ``manifest.json`` with the SHA-256 of each.
 
-        Every file is written atomically; the config is written last, so a folder
-        with a config always holds a complete model.
+        The folder is replaced as a whole (:func:`aeot._io.atomic_folder`): the files
+        are written into a new sibling folder, the manifest last, which is then renamed
+        onto ``path``; an interrupted save leaves the previous model (or nothing) at
+        ``path``, never a mix of two fits, and an error leaves no temporary files.
+        Other entries of an existing folder (``checkpoints/``) are kept.
         """
         self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.autoencoder_ is not None:
-            save_autoencoder(folder / "autoencoder.safetensors", self.autoencoder_.cpu())
-        save_tensors(
-            folder / "ot.safetensors",
-            {
-                "targets": self.ot_.targets,
-                "weights": self.ot_.weights,
-                "h": self.ot_.h,
-                "cell_masses": self.ot_.cell_masses,
-                "codes": self.codes_,
-                "center": self.normaliser_.center,
-                "scale": self.normaliser_.scale,
-            },
-        )
-        meta = {
-            "format": "aeot-model",
-            "version": __version__,
-            "config": self.config.to_dict(),
-            "input_shape": list(self.input_shape_),
-            "kind": self.kind_,
-            "ot": {
-                "method": self.ot_.method,
-                "errors": self.ot_.errors,
-                "converged": self.ot_.converged,
-                "n_iter": self.ot_.n_iter,
-            },
-        }
-        save_json(folder / "config.json", meta)
-        return folder
+        with atomic_folder(path) as folder:
+            names = ["ot.safetensors", "config.json"]
+            if self.autoencoder_ is not None:
+                device = next(self.autoencoder_.parameters()).device
+                save_autoencoder(folder / "autoencoder.safetensors", self.autoencoder_.cpu())
+                self.autoencoder_.to(device)
+                names.append("autoencoder.safetensors")
+            save_tensors(
+                folder / "ot.safetensors",
+                {
+                    "targets": self.ot_.targets,
+                    "weights": self.ot_.weights,
+                    "h": self.ot_.h,
+                    "cell_masses": self.ot_.cell_masses,
+                    "codes": self.codes_,
+                    "center": self.normaliser_.center,
+                    "scale": self.normaliser_.scale,
+                },
+            )
+            meta = {
+                "format": "aeot-model",
+                "version": __version__,
+                "config": self.config.to_dict(),
+                "input_shape": list(self.input_shape_),
+                "kind": self.kind_,
+                "ot": {
+                    "method": self.ot_.method,
+                    "errors": self.ot_.errors,
+                    "converged": self.ot_.converged,
+                    "n_iter": self.ot_.n_iter,
+                },
+            }
+            save_json(folder / "config.json", meta)
+            write_manifest(folder, names)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> AEOT:
-        """Read a model written by :meth:`save` (the sampler is rebuilt from its seed)."""
+        """Read a model written by :meth:`save` (the sampler is rebuilt from its seed).
+
+        The files are checked against ``manifest.json`` first: a file that is missing,
+        changed, or added after the save is a ValueError naming it. A folder without a
+        manifest (saved by aeot before manifests existed) still loads, with a
+        :class:`UnverifiedModelWarning`, since its files cannot be checked against each
+        other; saving it again adds one. Then every file is checked on its own and
+        against the others: config values within :data:`CONFIG_LIMITS`, finite
+        autoencoder weights of the configured shapes, OT tensors of matching shapes,
+        and codes whose distinct rows and frequencies are the OT targets and weights.
+        """
         folder = Path(path)
         if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {folder}")
+            raise FileNotFoundError(
+                f"model folder not found: {folder}{interrupted_save_hint(folder)}"
+            )
+        if not verify_manifest(folder, MODEL_FILES):
+            warnings.warn(
+                f"model folder {folder} has no {MANIFEST} (saved by an older aeot?): its "
+                "files cannot be checked against each other. Save it again to add one.",
+                UnverifiedModelWarning,
+                stacklevel=2,
+            )
         meta_path = folder / "config.json"
         meta = _check_meta(meta_path, load_json(meta_path, what="model config"))
-        config = AEOTConfig.from_dict(meta["config"])
+        try:
+            config = AEOTConfig.from_dict(meta["config"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{meta_path} is damaged: {exc}") from None
         if device is not None:
             config.device = device
         resolve_device(config.device)  # an unusable device fails here, not at first use
@@ -427,16 +533,22 @@ class AEOT:
         )
         if model.autoencoder_ is None and config.autoencoder not in ("identity", "auto"):
             raise FileNotFoundError(f"autoencoder weights missing: {ae_path}")
+        if model.autoencoder_ is not None and config.autoencoder == "identity":
+            raise ValueError(
+                f"{folder} holds {ae_path.name} but its config says autoencoder='identity': "
+                "files from different models"
+            )
         ot_path = folder / "ot.safetensors"
         tensors = _check_ot_tensors(ot_path, load_tensors(ot_path, what="OT state"))
         k = tensors["targets"].shape[1]
         if model.autoencoder_ is not None:
             ae_in = tuple(getattr(model.autoencoder_, "input_shape", model.input_shape_))
             ae_k = model.autoencoder_.config.latent_dim
-            if ae_in != model.input_shape_ or ae_k != k:
+            if ae_in != model.input_shape_ or ae_k != k or config.latent_dim != k:
                 raise ValueError(
                     f"{ae_path} maps {ae_in} to {ae_k} latent dimensions, but the model in "
-                    f"{folder} expects {model.input_shape_} and {k}: files from different models"
+                    f"{folder} expects {model.input_shape_} and {k} (config latent_dim "
+                    f"{config.latent_dim}): files from different models"
                 )
         elif model.input_shape_ != (k,):
             raise ValueError(
@@ -446,6 +558,7 @@ class AEOT:
         problem = SemiDiscreteProblem(
             tensors["targets"], tensors["weights"], source=BoxUniform(k, -1.0, 1.0)
         )
+        _check_codes_match_targets(ot_path, tensors["codes"], problem)
         info = meta["ot"]
         model.ot_ = SemiDiscreteResult(
             problem=problem,
@@ -465,6 +578,26 @@ class AEOT:
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "ot_") else "not fitted"
         return f"AEOT({state}, {json.dumps(self.config.to_dict())})"
+
+
+def _check_codes_match_targets(path: Path, codes: torch.Tensor, problem) -> None:
+    """The OT targets are the distinct codes, and their weights the codes' frequencies
+    (how :meth:`AEOT.fit` builds them); anything else is a folder mixing two models."""
+    unique, counts = torch.unique(codes.to(problem.targets.dtype), dim=0, return_counts=True)
+    targets = torch.unique(problem.targets, dim=0)
+    if unique.shape != targets.shape or not torch.equal(unique, targets):
+        raise ValueError(
+            f"{path}: the {codes.shape[0]} codes have {unique.shape[0]} distinct rows that "
+            f"are not the {problem.n_targets} OT targets: the codes and the OT state come "
+            "from different models"
+        )
+    order = torch.unique(problem.targets, dim=0, return_inverse=True)[1]
+    expected = (counts.double() / codes.shape[0])[order]
+    if not torch.allclose(expected, problem.weights.double().cpu(), rtol=0, atol=1e-6):
+        raise ValueError(
+            f"{path}: the OT weights are not the frequencies of the codes: the codes and "
+            "the OT state come from different models"
+        )
 
 
 def _check_meta(path: Path, meta) -> dict:
@@ -530,4 +663,4 @@ def _check_ot_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str,
     return checked
 
 
-__all__ = ["AEOT", "AEOTConfig"]
+__all__ = ["AEOT", "AEOTConfig", "UnverifiedModelWarning"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from aeot._io import load_tensors, save_tensors
-from aeot._validation import resolve_device
+from aeot._validation import _count_non_finite, resolve_device
 from aeot.nets._blocks import (
     ACTIVATIONS,
     NORMS,
@@ -300,7 +300,30 @@ def load_autoencoder(
         meta = handle.metadata() or {}
     if "config" not in meta:
         raise ValueError(f"{path} has no model config in its metadata (not saved by aeot?)")
-    model = build_autoencoder(json.loads(meta["config"]))
+    try:
+        config = json.loads(meta["config"])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(
+            f"{path}: the model config in its metadata is not valid JSON: {exc}"
+        ) from None
+    # the skeleton on the meta device allocates nothing: a config naming huge layers is
+    # refused by the shape check below instead of being built first
+    with torch.device("meta"):
+        skeleton = build_autoencoder(config)
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in tensors.items()}
+    if expected != stored:
+        differ = sorted(k for k in set(expected) | set(stored) if expected.get(k) != stored.get(k))
+        shown = "; ".join(
+            f"{k}: config {expected.get(k, 'absent')}, file {stored.get(k, 'absent')}"
+            for k in differ[:3]
+        )
+        raise ValueError(f"{path}: weights do not match the stored config ({shown})")
+    for name, tensor in tensors.items():
+        bad = _count_non_finite(tensor)
+        if bad:
+            raise ValueError(f"{path}: weight {name!r} holds {bad} NaN or infinite value(s)")
+    model = build_autoencoder(config)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:
