@@ -581,6 +581,13 @@ class AEOTGAN:
         self._check_fitted()
         return self.generate(self.aeot_.sample_codes(n, seed=seed).codes)
 
+    def sample_chunks(self, n: int, *, seed: int = 0, chunk: int = 2**14):
+        """:meth:`sample` in consecutive blocks of at most ``chunk`` samples (together
+        the samples ``sample(n, seed=seed)`` gives), holding one block at a time."""
+        self._check_fitted()
+        for codes in self.aeot_.sampler_.sample_chunks(n, seed, chunk=chunk):
+            yield self.generate(codes.codes)
+
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``aeot/`` (the AE-OT model), generator and discriminator safetensors and

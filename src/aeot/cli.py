@@ -2,17 +2,70 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
+from aeot._io import check_output_path
+from aeot._validation import check_seed
 from aeot.experiments import compare
 from aeot.relu.command import cells
 
+#: Errors that describe the user's input or environment. OSError (unreadable or
+#: unwritable files) and MemoryError always are; the others when aeot's own code raised
+#: them (a check that names the problem). The same types raised deep inside torch or
+#: numpy, and every other exception, are bugs: they keep their traceback.
+_ENVIRONMENT_ERRORS = (OSError, MemoryError)
+_INPUT_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _raised_by_aeot(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is in the aeot package."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+
+
+class _Commands(TyperGroup):
+    """The one top-level handler: input and environment errors become ``error: ...``
+    on stderr and exit code 2, without a traceback (``AEOT_DEBUG=1`` shows it)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):  # usage errors, exits: typer's own
+            raise
+        except Exception as exc:
+            if os.environ.get("AEOT_DEBUG", "") not in ("", "0"):
+                raise
+            if isinstance(exc, MemoryError):
+                message = f"out of memory: {exc}".rstrip(": ")
+            elif isinstance(exc, _ENVIRONMENT_ERRORS) or (
+                isinstance(exc, _INPUT_ERRORS) and _raised_by_aeot(exc)
+            ):
+                message = str(exc) or type(exc).__name__
+            else:
+                raise
+            lines = message.strip().splitlines() or [type(exc).__name__]
+            typer.secho(f"error: {' '.join(line.strip() for line in lines)}", fg="red", err=True)
+            sys.stderr.flush()
+            raise typer.Exit(code=2) from None
+
+
 app = typer.Typer(
     name="aeot",
-    help="Geometric generative modelling: autoencoders, ReLU cells, semi-discrete OT, AE-OT.",
+    cls=_Commands,
+    help="Geometric generative modelling: autoencoders, ReLU cells, semi-discrete OT, AE-OT. "
+    "Bad input ends in a one-line error and exit code 2 (AEOT_DEBUG=1: the traceback).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,6 +96,8 @@ def demo(
     """Fit AE-OT on embedded digits and 2D mixtures; write an HTML report."""
     from aeot.demo import run_demo
 
+    check_seed(seed, "--seed")
+    check_output_path(out, folder=True)
     run_demo(out, quick=quick, seed=seed, device=device, log=typer.echo)
 
 
@@ -63,6 +118,8 @@ def fit(
     from aeot.data import load_dataset
     from aeot.pipeline import AEOT
 
+    check_seed(seed, "--seed")
+    check_output_path(out, folder=True)  # before the fit, not after it
     try:
         dataset = load_dataset(data)
         model = AEOT(
@@ -100,6 +157,8 @@ def fit_gan(
     from aeot.data import load_dataset
     from aeot.pipeline import AEOT
 
+    check_seed(seed, "--seed")
+    check_output_path(out, folder=True)
     try:
         base = AEOT.load(model, device=device)
         gan = AEOTGAN(
@@ -124,50 +183,96 @@ def _load_model(path: Path, device: str | None):
     from aeot.aeotgan import AEOTGAN
     from aeot.pipeline import AEOT
 
-    try:
-        config = path / "config.json"
-        is_gan = config.is_file() and load_json(config).get("format") == "aeot-gan-model"
-        return (AEOTGAN if is_gan else AEOT).load(path, device=device)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    config = path / "config.json"
+    meta = load_json(config, what="model config") if config.is_file() else None
+    is_gan = isinstance(meta, dict) and meta.get("format") == "aeot-gan-model"
+    return (AEOTGAN if is_gan else AEOT).load(path, device=device)
+
+
+SAMPLE_SUFFIXES = (".png", ".npy")
+MAX_PNG_SAMPLES = 10_000  # one image grid; more belongs in a .npy
+SAMPLE_CHUNK = 2**14  # samples generated and written at a time by `aeot sample`
+
+
+def _check_sample_output(out: Path, n: int) -> None:
+    check_output_path(out, folder=False, option="--out", suffixes=SAMPLE_SUFFIXES)
+    if out.suffix.lower() == ".png" and n > MAX_PNG_SAMPLES:
+        _fail(f"a PNG grid holds at most {MAX_PNG_SAMPLES} samples, got -n {n}; use .npy")
 
 
 def _write_samples(x, out: Path, ncol: int) -> None:
-    import numpy as np
-
     from aeot.report.figures import save_image_grid
 
-    suffix = out.suffix.lower()
-    if suffix == ".npy":
-        from aeot._io import atomic_write
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:  # np.save on a name would append ".npy"
-                np.save(handle, x.numpy(), allow_pickle=False)
-
-        atomic_write(out, write)
-    elif suffix == ".png":
+    if out.suffix.lower() == ".npy":
+        _write_npy_chunks(iter([x]), x.shape[0], out)
+    else:
         if x.ndim != 4:
             _fail("PNG output needs an image model; use .npy for points")
         save_image_grid(x, out, ncol=ncol)
-    else:
-        _fail(f"unsupported output {out}: use .png or .npy")
     typer.echo(f"wrote {tuple(x.shape)} to {out}")
+
+
+def _write_npy_chunks(chunks, n: int, out: Path, progress: bool = False) -> tuple[int, ...]:
+    """Write the (n, ...) array given as row blocks to ``out`` (.npy, atomically), one
+    block in memory at a time; returns its shape."""
+    import numpy as np
+
+    from aeot._io import atomic_write
+
+    shape: list[tuple[int, ...]] = []
+
+    def write(tmp: Path) -> None:
+        written = 0
+        with open(tmp, "wb") as handle:
+            for block in chunks:
+                array = np.ascontiguousarray(block.numpy())
+                if not shape:
+                    shape.append((n, *array.shape[1:]))
+                    header = np.lib.format.header_data_from_array_1_0(array)
+                    header["shape"] = shape[0]
+                    np.lib.format.write_array_header_2_0(handle, header)
+                handle.write(array.tobytes())
+                written += array.shape[0]
+                if progress:
+                    typer.echo(f"\rsampled {written}/{n}", err=True, nl=written == n)
+        if written != n:
+            raise RuntimeError(f"wrote {written} samples, expected {n}")
+
+    atomic_write(out, write)
+    return shape[0]
 
 
 @app.command()
 def sample(
     model: Annotated[Path, typer.Argument(help="Model folder (`aeot fit` or `aeot fit-gan`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .png (images) or .npy.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output .png (images) or .npy (written in blocks, any -n)."
+        ),
+    ],
     n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
-    """Generate new samples from a saved AE-OT or AE-OT-GAN model."""
+    """Generate new samples from a saved AE-OT or AE-OT-GAN model.
+
+    A .npy output is generated and written in blocks of SAMPLE_CHUNK samples, with
+    progress on stderr, so -n is bounded by the disk, not the memory.
+    """
     if n < 1:
         _fail(f"-n must be positive, got {n}")
+    check_seed(seed, "--seed")
+    _check_sample_output(out, n)
     loaded = _load_model(model, device)
-    _write_samples(loaded.sample(n, seed=seed), out, ncol=min(n, 10))
+    if out.suffix.lower() == ".png":
+        if getattr(loaded, "kind_", "image") != "image":
+            _fail("PNG output needs an image model; use .npy for points")
+        _write_samples(loaded.sample(n, seed=seed), out, ncol=min(n, 10))
+        return
+    chunks = loaded.sample_chunks(n, seed=seed, chunk=SAMPLE_CHUNK)
+    shape = _write_npy_chunks(chunks, n, out, progress=n > SAMPLE_CHUNK)
+    typer.echo(f"wrote {shape} to {out}")
 
 
 @app.command()
@@ -180,6 +285,7 @@ def interpolate(
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
     """Interpolate between two training codes, staying off the singular set."""
+    check_output_path(out, folder=False, option="--out", suffixes=SAMPLE_SUFFIXES)
     loaded = _load_model(model, device)
     if not callable(getattr(loaded, "interpolate", None)):
         _fail(f"{model} is an AE-OT-GAN model; interpolate needs an AE-OT model (`aeot fit`)")

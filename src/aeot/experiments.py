@@ -70,7 +70,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from aeot._io import atomic_write, save_json
+from aeot._io import atomic_write, check_output_path, save_json
 from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
 from aeot.data import grid_mixture, load_digits8, ring_mixture, stacked_digits
 from aeot.data.dataset import Dataset
@@ -580,6 +580,7 @@ def compare(
             f"error: --seeds must be at least 1, got {seeds}", fg=typer.colors.RED, err=True
         )
         raise typer.Exit(code=2)
+    check_output_path(out, folder=True)  # before the runs, not after them
     for name in names:
         start = time.perf_counter()
         rows = run_experiment(name, seeds=seeds, quick=quick, out_dir=out, device=device)

@@ -23,6 +23,7 @@ import math
 import numbers
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -412,6 +413,13 @@ class AEOT:
     def sample(self, n: int, *, seed: int = 0) -> torch.Tensor:
         """``n`` generated data samples: (n, *input_shape)."""
         return self.decode(self.sample_codes(n, seed=seed).codes)
+
+    def sample_chunks(self, n: int, *, seed: int = 0, chunk: int = 2**14) -> Iterator[torch.Tensor]:
+        """:meth:`sample` in consecutive blocks of at most ``chunk`` samples (together
+        the samples ``sample(n, seed=seed)`` gives), holding one block at a time."""
+        self._check_fitted()
+        for codes in self.sampler_.sample_chunks(n, seed, chunk=chunk):
+            yield self.decode(codes.codes)
 
     def interpolate(self, a, b, steps: int = 10) -> torch.Tensor:
         """Decoded latent interpolation from data ``a`` to data ``b`` off the singular set.

@@ -14,6 +14,7 @@ extended semi-discrete optimal transport", ICLR 2020; Lei, Su, Cui, Yau, Gu,
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,6 +282,31 @@ class AEOTSampler:
         y = result.targets
         x = result.problem.source.sample(n, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device)
         return self.generate(x, method=method)
+
+    def sample_chunks(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        chunk: int = 2**16,
+        qmc: bool = True,
+        method: str | None = None,
+    ) -> Iterator[GeneratedCodes]:
+        """:meth:`sample` in consecutive blocks of at most ``chunk`` codes.
+
+        The blocks together are the codes ``sample(n, seed)`` gives (the source draws
+        one sequence in pieces, :meth:`~aeot.ot.Source.sample_chunks`), in memory
+        O(``chunk``) instead of O(``n``).
+        """
+        result, _, _ = self._fitted()
+        n = check_positive_int(n, "n")
+        seed = check_seed(seed)
+        chunk = check_positive_int(chunk, "chunk")
+        y = result.targets
+        for x in result.problem.source.sample_chunks(
+            n, chunk, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device
+        ):
+            yield self.generate(x, method=method)
 
     def generate(
         self, x, *, method: str | None = None, gate_mix: float | None = None

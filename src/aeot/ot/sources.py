@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +78,25 @@ class Source:
         """Return ``n`` samples, shape (n, d). ``qmc`` uses a scrambled Sobol sequence."""
         raise NotImplementedError
 
+    def sample_chunks(
+        self,
+        n: int,
+        chunk: int,
+        *,
+        seed: int = 0,
+        qmc: bool = True,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> Iterator[torch.Tensor]:
+        """The rows of ``sample(n, ...)`` in consecutive blocks of at most ``chunk``.
+
+        This default draws all ``n`` at once; sources with a sequential generator
+        (:class:`BoxUniform` with ``qmc``) draw block by block, so memory stays
+        O(``chunk``·d).
+        """
+        check_positive_int(chunk, "chunk")
+        yield from self.sample(n, seed=seed, qmc=qmc, dtype=dtype, device=device).split(chunk)
+
     def describe(self) -> dict:
         return {"kind": type(self).__name__, "dim": self.dim}
 
@@ -113,6 +132,24 @@ class BoxUniform(Source):
         low = torch.tensor(self.low, dtype=dtype, device=u.device)
         high = torch.tensor(self.high, dtype=dtype, device=u.device)
         return u.mul_(high - low).add_(low)
+
+    def sample_chunks(self, n, chunk, *, seed=0, qmc=True, dtype=torch.float32, device="cpu"):
+        """``sample(n, ...)`` block by block: the same rows, O(``chunk``·d) memory with ``qmc``
+        (one scrambled Sobol sequence drawn in consecutive pieces)."""
+        n, chunk = check_positive_int(n, "n"), check_positive_int(chunk, "chunk")
+        if not qmc:
+            yield from super().sample_chunks(
+                n, chunk, seed=seed, qmc=qmc, dtype=dtype, device=device
+            )
+            return
+        self._check_dtype(dtype)
+        engine = torch.quasirandom.SobolEngine(self.dim, scramble=True, seed=seed)
+        draw_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        low = torch.tensor(self.low, dtype=dtype, device=device)
+        high = torch.tensor(self.high, dtype=dtype, device=device)
+        for start in range(0, n, chunk):
+            u = engine.draw(min(chunk, n - start), dtype=draw_dtype).to(device=device, dtype=dtype)
+            yield u.mul_(high - low).add_(low)
 
     def _check_dtype(self, dtype: torch.dtype) -> None:
         """The box must be representable in ``dtype`` with a non-zero width on every axis."""

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from aeot._io import check_output_path
+
 __all__ = ["cells", "load_model", "load_weights"]
 
 
@@ -261,6 +263,11 @@ def cells(
 
     if model is None and widths is None:
         raise typer.BadParameter("give --model, --widths or both", param_hint="--model")
+    if output is not None:  # before the decomposition, not after it
+        try:
+            check_output_path(output, folder=False, option="--output")
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--output") from None
     if trust_pickle and (model is None or widths is not None):
         raise typer.BadParameter(
             "--trust-pickle applies to a full pickled --model only", param_hint="--trust-pickle"
