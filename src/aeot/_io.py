@@ -121,14 +121,24 @@ def check_fingerprint(path: Path, stored_json: str, current: dict[str, Any]) -> 
         stored = json.loads(stored_json)
     except (TypeError, json.JSONDecodeError):
         raise ValueError(f"checkpoint {path} has an unreadable fingerprint") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"checkpoint {path} has an unreadable fingerprint")
     current = json.loads(json.dumps(current))  # tuples -> lists, as stored
     if stored == current:
         return
-    diffs = [
-        f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"
-        for k in sorted(set(stored) | set(current))
-        if stored.get(k) != current.get(k)
-    ]
+    diffs = []
+    for k in sorted(set(stored) | set(current)):
+        old, new = stored.get(k), current.get(k)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):  # name the nested entries
+            diffs += [
+                f"{k}.{j}: checkpoint {old.get(j)!r} vs now {new.get(j)!r}"
+                for j in sorted(set(old) | set(new))
+                if old.get(j) != new.get(j)
+            ]
+        else:
+            diffs.append(f"{k}: checkpoint {old!r} vs now {new!r}")
     shown = "; ".join(d if len(d) < 300 else d[:300] + "..." for d in diffs[:4])
     raise ValueError(
         f"checkpoint {path} belongs to a different run ({shown}). "

@@ -107,7 +107,7 @@ class AEOTConfig:
     lr: float = 1e-3  # Adam learning rate of the autoencoder
     loss: str = "mse"  # reconstruction loss: "mse" | "bce" | "l1"
     ot_tol: float = 0.02  # L1 cell-mass error at which the OT solve stops
-    ot_method: str = "auto"  # Monte-Carlo rule: "auto" | "jacobi" | "newton" | "adam" | "nesterov"
+    ot_method: str = "auto"  # Monte-Carlo rule: "auto" or one of ot.montecarlo.METHODS
     ot_max_iter: int = 300  # Monte-Carlo iterations at most
     exact_2d: bool = True  # exact power-diagram Newton when the latent space is 2D
     threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None

@@ -30,7 +30,7 @@ def _same(a, b):
     assert (a.n_iter, a.n_samples, a.converged) == (b.n_iter, b.n_samples, b.converged)
 
 
-@pytest.mark.parametrize("method", ["jacobi", "newton", "adam", "nesterov"])
+@pytest.mark.parametrize("method", ["pool", "jacobi", "newton", "adam", "nesterov"])
 def test_resume_after_interruption_gives_the_same_result(tmp_path, method):
     problem = _problem()
     full = solve_semidiscrete(problem, method=method, **SETTINGS)

@@ -76,7 +76,7 @@ def test_grid_targets_give_voronoi_cells():
     np.testing.assert_allclose(masses.numpy(), 1 / k**2, atol=2e-3)
 
 
-@pytest.mark.parametrize("method", ["jacobi", "newton", "adam", "nesterov"])
+@pytest.mark.parametrize("method", ["pool", "jacobi", "newton", "adam", "nesterov"])
 def test_methods_reach_tolerance(method):
     torch.manual_seed(0)
     y = torch.rand(50, 3)

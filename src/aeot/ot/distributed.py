@@ -199,7 +199,7 @@ def solve_semidiscrete_distributed(
     if not isinstance(problem, SemiDiscreteProblem):
         raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
     settings = replace(settings or MonteCarloSettings(), **overrides).validate()
-    settings = settings.for_dimension(problem.dim)
+    settings = settings.for_dimension(problem.dim, sharded=True)
     if settings.device is None:
         device = _default_device(group)
         settings = replace(settings, device=str(device))
