@@ -229,3 +229,13 @@ def test_numpy_scalars_are_accepted_as_settings():
     a = solve_semidiscrete(problem, seed=np.int64(3), max_iter=np.int64(2), tol=np.float32(0.5))
     b = solve_semidiscrete(problem, seed=3, max_iter=2, tol=float(np.float32(0.5)))
     assert torch.equal(a.h, b.h)
+
+
+def test_h0_whose_spread_drowns_the_scores_is_refused():
+    problem = SemiDiscreteProblem(torch.rand(20, 2, dtype=torch.float64))
+    h0 = torch.zeros(20, dtype=torch.float64)
+    h0[3] = 1e30
+    with pytest.raises(ValueError, match="h0 spans 1e\\+30"):
+        solve_semidiscrete(problem, h0=h0, dtype=torch.float64)
+    h0[3] = 1e3  # large but resolvable: accepted
+    solve_semidiscrete(problem, h0=h0, dtype=torch.float64, max_iter=2)

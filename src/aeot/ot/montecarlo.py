@@ -299,6 +299,26 @@ def _source_probe(problem: SemiDiscreteProblem) -> torch.Tensor:
     return problem.source.sample(1024, seed=987654321, qmc=False, dtype=torch.float64)
 
 
+def _check_h0_spread(
+    h: torch.Tensor, targets: torch.Tensor, probe: torch.Tensor, dtype: torch.dtype
+) -> None:
+    """Refuse heights whose spread drowns the scores' differences in rounding.
+
+    Scores <x, z_i> + h_i differ between cells by about S = max|x| max|z| (working
+    frame); with heights spread over R, float rounding is R·eps. Once R·eps > S / 100
+    the cell decisions are noise, and no step can recover (h0 = 1e30 once spun for
+    minutes at error 1.9).
+    """
+    spread = float(h.double().max() - h.double().min())
+    scale = float(probe.norm(dim=1).max()) * float(targets.double().norm(dim=1).max())
+    if spread * torch.finfo(dtype).eps > 1e-2 * max(scale, 1e-300):
+        raise ValueError(
+            f"h0 spans {spread:.3g} (in the solver's frame) while the scores <x, y_i> vary "
+            f"by about {scale:.3g}: in {dtype} the cells would be decided by rounding. "
+            "Pass heights of the scale of the scores (or omit h0)"
+        )
+
+
 def _initial_h(frame: _Frame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
     """h̃_i = −|z_i|²/2: the power diagram starts as the Voronoi diagram of the targets."""
     half_sq = [-0.5 * (z * z).sum(1) for z in frame.targets(problem)]
@@ -731,6 +751,7 @@ def _solve(
             h = _initial_h(frame, problem, dtype, device)
         else:
             h = h0_tensor if frame.scale == 1.0 else (h0_tensor.double() * frame.scale).to(dtype)
+            _check_h0_spread(h, scorer.targets, probe, dtype)
         zeros = torch.zeros(n_targets, dtype=torch.float64, device=device)
         state = _SolverState(
             h=h,
