@@ -96,3 +96,27 @@ def test_fit_gan_then_sample(tmp_path):
     np.save(tmp_path / "other.npy", images[::-1].copy())
     result = runner.invoke(app, [*args[:2], str(tmp_path / "other.npy"), "-o", str(gan_dir)])
     assert result.exit_code == 2 and "not the data the AEOT model was fitted on" in result.output
+
+
+def test_fit_says_when_the_ot_solve_stopped_before_its_tolerance(tmp_path):
+    # 3-D points (the Monte-Carlo solver) and a tolerance far below what its batches
+    # resolve in 3 iterations: the fit is saved, and a warning says the OT did not converge
+    data = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    np.save(tmp_path / "points.npy", data)
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "points.npy"),
+            "-o",
+            str(tmp_path / "model"),
+            "--autoencoder",
+            "identity",
+            "--ot-tol",
+            "1e-6",
+            "--ot-max-iter",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: the OT solve stopped before its tolerance 1e-06" in result.output

@@ -111,6 +111,7 @@ def fit(
     autoencoder: Annotated[str, typer.Option(help="auto | mlp | conv | identity")] = "auto",
     epochs: Annotated[int, typer.Option(help="Autoencoder epochs.")] = 100,
     ot_tol: Annotated[float, typer.Option(help="OT L1 cell-mass tolerance.")] = 0.02,
+    ot_max_iter: Annotated[int, typer.Option(help="OT iterations (batches) at most.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
@@ -127,6 +128,7 @@ def fit(
             autoencoder=autoencoder,
             epochs=epochs,
             ot_tol=ot_tol,
+            ot_max_iter=ot_max_iter,
             seed=seed,
             device=device,
         )
@@ -134,10 +136,18 @@ def fit(
     except (FileNotFoundError, ValueError, TypeError) as exc:
         _fail(str(exc))
     model.save(out)
-    typer.echo(
-        f"saved AE-OT model to {out} (OT error {model.ot_.error:.4f}, "
-        f"{model.ot_.targets.shape[0]} codes)"
-    )
+    ot = model.ot_
+    typer.echo(f"saved AE-OT model to {out} (OT error {ot.error:.4f}, {ot.targets.shape[0]} codes)")
+    if not ot.converged:
+        noise = getattr(ot, "noise", float("nan"))
+        measured = f" (sampling noise {noise:.4f})" if noise == noise else ""
+        typer.echo(
+            f"warning: the OT solve stopped before its tolerance {model.config.ot_tol}: "
+            f"its best measured L1 cell-mass error is {ot.error:.4f}{measured}, so samples "
+            "follow the codes' distribution only to that accuracy; near-duplicate codes "
+            "or too small an iteration budget (ot_max_iter) cause this",
+            err=True,
+        )
 
 
 @app.command("fit-gan")

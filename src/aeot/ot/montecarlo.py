@@ -267,8 +267,11 @@ class _Frame:
     scale: float  # a
     shift: torch.Tensor  # b, (d,) float64
 
-    # target spread / source spread (and offset / source spread) inside which a = 1, b = 0
-    WELL_SCALED = 1e2
+    # target spread / source spread (and offset / source spread) inside which a = 1, b = 0.
+    # Not only precision: 12 targets spread over 1/100 of the unit square made the
+    # Newton rule oscillate at L1 1.5-1.7 for 60 iterations in the plain coordinates,
+    # and converge in 3 in the frame
+    WELL_SCALED = 4.0
 
     @classmethod
     def fit(cls, problem: SemiDiscreteProblem, x: torch.Tensor) -> _Frame:
