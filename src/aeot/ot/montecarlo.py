@@ -17,8 +17,9 @@ iteration. Four update rules:
   functions of h. Each batch measures h fresh before it joins the pool, the batch at
   least doubles, and the pool's own error is driven to a third of its sampling floor
   sqrt(2/π) Σ_i sqrt(ν_i/M): the pool's sampling noise, not the step rule, sets the
-  accuracy, and each sample is scored against every target about once. On 20,000 MNIST
-  codes in d = 16 this reaches L1 0.09 in 2 minutes where "jacobi" stalls near 0.27.
+  accuracy. Near the solution each sample is scored against every target about once;
+  far from it (the first batches) steps void many bounds and re-score. On 20,000 MNIST
+  codes in d = 16 this reaches L1 0.084 in 2 minutes where "jacobi" stops at 0.27.
 * ``"jacobi"``: a diagonal Newton step taken in log-mass coordinates,
 
       h_i ← h_i − ω τ_i log(μ̂_i / ν_i),      τ_i ≈ (∂ log μ_i / ∂h_i)^{-1} = μ_i / H_ii,
