@@ -15,7 +15,7 @@ iteration. Four update rules:
   candidates (O(M·16) instead of O(M·N·d)) and re-scores in full only the samples
   whose bound no longer certifies their two best cells, so the pool's masses are exact
   functions of h. Each batch measures h fresh before it joins the pool, the batch at
-  least doubles, and the pool's own error is driven to a third of its sampling floor
+  least doubles, and the pool's own error is driven to half its sampling floor
   sqrt(2/π) Σ_i sqrt(ν_i/M): the pool's sampling noise, not the step rule, sets the
   accuracy. Near the solution each sample is scored against every target about once;
   far from it (the first batches) steps void many bounds and re-score. On 20,000 MNIST
