@@ -1164,6 +1164,11 @@ class _SamplePool:
 
     def add(self, x: torch.Tensor, values: torch.Tensor, cells: torch.Tensor, h: torch.Tensor):
         """Append a batch ``x`` (B, d) whose top-K ``values``/``cells`` (B, K) were taken at h."""
+        # forget the oldest batches first, so that memory never holds both
+        while self.sizes and self.size + x.shape[0] > self.limit:
+            drop = self.sizes.pop(0)
+            for name in ("x", "cells", "raw", "bound", "epoch"):
+                setattr(self, name, getattr(self, name)[drop:].clone())
         e = self._epoch(h)
         self._x_norm = max(self._x_norm, float(x.norm(dim=1).max()))
         self.x = torch.cat([self.x, x])
@@ -1172,10 +1177,6 @@ class _SamplePool:
         self.bound = torch.cat([self.bound, values[:, -1]])
         self.epoch = torch.cat([self.epoch, torch.full((x.shape[0],), e, device=x.device)])
         self.sizes.append(x.shape[0])
-        while self.size > self.limit and len(self.sizes) > 1:  # forget the oldest batch
-            drop = self.sizes.pop(0)
-            for name in ("x", "cells", "raw", "bound", "epoch"):
-                setattr(self, name, getattr(self, name)[drop:])
         self._compact()
 
     def state(self) -> dict[str, torch.Tensor]:
@@ -1327,7 +1328,8 @@ def _pool_step(
     measured_noise = s.noises[-1]
     target = settings.noise_ratio * max(min(error, s.best_error), settings.tol / 2)
     factor = max(2.0, (measured_noise / max(target, 1e-300)) ** 2)
-    s.batch = min(settings.max_batch_size, max(s.batch, math.ceil(s.batch * min(factor, 4.0))))
+    largest = min(settings.max_batch_size, settings.pool_size)  # one batch never outgrows it
+    s.batch = min(largest, max(s.batch, math.ceil(s.batch * min(factor, 4.0))))
 
 
 # no height moves by more than this many median score gaps per inner step: the bound
