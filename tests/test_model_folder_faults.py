@@ -171,22 +171,25 @@ def test_a_file_of_another_fit_is_named(models, tmp_path, file):
         AEOT.load(folder)
 
 
-def test_codes_of_another_fit_are_refused_even_with_a_consistent_manifest(models, tmp_path):
+def _forged_codes(models, tmp_path, edit):
+    """A copy of model "a" whose stored codes are replaced by ``edit(codes)``, resealed."""
     folder = _copy(models, "a", tmp_path)
     tensors = load_tensors(folder / "ot.safetensors")
-    tensors["codes"] = load_tensors(models / "b" / "ot.safetensors")["codes"]
+    tensors["codes"] = edit(tensors["codes"])
     save_tensors(folder / "ot.safetensors", tensors)
     _reseal(folder)
+    return folder
+
+
+def test_codes_of_another_fit_are_refused_even_with_a_consistent_manifest(models, tmp_path):
+    other = load_tensors(models / "b" / "ot.safetensors")["codes"]
+    folder = _forged_codes(models, tmp_path, lambda codes: other)
     with pytest.raises(ValueError, match="codes and the OT state come from different models"):
         AEOT.load(folder)
 
 
 def test_weights_that_are_not_the_code_frequencies_are_refused(models, tmp_path):
-    folder = _copy(models, "a", tmp_path)
-    tensors = load_tensors(folder / "ot.safetensors")
-    tensors["codes"] = torch.cat([tensors["codes"], tensors["codes"][:1]])  # one code twice
-    save_tensors(folder / "ot.safetensors", tensors)
-    _reseal(folder)
+    folder = _forged_codes(models, tmp_path, lambda codes: torch.cat([codes, codes[:1]]))
     with pytest.raises(ValueError, match="weights are not the frequencies of the codes"):
         AEOT.load(folder)
 

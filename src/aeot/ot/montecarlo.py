@@ -1036,6 +1036,35 @@ _STATISTICS_DECAY = 0.5
 _SHRINK_SAMPLES = 4.0
 
 
+def _facet_statistics(
+    owner: torch.Tensor,
+    second: torch.Tensor,
+    gaps: torch.Tensor,
+    n_targets: int,
+    slab_fraction: float,
+) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-cell statistics of samples with best cell ``owner`` and runner-up ``second``
+    (M,) (−1: none) and score gaps s_1 − s_2 ``gaps`` (M,) float64: ε (the
+    ``slab_fraction`` quantile of the gaps), then (N,) float64 the samples in each cell,
+    those within ε of one of its facets (counted for both cells), and the gap sums."""
+    eps = max(float(torch.quantile(gaps[: 2**20], slab_fraction)), 1e-300)
+    near = gaps < eps
+    count = torch.bincount(owner, minlength=n_targets).double()
+    slab = torch.bincount(owner[near], minlength=n_targets).double()
+    runner_up = second[near]
+    slab += torch.bincount(runner_up[runner_up >= 0], minlength=n_targets).double()
+    gap_sum = torch.bincount(owner, weights=gaps, minlength=n_targets)
+    return eps, count, slab, gap_sum
+
+
+def _jacobi_tau(
+    slab_mass: torch.Tensor, slab_count: torch.Tensor, gap_sum: torch.Tensor, count: torch.Tensor
+) -> torch.Tensor:
+    """τ_i = (2 ε #cell_i + c ḡ_i) / (#slab_i + c), ḡ_i = Σ gaps_i / (#cell_i + 1), c = 4."""
+    mean_gap = gap_sum / (count + 1)
+    return (slab_mass + _SHRINK_SAMPLES * mean_gap) / (slab_count + _SHRINK_SAMPLES)
+
+
 def _jacobi_step(
     s: _SolverState,
     settings: MonteCarloSettings,
@@ -1065,19 +1094,15 @@ def _jacobi_step(
     owner = cells[:, 0]
     gaps = (values[:, 0] - values[:, 1]).double()
     gaps = torch.where(cells[:, 1] < 0, torch.zeros_like(gaps), gaps)  # a single target
-    eps = max(float(torch.quantile(gaps[: 2**20], settings.slab_fraction)), 1e-300)
-    near = gaps < eps
-    count = torch.bincount(owner, minlength=n_targets).double()
-    slab = torch.bincount(owner[near], minlength=n_targets).double()
-    second = cells[near, 1]
-    slab += torch.bincount(second[second >= 0], minlength=n_targets).double()
+    eps, count, slab, gap_sum = _facet_statistics(
+        owner, cells[:, 1], gaps, n_targets, settings.slab_fraction
+    )
     decay = _STATISTICS_DECAY
     s.cell_count.mul_(decay).add_(count)
-    s.gap_sum.mul_(decay).add_(torch.bincount(owner, weights=gaps, minlength=n_targets))
+    s.gap_sum.mul_(decay).add_(gap_sum)
     s.slab_count.mul_(decay).add_(slab)
     s.slab_mass.mul_(decay).add_(2 * eps * count)
-    mean_gap = s.gap_sum / (s.cell_count + 1)
-    tau = (s.slab_mass + _SHRINK_SAMPLES * mean_gap) / (s.slab_count + _SHRINK_SAMPLES)
+    tau = _jacobi_tau(s.slab_mass, s.slab_count, s.gap_sum, s.cell_count)
     batch = x.shape[0]
     log_ratio = torch.log(masses.clamp_min(0.5 / batch) / nu)
     delta = -tau * log_ratio
@@ -1301,12 +1326,10 @@ def _pool_step(
             break  # no longer falling
         if deadline is not None and time.perf_counter() > deadline:
             break
-        eps = max(float(torch.quantile(gaps[: 2**20], settings.slab_fraction)), 1e-300)
-        near = gaps < eps
-        slab = torch.bincount(owner[near], minlength=n_targets).double()
-        slab += torch.bincount(second[near], minlength=n_targets).double()
-        mean_gap = torch.bincount(owner, weights=gaps, minlength=n_targets) / (count + 1)
-        tau = (2 * eps * count + _SHRINK_SAMPLES * mean_gap) / (slab + _SHRINK_SAMPLES)
+        eps, _, slab, gap_sum = _facet_statistics(
+            owner, second, gaps, n_targets, settings.slab_fraction
+        )
+        tau = _jacobi_tau(2 * eps * count, slab, gap_sum, count)
         delta = -tau * torch.log(masses.clamp_min(0.5 / m) / nu)
         empty = count == 0
         delta[empty] = 0.0
