@@ -298,6 +298,13 @@ def _space_names(extractor) -> tuple[str, str]:
 # ------------------------------------------------------------------------------ scoring
 
 
+def _reference_features(space, real: torch.Tensor) -> torch.Tensor:
+    """Features of the real images: through ``reference_features`` when the space has one
+    (:class:`aeot.metrics.InceptionFeatures` keeps a reference set's features on disk)."""
+    cached = getattr(space, "reference_features", None)
+    return cached(real) if callable(cached) else space.features(real)
+
+
 def _subsample(x: torch.Tensor, m: int, rng: np.random.Generator) -> torch.Tensor:
     if x.shape[0] <= m:
         return x
@@ -342,6 +349,8 @@ def evaluate_samples(
         ``features(images)``; with ``predict(images)`` it also gives mode counts. For
         stacked digits a 1-channel digit classifier. Default
         :func:`default_feature_extractor` (a cached digit classifier for 8×8 digits).
+        :class:`aeot.metrics.InceptionFeatures` gives ``FID`` and ``KID``, its reference
+        features cached on disk (``reference_features``).
     seed : int
         Seed of the real-data subsampling and of the KID subsets.
     cache_dir : path-like, optional
@@ -420,7 +429,7 @@ def evaluate_samples(
     space = ChannelwiseFeatures(extractor) if stacked else extractor
     fd_name, kid_name = _space_names(space)
     if cache is None:
-        real_f = space.features(real)
+        real_f = _reference_features(space, real)
     else:
         key = (
             id(extractor),
@@ -431,7 +440,7 @@ def evaluate_samples(
             float(real.double().square().sum()),
         )
         if key not in cache:
-            cache[key] = space.features(real)
+            cache[key] = _reference_features(space, real)
         real_f = cache[key]
     fake_f = space.features(fake)
     if fake_f.shape[0] >= 2:
@@ -659,7 +668,8 @@ def _fd_keys(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     keys: list[str] = []
     for row in rows:
         for key in row:
-            if (key.startswith("FD-") or key == "FID") and not key.endswith("_std"):
+            fid = key == "FID" or key.startswith("FID-")  # "FID-2k": FID on 2,000 samples
+            if (key.startswith("FD-") or fid) and not key.endswith("_std"):
                 if key not in keys:
                     keys.append(key)
     return keys
