@@ -394,6 +394,12 @@ class InceptionFeatures:
             raise ValueError(f"images must have shape (n, 1 or 3, h, w), got {tuple(x.shape)}")
         return x
 
+    def _resize_pair(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            _tf1_bilinear_matrix(h, INPUT_SIZE[0]).to(self.device, torch.float32),
+            _tf1_bilinear_matrix(w, INPUT_SIZE[1]).to(self.device, torch.float32).T,
+        )
+
     def preprocess(self, images) -> torch.Tensor:
         """The network input of a batch: (n, 3, 299, 299) on ``device``, in (−1, 0.9921875).
 
@@ -407,10 +413,8 @@ class InceptionFeatures:
         h, w = x.shape[-2:]
         if (h, w) != INPUT_SIZE:
             if (h, w) not in self._resize_mats:
-                self._resize_mats[(h, w)] = (
-                    _tf1_bilinear_matrix(h, INPUT_SIZE[0]).to(self.device, torch.float32),
-                    _tf1_bilinear_matrix(w, INPUT_SIZE[1]).to(self.device, torch.float32).T,
-                )
+                with torch.inference_mode(False):  # usable outside features() too
+                    self._resize_mats[(h, w)] = self._resize_pair(h, w)
             a_h, a_w_t = self._resize_mats[(h, w)]
             x = torch.matmul(torch.matmul(a_h, x), a_w_t)
         lo, hi = INPUT_RANGE
