@@ -108,6 +108,8 @@ def test_unwritable_output_folder_is_named(model_dir, tmp_path, monkeypatch):
         (["sample", "{model}", "-o", "{tmp}/s.png", "-n", "4"], "PNG output needs an image"),
         (["fit", "{points}", "-o", "{tmp}/m", "--seed", "-3"], "--seed must be >= 0"),
         (["demo", "-o", "{tmp}/r", "--seed", "-1"], "--seed must be >= 0"),
+        # 2**70 samples were streamed to disk until it was full
+        (["sample", "{model}", "-o", "{tmp}/s.npy", "-n", str(2**70)], "GiB free"),
     ],
 )
 def test_bad_settings_are_one_line_errors(model_dir, tmp_path, args, message):
@@ -193,3 +195,21 @@ def test_aeot_debug_shows_the_traceback(tmp_path):
 def test_cells_output_is_checked_before_the_decomposition(blocker):
     result, _ = _invoke("cells", "--widths", "2,8,8", "-o", blocker / "cells.png")
     assert result.exit_code == 2 and "not a folder" in result.output  # a typer usage box
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        # matplotlib refused .txt only after the decomposition (a traceback)
+        (["--widths", "2,8,8", "-o", "{tmp}/cells.txt"], "use .png or .pdf or .svg"),
+        (["--widths", "2,8,8", "-o", "{tmp}/cells"], "use .png or .pdf or .svg"),
+        (["--widths", "2,8", "--seed", "-1"], "--seed must be >= 0"),  # was accepted
+        # a 10^10-parameter network died inside torch's allocator
+        (["--widths", "2,100000,100000"], "more than the limit of 16777216"),
+    ],
+)
+def test_cells_settings_are_checked_before_the_work(tmp_path, args, message):
+    result, seconds = _invoke("cells", *[a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in " ".join(result.output.replace("│", " ").split())
+    assert seconds < 5 and list(tmp_path.iterdir()) == []

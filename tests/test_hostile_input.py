@@ -523,10 +523,12 @@ def test_bad_sample_arguments(saved_models, kwargs, error, match):
         model.sample(**kwargs)
 
 
-@pytest.mark.parametrize("content", ["missing", "nan", "one-row", "ragged-dims"])
+@pytest.mark.parametrize("content", ["missing", "nan", "one-row", "ragged-dims", "complex"])
 def test_cli_fit_on_bad_data(tmp_path, content):
     path = tmp_path / "points.npy"
-    if content == "nan":
+    if content == "complex":  # once fitted on the real parts, imaginary parts dropped
+        np.save(path, np.ones((10, 2)) * (1 + 2j))
+    elif content == "nan":
         data = np.random.default_rng(0).uniform(size=(20, 2))
         data[3, 1] = np.nan
         np.save(path, data)
@@ -540,3 +542,113 @@ def test_cli_fit_on_bad_data(tmp_path, content):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert not (out / "config.json").exists()
+
+
+def test_identity_autoencoder_on_images_is_named(tmp_path):
+    """(4, 2, 3) data are images; the identity autoencoder once passed them on as 4-D
+    "targets" and failed naming those."""
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).uniform(size=(4, 2, 3)))
+    args = ["fit", str(tmp_path / "images.npy"), "-o", str(tmp_path / "m"), "--autoencoder"]
+    result = CliRunner().invoke(app, [*args, "identity"])
+    assert result.exit_code == 2, result.output
+    assert "'identity' uses the data as codes, so it needs points" in " ".join(
+        result.output.split()
+    )
+
+
+# ------------------------------------------------- found by benchmarks/probe_hostile.py
+
+
+@pytest.fixture(scope="module")
+def solved():
+    problem = SemiDiscreteProblem(np.random.default_rng(9).uniform(0.05, 0.95, (10, 2)))
+    return solve_semidiscrete(problem, tol=0.05, max_iter=40, seed=0)
+
+
+@pytest.mark.parametrize("k", [11, 1000])
+def test_topk_beyond_the_number_of_targets_is_refused(solved, k):
+    """It returned padding columns with cell -1, which indexes the last target."""
+    with pytest.raises(ValueError, match=f"k = {k} exceeds the number of targets \\(10\\)"):
+        solved.topk(torch.rand(5, 2, dtype=torch.float64), k)
+    assert solved.topk(torch.rand(5, 2, dtype=torch.float64), 10)[1].min() >= 0
+
+
+def test_queries_that_require_grad(solved):
+    """addmm(out=...) refused them with a raw autograd error."""
+    x = torch.rand(50, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.equal(solved.assign(x), solved.assign(x.detach()))  # indices: no gradient
+    assert torch.equal(solved.transport(x), solved.transport(x.detach()))
+    for call in (lambda: solved.potential(x), lambda: solved.topk(x, 2)):
+        with pytest.raises(ValueError, match=r"x requires grad.*x\.detach"):
+            call()
+
+
+def test_sparse_targets_are_a_type_error():
+    dense = torch.rand(5, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="targets must be a dense tensor, got layout"):
+        SemiDiscreteProblem(dense.to_sparse())
+    with pytest.raises(TypeError, match="x must be a dense tensor"):
+        solve_exact_2d(SemiDiscreteProblem(dense)).assign(dense.to_sparse())
+
+
+@pytest.mark.parametrize(
+    "seed, error, match",
+    [(-1, ValueError, "seed must be >= 0"), ("x", TypeError, "seed must be an integer")],
+)
+def test_measure_seeds_are_checked(solved, seed, error, match):
+    """A negative seed was accepted, a string one failed on `str + int`."""
+    with pytest.raises(error, match=match):
+        solved.l1_error(1000, seed=seed)
+
+
+def test_half_precision_working_dtype_is_named():
+    problem = SemiDiscreteProblem(np.eye(2) * 0.5 + 0.2)
+    with pytest.raises(TypeError, match="the working dtype must be float32 or float64"):
+        estimate_masses(problem, np.zeros(2), 100, dtype=torch.float16)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda n, g: [[0.5, 0.5]] * n,  # a point mass
+        lambda n, g: torch.randint(0, 2, (n, 2), generator=g),  # four atoms
+    ],
+)
+def test_sources_with_atoms_are_named(fn):
+    """Their heights diverged and the solver blamed h0 for a float32 overflow."""
+    from aeot.ot import CallableSource
+
+    problem = SemiDiscreteProblem(np.random.default_rng(0).uniform(size=(6, 2)))
+    problem = SemiDiscreteProblem(problem.targets, source=CallableSource(fn, 2))
+    with pytest.raises(ValueError, match=r"distinct point\(s\) among its first .* atoms"):
+        solve_semidiscrete(problem, tol=0.05, max_iter=20)
+
+
+def test_continuous_callable_sources_still_solve():
+    from aeot.ot import CallableSource
+
+    y = np.random.default_rng(1).uniform(0.1, 0.9, size=(6, 2))
+    source = CallableSource(lambda n, g: torch.rand(n, 2, generator=g, dtype=torch.float64), 2)
+    result = solve_semidiscrete(SemiDiscreteProblem(y, source=source), tol=0.05, seed=0)
+    assert result.converged
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((0, 1, 10**9), ValueError, "steps = 1000000000 exceeds the limit"),
+        (("a", 1), TypeError, "interpolation end point must hold real numbers"),
+        ((np.zeros(5), 1), ValueError, r"interpolation end point must have shape \(n, 3\)"),
+    ],
+)
+def test_bad_interpolation_arguments(saved_models, args, error, match):
+    """steps = 10^9 was allocated (the machine's OOM killer ended it); a string end
+    point failed inside torch.as_tensor."""
+    with pytest.raises(error, match=match):
+        AEOT.load(saved_models / "points").interpolate(*args)
+
+
+def test_numpy_integer_interpolation_indices(saved_models):
+    model = AEOT.load(saved_models / "points")
+    path = model.interpolate(np.int64(0), np.int64(1), steps=5)
+    assert torch.equal(path, model.interpolate(0, 1, steps=5))

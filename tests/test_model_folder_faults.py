@@ -272,6 +272,40 @@ def test_absurd_config_values_are_refused_before_allocating(models, tmp_path, ke
     assert time.perf_counter() - start < 5
 
 
+@pytest.mark.parametrize(
+    "ot, match",
+    [
+        ({"errors": [0.01], "converged": "false"}, "'converged' must be true or false"),
+        ({"errors": [], "n_iter": "3"}, "'n_iter' must be an integer"),
+        ({"errors": [], "method": 5}, "'method' must be a string"),
+    ],
+)
+def test_ot_summary_types_are_checked(models, tmp_path, ot, match):
+    """bool("false") is True: a string "false" loaded as a converged solve."""
+    folder = _copy(models, "a", tmp_path)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["ot"] = ot
+    (folder / "config.json").write_text(json.dumps(meta))
+    _reseal(folder)
+    with pytest.raises(ValueError, match=match):
+        AEOT.load(folder)
+
+
+def test_a_killed_writers_temporary_file_is_removed(tmp_path):
+    """A killed `aeot sample` left a hidden .tmp as large as its output for good."""
+    from aeot._io import save_json
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    stale = tmp_path / f".out.json.{dead}-abc123.tmp"
+    stale.write_bytes(b"partial")
+    alive = tmp_path / ".out.json.1-abc123.tmp"  # pid 1 is running: kept
+    alive.write_bytes(b"partial")
+    save_json(tmp_path / "out.json", {"a": 1})
+    assert not stale.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "out.json"]
+
+
 def test_huge_width_in_autoencoder_metadata_is_refused_before_building(models, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -299,6 +333,7 @@ def test_huge_width_in_autoencoder_metadata_is_refused_before_building(models, t
         ({"loss": "huber"}, ValueError),
         ({"ot_method": "sgd"}, ValueError),
         ({"progress": "yes"}, ValueError),
+        ({"device": "tpu"}, ValueError),  # once accepted, failing only at fit
     ],
 )
 def test_bad_constructor_settings(values, error):

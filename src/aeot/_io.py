@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -21,11 +22,17 @@ from safetensors.torch import load_file, save_file
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
-    An interrupted write leaves the previous file (if any) untouched.
+    An interrupted write leaves the previous file (if any) untouched. The temporary
+    file ``.<name>.<pid>-*.tmp`` of a writer that was killed is deleted by the next
+    write of ``path`` once that process is gone.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*-*.tmp"):
+        _remove_if_orphaned(stale, stale.name[len(target.name) + 2 :])  # a killed writer's
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -221,7 +228,10 @@ def _remove_if_orphaned(stale: Path, rest: str) -> None:
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     except (OSError, OverflowError):
         return
 

@@ -48,6 +48,10 @@ def as_float_tensor(
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     if tensor.device.type == "meta":
         raise ValueError(f"{name} is a meta tensor (it holds no data)")
+    if tensor.layout != torch.strided:
+        raise TypeError(
+            f"{name} must be a dense tensor, got layout {tensor.layout}; pass .to_dense()"
+        )
     if tensor.dtype == torch.bool or tensor.is_complex():
         raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     bad = _count_non_finite(tensor)
@@ -89,7 +93,9 @@ def as_working_tensor(value, name: str, *, ndim: int | None = None) -> torch.Ten
     :func:`as_float_tensor`.
     """
     if isinstance(value, torch.Tensor):
-        if value.is_floating_point() and value.dtype not in WORKING_DTYPES:
+        if value.layout != torch.strided:
+            pass  # refused by as_float_tensor, naming the layout
+        elif value.is_floating_point() and value.dtype not in WORKING_DTYPES:
             value = value.to(torch.float32)
         elif _is_integer(value.dtype) and value.device.type != "meta":
             value = _exact_float(value.detach().cpu().numpy(), name).to(value.device)

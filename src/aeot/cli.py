@@ -210,6 +210,24 @@ def _check_sample_output(out: Path, n: int) -> None:
         _fail(f"a PNG grid holds at most {MAX_PNG_SAMPLES} samples, got -n {n}; use .npy")
 
 
+def _check_disk_space(out: Path, n: int, sample_shape) -> None:
+    """Refuse, before writing, a .npy of ``n`` float32 samples that the disk cannot hold
+    (``-n`` is bounded by the disk, not the memory: 2**70 would write until it is full)."""
+    import math
+    import shutil
+
+    if not sample_shape:
+        return
+    needed = n * math.prod(sample_shape) * 4
+    folder = out.parent if str(out.parent) else Path(".")
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        _fail(
+            f"-n {n} samples of shape {tuple(sample_shape)} need {needed / 2**30:.3g} GiB, but "
+            f"{folder} has {free / 2**30:.3g} GiB free"
+        )
+
+
 def _write_samples(x, out: Path, ncol: int) -> None:
     from aeot.report.figures import save_image_grid
 
@@ -280,6 +298,7 @@ def sample(
             _fail("PNG output needs an image model; use .npy for points")
         _write_samples(loaded.sample(n, seed=seed), out, ncol=min(n, 10))
         return
+    _check_disk_space(out, n, getattr(loaded, "input_shape_", None))
     chunks = loaded.sample_chunks(n, seed=seed, chunk=SAMPLE_CHUNK)
     shape = _write_npy_chunks(chunks, n, out, progress=n > SAMPLE_CHUNK)
     typer.echo(f"wrote {shape} to {out}")

@@ -154,6 +154,13 @@ class AEOTConfig:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.device is not None and not isinstance(self.device, str):
             raise ValueError(f"device must be a string such as 'cpu' or None, got {self.device!r}")
+        if self.device is not None:  # parsed here; whether it is available, at first use
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise ValueError(
+                    f"device {self.device!r} is not a torch device (e.g. 'cpu', 'cuda:0')"
+                ) from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -297,6 +304,11 @@ class AEOT:
                 else ("conv" if x.ndim == 4 else "mlp")
             )
         if kind == "identity":
+            if x.ndim != 2:
+                raise ValueError(
+                    f"autoencoder='identity' uses the data as codes, so it needs points "
+                    f"(n, d); got images of shape {tuple(x.shape)}: use 'conv', 'mlp' or 'auto'"
+                )
             return None
         output = "sigmoid" if x.ndim == 4 else "none"
         if kind == "conv":
@@ -437,14 +449,16 @@ class AEOT:
 
     def _cell_of(self, value) -> int:
         """The OT cell of a training sample (by its index in the training data) or a point."""
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            value = int(value)
             n_codes = self.codes_.shape[0]
             if not 0 <= value < n_codes:
                 raise ValueError(f"index {value} out of range for {n_codes} training codes")
             # the targets are the distinct codes (sorted by torch.unique): find its row
             code = self.codes_[value : value + 1].to(self.ot_.targets)
         else:
-            x = self._check_input(torch.as_tensor(value).unsqueeze(0), "interpolation end point")
+            point = as_float_tensor(value, "interpolation end point", allow_empty=True)
+            x = self._check_input(point.unsqueeze(0), "interpolation end point")
             code = self.normaliser_.forward(self._encode_raw(x)).to(self.ot_.targets)
         return int(torch.cdist(code, self.ot_.targets).argmin())
 
@@ -630,6 +644,17 @@ def _check_meta(path: Path, meta) -> dict:
         isinstance(e, (int, float)) and not isinstance(e, bool) for e in errors
     ):
         problems.append("'ot' must be an object whose 'errors' is a list of numbers")
+    else:  # bool("false") is True: the types are checked, not coerced
+        for key, kind, what in (
+            ("converged", bool, "true or false"),
+            ("n_iter", int, "an integer"),
+            ("method", str, "a string"),
+        ):
+            value = ot.get(key)
+            if value is not None and (
+                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+            ):
+                problems.append(f"'ot' '{key}' must be {what}, got {value!r}")
     if problems:
         raise ValueError(f"{path} is damaged: {'; '.join(problems)}")
     return meta

@@ -604,6 +604,8 @@ def load_array_file(path: PathLike, *, kind: str | None = None, name: str | None
     x = np.asarray(x)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise ValueError(f"{p}: expected a numeric array, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):  # astype(float32) would drop the imaginary part
+        raise ValueError(f"{p}: expected real numbers, got dtype {x.dtype}")
     if kind not in (None, "image", "points"):
         raise ValueError(f"kind must be 'image' or 'points', got {kind!r}")
     if kind is None:

@@ -36,6 +36,7 @@ from aeot.ot.result import SemiDiscreteResult
 __all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
 
 METHODS = ("pl", "pairwise")
+MAX_INTERPOLATION_STEPS = 100_000  # codes on one path (each decoded: steps x data size)
 
 
 @dataclass(eq=False)
@@ -459,6 +460,11 @@ class AEOTSampler:
         """
         result, graph, singular = self._fitted()
         steps = check_positive_int(steps, "steps", minimum=2)
+        if steps > MAX_INTERPOLATION_STEPS:
+            raise ValueError(
+                f"steps = {steps} exceeds the limit of {MAX_INTERPOLATION_STEPS} points on one "
+                "interpolation path"
+            )
         resolution = check_positive_int(resolution, "resolution", minimum=2)
         y = result.targets
         pa, ca = self._endpoint(a, "a")

@@ -104,8 +104,10 @@ class ScoreKernel:
             raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
         if targets.dtype not in (torch.float32, torch.float64):
             raise TypeError(
-                f"targets must be torch.float32 or torch.float64, got {targets.dtype} "
-                "(SemiDiscreteProblem promotes half-precision targets to float32)"
+                f"targets must be torch.float32 or torch.float64, got {targets.dtype}: the "
+                "scores are computed in the targets' dtype, so the working dtype must be "
+                "float32 or float64 (SemiDiscreteProblem promotes half-precision targets to "
+                "float32)"
             )
         if targets.dim() != 2:
             raise ValueError(f"targets must have shape (N, d), got {tuple(targets.shape)}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from aeot._validation import as_float_tensor, check_positive_int
+from aeot._validation import as_float_tensor, check_positive_int, check_seed
 from aeot.ot.kernels import ScoreKernel
 from aeot.ot.problem import SemiDiscreteProblem
 
@@ -79,8 +79,24 @@ class SemiDiscreteResult:
             return self.errors[self.best_iteration - 1]
         return self.errors[-1]
 
-    def _prepare(self, x) -> tuple[torch.Tensor, ScoreKernel, torch.Tensor]:
+    def _prepare(
+        self, x, *, differentiable: bool = False
+    ) -> tuple[torch.Tensor, ScoreKernel, torch.Tensor]:
+        """``x`` as an (M, d) tensor of the targets' dtype and device, the kernel and h.
+
+        The kernels track no gradients. For the cell indices (``differentiable``
+        False) that loses nothing, so a query that requires grad is detached; the
+        scores would have a gradient, so for them such a query is a ValueError
+        rather than a result silently cut off from the graph.
+        """
         y = self.problem.targets
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            if differentiable:
+                raise ValueError(
+                    "x requires grad, but the score kernels do not track gradients: pass "
+                    "x.detach() (the gradient of the potential at x is transport(x))"
+                )
+            x = x.detach()
         x = as_float_tensor(x, "x", dtype=y.dtype, device=y.device)
         if x.ndim == 1:
             x = x.unsqueeze(0)
@@ -100,7 +116,7 @@ class SemiDiscreteResult:
 
     def potential(self, x) -> torch.Tensor:
         """Brenier potential u_h(x) = max_i <x, y_i> + h_i: (M, d) -> (M,)."""
-        x, kernel, h = self._prepare(x)
+        x, kernel, h = self._prepare(x, differentiable=True)
         return kernel.argmax(x, h)[1]
 
     def transport(self, x) -> torch.Tensor:
@@ -108,12 +124,21 @@ class SemiDiscreteResult:
         return self.problem.targets[self.assign(x)]
 
     def topk(self, x, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` largest <x, y_i> + h_i per point, best first: values (M, k), cells (M, k)."""
+        """The ``k`` largest <x, y_i> + h_i per point, best first: values (M, k), cells (M, k).
+
+        ``k`` is at most the number of targets N (a ValueError otherwise: there are
+        no k cells to return).
+        """
         try:
             k = check_positive_int(k, "k")
         except TypeError as exc:
             raise ValueError(str(exc)) from None
-        x, kernel, h = self._prepare(x)
+        if k > self.problem.n_targets:
+            raise ValueError(
+                f"k = {k} exceeds the number of targets ({self.problem.n_targets}): "
+                "there are only that many cells"
+            )
+        x, kernel, h = self._prepare(x, differentiable=True)
         return kernel.topk(x, h, k)
 
     def measure_masses(
@@ -126,6 +151,7 @@ class SemiDiscreteResult:
         """
         from aeot.ot.montecarlo import estimate_masses
 
+        seed = check_seed(seed, maximum=2**49)  # batch seeds are seed * 7919 + part
         return estimate_masses(
             self.problem, self.h, n_samples, seed=seed, qmc=qmc, dtype=self.problem.targets.dtype
         )

@@ -25,13 +25,18 @@ def _per_axis(value, dim: int, name: str) -> tuple[float, ...]:
     return tuple(array.expand(dim).tolist())
 
 
+def _wider(dtype: torch.dtype) -> str:
+    """The advice to work in float64, unless ``dtype`` already is (then: nothing)."""
+    return "" if dtype == torch.float64 else " or work in torch.float64"
+
+
 def _check_range(values, dtype: torch.dtype, what: str) -> None:
     """Refuse sampling in ``dtype`` when ``values`` (bounds, spans) overflow it."""
     largest = max(abs(v) for v in values)
     if largest > torch.finfo(dtype).max:
         raise ValueError(
             f"{what} reaches {largest:.3g}, beyond the range of {dtype}: "
-            "rescale the problem or work in torch.float64"
+            f"rescale the problem{_wider(dtype)}"
         )
 
 
@@ -165,7 +170,7 @@ class BoxUniform(Source):
             raise ValueError(
                 f"the box has zero width in {dtype} on axis {axis} "
                 f"([{self.low[axis]!r}, {self.high[axis]!r}] rounds to one value): "
-                "a point mass, not a box; widen it or work in torch.float64"
+                f"a point mass, not a box; widen it{_wider(dtype)}"
             )
 
     def describe(self) -> dict:
@@ -204,7 +209,7 @@ class Gaussian(Source):
                 raise ValueError(
                     f"std {self.std!r} is below the resolution of {dtype} at the mean "
                     f"({resolution:.3g}): every sample rounds to the mean, a point mass; "
-                    "rescale the problem or work in torch.float64"
+                    f"rescale the problem{_wider(dtype)}"
                 )
         if qmc:
             u = _sobol_uniform(n, self.dim, seed, torch.float64, "cpu")
@@ -236,4 +241,27 @@ class CallableSource(Source):
             raise ValueError(
                 f"source sampler returned shape {tuple(out.shape)}, expected {(n, self.dim)}"
             )
+        _check_no_atoms(out)
         return out
+
+
+def _check_no_atoms(x: torch.Tensor, rows: int = 1024) -> None:
+    """Refuse samples of a measure with atoms (a point mass, a discrete measure): its
+    mass cannot be split among targets, and the solver's heights would diverge.
+
+    Continuous samples collide with vanishing probability: among the first ``rows``
+    at most a handful repeat even in float32, so half of them repeating proves atoms.
+    """
+    head = x[:rows]
+    m = head.shape[0]
+    if m < 2:
+        return
+    distinct = m if m < 16 and not bool((head == head[:1]).all()) else None
+    if distinct is None:
+        distinct = torch.unique(head, dim=0).shape[0]
+    if distinct == 1 or distinct <= m // 2:
+        raise ValueError(
+            f"source sampler returned only {distinct} distinct point(s) among its first {m} "
+            "samples: a source with atoms (a point mass or a discrete measure) cannot be "
+            "split among the targets; semi-discrete OT needs a source with a density"
+        )

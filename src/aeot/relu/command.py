@@ -6,6 +6,7 @@ Registered by the CLI as ``app.command("cells")(cells)``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import time
 import warnings
@@ -15,8 +16,15 @@ from typing import Annotated
 import typer
 
 from aeot._io import check_output_path
+from aeot._validation import check_seed
 
 __all__ = ["cells", "load_model", "load_weights"]
+
+#: picture formats of ``--output`` (matplotlib would fail on others only after the work)
+PICTURE_SUFFIXES = (".png", ".pdf", ".svg")
+#: a larger --widths network is refused before it is allocated (10^5-wide layers once
+#: died inside torch's allocator); its exact cells would be out of reach anyway
+MAX_PARAMETERS = 2**24
 
 
 def _int_list(text: str, name: str) -> list[int]:
@@ -265,15 +273,26 @@ def cells(
         raise typer.BadParameter("give --model, --widths or both", param_hint="--model")
     if output is not None:  # before the decomposition, not after it
         try:
-            check_output_path(output, folder=False, option="--output")
+            check_output_path(output, folder=False, option="--output", suffixes=PICTURE_SUFFIXES)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--output") from None
+    try:
+        check_seed(seed, "--seed")
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--seed") from None
     if trust_pickle and (model is None or widths is not None):
         raise typer.BadParameter(
             "--trust-pickle applies to a full pickled --model only", param_hint="--trust-pickle"
         )
     if widths is not None:
         ws = _int_list(widths, "--widths")
+        size = sum((a + 1) * b for a, b in itertools.pairwise(ws))
+        if size > MAX_PARAMETERS:
+            raise typer.BadParameter(
+                f"{widths} would build a network of {size} parameters, more than the limit "
+                f"of {MAX_PARAMETERS}",
+                param_hint="--widths",
+            )
         try:
             net = random_relu_net(
                 ws, seed=seed, bias_std=bias_std, output_activation=not linear_output
