@@ -111,3 +111,45 @@ def test_fused_kernel_used_only_where_it_applies(monkeypatch):
     kernel.topk(x, h, 2)
     kernel.topk(x, h, 3)
     assert calls == ["fused_top2"]
+
+
+@pytest.mark.parametrize("k", [16, 40, _native.FUSED_MAX_K])
+def test_fused_topk_up_to_kmax_matches_the_float64_ranking(k):
+    g = torch.Generator().manual_seed(k)
+    y = torch.randn(3000, 32, generator=g)
+    x = torch.randn(203, 32, generator=g)
+    h = 0.1 * torch.randn(3000, generator=g)
+    values, top = ScoreKernel(y).topk(x, h, k)
+    ref = _reference(x, y, h)
+    ref_values = ref.topk(k, dim=1).values
+    assert torch.allclose(values.double(), ref_values, atol=1e-4)
+    # each returned cell scores what its value says, and the list is sorted
+    assert torch.allclose(ref.gather(1, top), values.double(), atol=1e-4)
+    assert bool((values[:, :-1] >= values[:, 1:]).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pool_kernels_against_torch(dtype):
+    """gather_dot = <x_r, y_c> per cached cell; cand_top2 = the best two unmasked."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(517, 37, generator=g, dtype=dtype)
+    y = torch.randn(401, 37, generator=g, dtype=dtype)
+    cells = torch.randint(0, 401, (517, 24), generator=g, dtype=torch.int32)
+    raw = _native.gather_dot(x, y, cells)
+    ref = (y[cells.long()].double() * x[:, None].double()).sum(-1)
+    tol = 1e-4 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(raw.double(), ref, atol=tol)
+    # the same bits however the rows are split
+    assert torch.equal(_native.gather_dot(x[100:].clone(), y, cells[100:].clone()), raw[100:])
+    h = torch.randn(401, generator=g, dtype=dtype)
+    skip = torch.rand(401, generator=g) < 0.3
+    skip[cells[0]] = True  # a row with every cell masked
+    values, top = _native.cand_top2(raw, cells, h, skip)
+    vals = (raw + h[cells.long()]).masked_fill(skip[cells.long()], -torch.inf)
+    ref_values, column = vals.topk(2, dim=1)
+    live = torch.isfinite(ref_values)
+    assert torch.equal(values[live], ref_values[live])
+    assert torch.equal(top[live], cells.long().gather(1, column)[live])
+    assert bool((top[~live] == -1).all())
+    with pytest.raises(ValueError, match="cells must lie in"):
+        _native.gather_dot(x, y, cells.masked_fill(cells == 5, 401))

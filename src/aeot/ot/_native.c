@@ -66,6 +66,51 @@ void top2_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,     
 DEFINE_KERNELS(float, f32)
 DEFINE_KERNELS(double, f64)
 
+/* Kernels of the sample pool (montecarlo._SamplePool), for K cached cells per row.
+ *
+ * gather_dot: raw[r, l] = Σ_k x[r, k] y[cells[r, l], k], in k order with eight
+ * partial sums (p = k mod 8) added pairwise at the end, so a value depends on x[r]
+ * and y[cells[r, l]] alone: re-computing it after a resume gives the same bits.
+ *
+ * cand_top2: the best two of raw[r, l] + h[cells[r, l]] over the columns l whose cell
+ * is not marked in `skip` (N bytes), best first; strictly greater wins, so ties keep
+ * the lower column. A row with fewer than two such columns gets index -1 and the
+ * lowest value of the type in the missing slots. */
+#define DEFINE_POOL_KERNELS(T, SUFFIX, LOWEST)                                           \
+void gather_dot_##SUFFIX(const T* x, int64_t rows, int64_t d, const T* y,               \
+                         const int32_t* cells, int64_t k, T* raw) {                      \
+  for (int64_t r = 0; r < rows; ++r) {                                                   \
+    const T* xr = x + r * d;                                                             \
+    for (int64_t l = 0; l < k; ++l) {                                                    \
+      const T* yc = y + (int64_t)cells[r * k + l] * d;                                   \
+      T p[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
+      int64_t j = 0;                                                                     \
+      for (; j + 8 <= d; j += 8)                                                         \
+        for (int q = 0; q < 8; ++q) p[q] += xr[j + q] * yc[j + q];                       \
+      for (int q = 0; j < d; ++j, ++q) p[q] += xr[j] * yc[j];                            \
+      raw[r * k + l] = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7])); \
+    }                                                                                    \
+  }                                                                                      \
+}                                                                                        \
+                                                                                         \
+void cand_top2_##SUFFIX(const T* raw, const int32_t* cells, int64_t rows, int64_t k,     \
+                        const T* h, const uint8_t* skip, int64_t* idx, T* val) {         \
+  for (int64_t r = 0; r < rows; ++r) {                                                   \
+    int64_t i1 = -1, i2 = -1; T v1 = LOWEST, v2 = LOWEST;                                \
+    for (int64_t l = 0; l < k; ++l) {                                                    \
+      const int32_t c = cells[r * k + l];                                                \
+      if (skip[c]) continue;                                                             \
+      const T v = raw[r * k + l] + h[c];                                                 \
+      if (i1 < 0 || v > v1) { v2 = v1; i2 = i1; v1 = v; i1 = c; }                        \
+      else if (i2 < 0 || v > v2) { v2 = v; i2 = c; }                                     \
+    }                                                                                    \
+    idx[2 * r] = i1; val[2 * r] = v1; idx[2 * r + 1] = i2; val[2 * r + 1] = v2;          \
+  }                                                                                      \
+}
+
+DEFINE_POOL_KERNELS(float, f32, -3.402823466e+38F)
+DEFINE_POOL_KERNELS(double, f64, -1.7976931348623157e+308)
+
 /* Fused scores and row reductions for few dimensions (AVX2 + FMA, float32).
  *
  * For small d the GEMM is bound by writing its (rows, N) output, and the row scan
@@ -359,7 +404,7 @@ void fused_top2_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
  * so ties keep the lower index. Once a row has seen a few hundred targets almost no
  * lane passes, and the cost is that of argmax. The scores are the same fma chains as
  * argmax_pass's, so column 0 is bit-identical to fused_argmax_f32. */
-#define KMAX 16
+#define KMAX 64
 
 typedef struct { float v[KMAX]; int32_t i[KMAX]; float thr; } topk_row;
 

@@ -248,6 +248,16 @@ def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
         fn = getattr(lib, name)
         fn.argtypes = signature
         fn.restype = None
+    for suffix in ("f32", "f64"):
+        # (x, rows, d, y, cells, k, raw)
+        fn = getattr(lib, f"gather_dot_{suffix}")
+        fn.argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2]
+        fn.argtypes += [ctypes.c_int64, ctypes.c_void_p]
+        fn.restype = None
+        # (raw, cells, rows, k, h, skip, idx, val)
+        fn = getattr(lib, f"cand_top2_{suffix}")
+        fn.argtypes = [*[ctypes.c_void_p] * 2, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 4]
+        fn.restype = None
     lib.lawson_flips.argtypes = [*[ctypes.c_void_p] * 6, *[ctypes.c_int64] * 3]
     lib.lawson_flips.restype = ctypes.c_int64
     lib.fused_available.argtypes = []
@@ -516,7 +526,96 @@ def row_top2(scores: torch.Tensor, out_index: torch.Tensor, out_value: torch.Ten
     _run_rows("top2_rows", scores, out_index, out_value, 2)
 
 
-FUSED_MAX_K = 16  # KMAX of fused_topk_f32
+def _check_cells(cells: torch.Tensor, rows: int, n_targets: int, checked: bool) -> int:
+    """K of contiguous int32 CPU ``cells`` (rows, K) whose entries index n_targets rows
+    (their range is checked unless the caller has: ``checked``)."""
+    if not isinstance(cells, torch.Tensor) or cells.dim() != 2 or cells.shape[0] != rows:
+        shape = tuple(cells.shape) if isinstance(cells, torch.Tensor) else type(cells).__name__
+        raise ValueError(f"cells must have shape ({rows}, K), got {shape}")
+    _check_tensor(cells, "cells", torch.int32, tuple(cells.shape))
+    if not checked and cells.numel() and (int(cells.min()) < 0 or int(cells.max()) >= n_targets):
+        raise ValueError(f"cells must lie in [0, {n_targets}), got [{cells.min()}, {cells.max()}]")
+    return cells.shape[1]
+
+
+def gather_dot(
+    x: torch.Tensor, y: torch.Tensor, cells: torch.Tensor, *, checked: bool = False
+) -> torch.Tensor:
+    """raw[r, l] = <x[r], y[cells[r, l]]> for contiguous CPU x (M, d), y (N, d) of one
+    float dtype and int32 ``cells`` (M, K): the same bits however the rows are split.
+    ``checked``: the caller vouches that every cell lies in [0, N) (skips one pass)."""
+    if not isinstance(x, torch.Tensor) or x.dtype not in _SUFFIX or x.dim() != 2:
+        raise TypeError("x must be a 2-D float32 or float64 torch.Tensor")
+    m, d = x.shape
+    _check_tensor(x, "x", x.dtype, (m, d))
+    _check_tensor(y, "y", x.dtype, (y.shape[0], d) if y.dim() == 2 else (-1, d))
+    k = _check_cells(cells, m, y.shape[0], checked)
+    raw = torch.empty(m, k, dtype=x.dtype)
+    if m == 0 or k == 0:
+        return raw
+    fn = getattr(_lib(), f"gather_dot_{_SUFFIX[x.dtype]}")
+    item = x.element_size()
+    calls = [
+        (
+            x.data_ptr() + start * d * item,
+            stop - start,
+            d,
+            y.data_ptr(),
+            cells.data_ptr() + start * k * 4,
+            k,
+            raw.data_ptr() + start * k * item,
+        )
+        for start, stop in _split_rows(m)
+    ]
+    _run_split(fn, calls)
+    return raw
+
+
+def cand_top2(
+    raw: torch.Tensor,
+    cells: torch.Tensor,
+    h: torch.Tensor,
+    skip: torch.Tensor,
+    *,
+    checked: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best two of raw[r, l] + h[cells[r, l]] over the cells not marked in ``skip``
+    (N,) bool: values (M, 2) of raw's dtype and cells (M, 2) int64, best first, ties to
+    the lower column; index −1 and the dtype's lowest value where fewer than two.
+    ``checked``: the caller vouches that every cell lies in [0, N) (skips one pass)."""
+    if not isinstance(raw, torch.Tensor) or raw.dtype not in _SUFFIX or raw.dim() != 2:
+        raise TypeError("raw must be a 2-D float32 or float64 torch.Tensor")
+    m, k = raw.shape
+    _check_tensor(raw, "raw", raw.dtype, (m, k))
+    n_targets = h.shape[0] if isinstance(h, torch.Tensor) else -1
+    _check_tensor(h, "h", raw.dtype, (n_targets,))
+    _check_tensor(skip, "skip", torch.bool, (n_targets,))
+    if _check_cells(cells, m, n_targets, checked) != k:
+        raise ValueError(f"cells must have shape {(m, k)}, got {tuple(cells.shape)}")
+    idx = torch.empty(m, 2, dtype=torch.int64)
+    val = torch.empty(m, 2, dtype=raw.dtype)
+    if m == 0:
+        return val, idx
+    fn = getattr(_lib(), f"cand_top2_{_SUFFIX[raw.dtype]}")
+    item = raw.element_size()
+    calls = [
+        (
+            raw.data_ptr() + start * k * item,
+            cells.data_ptr() + start * k * 4,
+            stop - start,
+            k,
+            h.data_ptr(),
+            skip.data_ptr(),
+            idx.data_ptr() + start * 16,
+            val.data_ptr() + start * 2 * item,
+        )
+        for start, stop in _split_rows(m)
+    ]
+    _run_split(fn, calls)
+    return val, idx
+
+
+FUSED_MAX_K = 64  # KMAX of fused_topk_f32
 
 
 def _check_panels(yt: torch.Tensor, dim: int) -> int:

@@ -11,15 +11,17 @@ iteration. Four update rules:
   ``AUTO_NEWTON_MAX_DIM``).
 * ``"pool"``: the ``"jacobi"`` step below, taken many times per batch on every sample
   drawn so far (a sample-average approximation whose sample set grows). Each sample
-  keeps its 16 best cells and a bound on all others; an inner step re-ranks only those
-  candidates (O(M·16) instead of O(M·N·d)) and re-scores in full only the samples
-  whose bound no longer certifies their two best cells, so the pool's masses are exact
-  functions of h. Each batch measures h fresh before it joins the pool, the batch at
-  least doubles, and the pool's own error is driven to half its sampling floor
-  sqrt(2/π) Σ_i sqrt(ν_i/M): the pool's sampling noise, not the step rule, sets the
-  accuracy. Near the solution each sample is scored against every target about once;
-  far from it (the first batches) steps void many bounds and re-score. On 20,000 MNIST
-  codes in d = 16 this reaches L1 0.084 in 2 minutes where "jacobi" stops at 0.27.
+  keeps its K best cells (K = 16, 64 from d = 24 on) and a bound on all others; an
+  inner step re-ranks only those candidates (O(M·K) instead of O(M·N·d)) and re-scores
+  in full only the samples whose bound no longer certifies their two best cells, so
+  the pool's masses are exact functions of h. Each batch measures h fresh before it
+  joins the pool, the batch at least doubles, and the pool's own error is driven to
+  half its sampling floor sqrt(2/π) Σ_i sqrt(ν_i/M): the pool's sampling noise, not
+  the step rule, sets the accuracy. Each sample is scored against every target about
+  once. With a time limit, a non-final batch takes at most 2/3 of what the time left
+  could score after keeping back a batch that measures the last iterate, and the
+  inner steps stop in time for it. On 20,000 MNIST codes in d = 16 this reaches L1
+  0.084 in 2 minutes where "jacobi" stops at 0.27.
 * ``"jacobi"``: a diagonal Newton step taken in log-mass coordinates,
 
       h_i ← h_i − ω τ_i log(μ̂_i / ν_i),      τ_i ≈ (∂ log μ_i / ∂h_i)^{-1} = μ_i / H_ii,
@@ -100,7 +102,7 @@ METHODS = ("auto", "pool", "jacobi", "newton", "adam", "nesterov")
 # of neighbours per cell: 5,000 codes in d = 32 reach 0.036 where newton stays at 0.70;
 # 20,000 MNIST codes in d = 16 reach 0.084 in 2 minutes where "jacobi" stops at 0.27)
 AUTO_NEWTON_MAX_DIM = 12
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4  # 4: the pool caches 64 candidates from d = 24 on
 
 
 @dataclass(frozen=True)
@@ -777,7 +779,8 @@ def _solve(
     s = state  # short alias: the loop below updates the state in place
     pool = None
     if settings.method == "pool" and n_targets > 1:
-        pool = _SamplePool(scorer, min(POOL_CANDIDATES, n_targets), settings.pool_size)
+        n_cached = POOL_CANDIDATES_HIGH_DIM if problem.dim >= POOL_HIGH_DIM else POOL_CANDIDATES
+        pool = _SamplePool(scorer, min(n_cached, n_targets), settings.pool_size)
         if s.pool_batches:  # a resumed solve: the samples are redrawn, the cache restored
             x = torch.cat([_draw_batch(problem, settings, k, m, device) for k, m in s.pool_batches])
             if resumed_pool is None:
@@ -786,12 +789,24 @@ def _solve(
     converged = False
     start = time.perf_counter() - s.elapsed
     seconds_per_sample = 0.0  # measured cost of one sample (scoring + update), this process
+    seconds_per_scored = 0.0  # ... of drawing and scoring it alone ("pool": the rest is steps)
     for iteration in range(s.iteration + 1, settings.max_iter + 1):
         batch = s.batch
         if settings.time_limit is not None and seconds_per_sample > 0:
             # honour the limit within one batch: draw no more than the time left allows
             left = settings.time_limit - (time.perf_counter() - start)
-            batch = scorer.smallest(min(batch, max(int(left / seconds_per_sample), 0)))
+            if pool is None:
+                afford = int(left / seconds_per_sample)
+            else:
+                # the pool's steps after a batch cost time too, and their result counts
+                # only once a later batch has measured it: unless this is the last batch
+                # (all the time left), draw at most 2/3 of what the time left minus a
+                # last measuring batch could score, so that steps and that batch fit
+                afford = int(left / seconds_per_scored)
+                reserve = _measuring_batch(nu, min(s.best_error, *s.pool_errors[-1:]), settings)
+                if afford > 2 * reserve:
+                    afford = 2 * (afford - reserve) // 3
+            batch = scorer.smallest(min(batch, max(afford, 0)))
             if batch < min(s.batch, 2**12):
                 break
         tick = time.perf_counter()
@@ -802,6 +817,7 @@ def _solve(
             cells, best = top_cells[:, 0], top_values[:, 0]
         else:
             cells, best = scorer.argmax(x, s.h)
+        seconds_per_scored = (time.perf_counter() - tick) / batch
         first = torch.bincount(cells[:half], minlength=n_targets).double() / half
         second = torch.bincount(cells[half:], minlength=n_targets).double() / (batch - half)
         masses = (first + second) / 2
@@ -846,11 +862,12 @@ def _solve(
             s.lr *= 0.5
             s.step_from = None
         elif pool is not None:
-            pool.add(x, top_values, top_cells, s.h)
-            s.pool_batches.append([iteration, batch])
-            s.pool_batches = s.pool_batches[len(s.pool_batches) - len(pool.sizes) :]
-            deadline = None if settings.time_limit is None else start + settings.time_limit
-            _pool_step(s, settings, pool, nu, error, deadline)
+            end = None if settings.time_limit is None else start + settings.time_limit
+            if end is None or time.perf_counter() < end:  # else no step could follow
+                pool.add(x, top_values, top_cells, s.h)
+                s.pool_batches.append([iteration, batch])
+                s.pool_batches = s.pool_batches[len(s.pool_batches) - len(pool.sizes) :]
+                _pool_step(s, settings, pool, nu, error, end, seconds_per_scored)
         else:
             _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
         if not bool(torch.isfinite(s.h).all()):
@@ -884,6 +901,16 @@ def _solve(
         noise=s.best_noise if s.best_iteration else math.nan,
         best_iteration=s.best_iteration,
     )
+
+
+def _measuring_batch(nu: torch.Tensor, error: float, settings: MonteCarloSettings) -> int:
+    """Samples whose sampling floor sqrt(2/π) Σ sqrt(ν_i (1 − ν_i) / B) equals
+    max(``error``, tol): the smallest batch whose measurement of an L1 error that size
+    is not mostly noise (a batch kept back, under a time limit, to measure the last
+    iterate). Never more than ``max_batch_size``."""
+    spread = math.sqrt(2 / math.pi) * float(torch.sqrt(nu * (1 - nu)).sum())
+    level = max(error, settings.tol) if math.isfinite(error) else settings.tol
+    return min(settings.max_batch_size, math.ceil((spread / level) ** 2))
 
 
 # a cell expected to hold this many samples of a batch is empty by chance with
@@ -1127,8 +1154,15 @@ def _jacobi_step(
     s.batch = min(settings.max_batch_size, max(s.batch, grown))
 
 
-# "pool": candidate cells cached per pool sample, and the most inner steps per batch
+# "pool": candidate cells cached per pool sample, and the most inner steps per batch.
+# From d = 24 on each cell has so many neighbours that the 16th score lies only ~4
+# median gaps below the second (128,000 codes in d = 32), and a few steps' moves void
+# the bound of 15 % of the pool per step; the 64th lies ~8 gaps below, and almost no
+# sample needs re-scoring. Below that, scoring costs little per target and a long
+# candidate list costs more to keep than it saves.
 POOL_CANDIDATES = 16
+POOL_CANDIDATES_HIGH_DIM = 64
+POOL_HIGH_DIM = 24
 _POOL_INNER_STEPS = 30
 # the inner steps aim the pool's own error at this fraction of its sampling floor (the
 # true error of its solution is then about the floor: smaller aims buy little)
@@ -1149,8 +1183,9 @@ class _SamplePool:
     hence the two best candidates are the sample's two best cells whenever the second
     of them scores ≥ bound + D_e (+ a rounding slack). Samples that fail are re-scored
     against every target (and cached anew), so :meth:`top2` is exact: the pool is a
-    cache, and what the solver computes from it does not depend on its history.
-    Memory: M (d + 2K + 2) numbers.
+    cache, and what the solver computes from it does not depend on its history. On the
+    CPU the raw scores and the re-ranking run in C kernels (``gather_dot``,
+    ``cand_top2``: one pass over M·K entries). Memory: M (d + 2K + 2) numbers.
     """
 
     def __init__(self, scorer: LocalScorer, k: int, limit: int):
@@ -1170,12 +1205,16 @@ class _SamplePool:
         self._slack_scale = 2.0 * y.shape[1] * unit
         self._y_norm = float(y.norm(dim=1).max()) if y.shape[0] else 0.0
         self._x_norm = 0.0
+        # the C kernels for the cached cells (the same bits however the rows are split)
+        self._native = y.device.type == "cpu" and _native.available() and y.is_contiguous()
 
     @property
     def size(self) -> int:
         return self.x.shape[0]
 
     def _raw_scores(self, x: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        if self._native:
+            return _native.gather_dot(x.contiguous(), self.targets, cells.to(torch.int32))
         out = x.new_empty(cells.shape)
         step = max(1, 2**22 // (cells.shape[1] * x.shape[1]))
         for start in range(0, x.shape[0], step):
@@ -1219,6 +1258,15 @@ class _SamplePool:
         device = self.targets.device
         self.x, self.sizes = x, list(sizes)
         self.cells = state["cells"].to(device=device, dtype=torch.int32)
+        n_targets = self.targets.shape[0]
+        cells = self.cells
+        if cells.shape != (x.shape[0], self.k) or (
+            cells.numel() and not 0 <= int(cells.min()) <= int(cells.max()) < n_targets
+        ):
+            raise ValueError(
+                f"the checkpoint's pool cache does not fit its {x.shape[0]} samples and "
+                f"{n_targets} targets (cells of shape {tuple(self.cells.shape)})"
+            )
         self.bound = state["bound"].to(device=device, dtype=self.targets.dtype)
         self.epoch = state["epoch"].to(device=device, dtype=torch.long)
         self.epochs = list(state["snapshots"].to(device=device, dtype=self.targets.dtype))
@@ -1227,9 +1275,26 @@ class _SamplePool:
         if x.shape[0]:
             self._x_norm = float(x.norm(dim=1).max())
 
+    def lift_empty_cells(
+        self, h: torch.Tensor, empty: torch.Tensor, best: torch.Tensor, step: float
+    ) -> torch.Tensor:
+        """Heights (N,) at which each ``empty`` cell just wins its most favourable sample
+        among those caching it as a candidate: h_i = min (u_h(x) − <x, y_i>) over them
+        (+ 1e-3 ``step``), ``best`` (M,) being u_h at the pool samples; a cell no sample
+        caches rises by ``step`` (the solver caps every move at that anyway). The other
+        heights are returned unchanged. O(M K), where scanning all samples against the
+        empty cells costs O(M n_empty d) and, early on, most of a step."""
+        hit = empty[self.cells]
+        rows, cols = torch.nonzero(hit, as_tuple=True)
+        ids = self.cells[rows, cols].long()
+        gap = best[rows] - self.raw[rows, cols]
+        lowest = torch.full_like(h, torch.inf).scatter_reduce_(0, ids, gap, "amin")
+        lifted = torch.where(torch.isfinite(lowest), lowest + 1e-3 * step, h + step)
+        return torch.where(empty, lifted, h)
+
     def _compact(self) -> None:
         """Drop height snapshots no sample refers to any more."""
-        used = torch.unique(self.epoch)
+        used = torch.nonzero(torch.bincount(self.epoch, minlength=len(self.epochs))).flatten()
         if used.shape[0] == len(self.epochs):
             return
         remap = torch.full((len(self.epochs),), -1, dtype=torch.long, device=used.device)
@@ -1237,38 +1302,82 @@ class _SamplePool:
         self.epochs = [self.epochs[int(i)] for i in used]
         self.epoch = remap[self.epoch]
 
+    def _candidate_top2(
+        self, h: torch.Tensor, skip: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The best two cached candidates at h not marked in ``skip`` (N,): (M, 2), (M, 2)."""
+        if self._native:
+            # the cells are the scorer's own or range-checked in restore()
+            return _native.cand_top2(self.raw, self.cells, h.contiguous(), skip, checked=True)
+        vals = (self.raw + h[self.cells]).masked_fill_(skip[self.cells], -torch.inf)
+        values, column = vals.topk(2, dim=1)
+        return values, self.cells.gather(1, column).long()
+
+    def _exact_size(
+        self, drift: torch.Tensor, h: torch.Tensor, slack: float, unmasked: torch.Tensor
+    ) -> tuple[int, torch.Tensor]:
+        """How many of the most-risen cells to score exactly, and the cells by max rise;
+        ``unmasked`` (M, 2) are the best two candidate scores with no cell left out.
+
+        Predicts, for each n, the samples whose second candidate would fail the bound
+        loosened by the largest rise outside the first n cells (the candidates unmasked,
+        which is close enough to choose n), and takes the n of least predicted cost
+        4 n + (uncertified samples) · N / M, both in units of M scores: a sample
+        re-scored now is certified for several steps again, while the exact cells must
+        be scored at every step (4: about as many steps as a re-scored sample lasts).
+        """
+        n_targets = h.shape[0]
+        order = drift.max(0).values.argsort(descending=True, stable=True)
+        if n_targets < 4 * _POOL_EXACT_FRACTION or self.size == 0:
+            return 0, order
+        # the largest rise of each epoch outside the first n cells of `order`, for all n
+        outside = drift[:, order].flip(1).cummax(1).values.flip(1)  # (E, N): cells n..N-1
+        margin = unmasked[:, 1] - self.bound - slack
+        best_n, best_cost = 0, math.inf
+        n = 0
+        while True:
+            uncertified = int((margin < outside[:, n][self.epoch]).sum())
+            cost = _POOL_EXACT_HORIZON * n + uncertified * n_targets / self.size
+            if cost < best_cost:
+                best_n, best_cost = n, cost
+            if n >= n_targets // _POOL_EXACT_FRACTION:
+                break
+            n = max(n * 2, n_targets >> 10, 1)
+        return best_n, order
+
     def top2(
         self, h: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each pool sample's best two cells at heights h, exactly: owner, second (M,) long,
         best score u_h(x) (M,) and gap s_1 − s_2 (M,) float64.
 
-        The 1/32 of the cells whose heights rose most since some sample was cached are
-        scored exactly for every sample (O(M N d / 32)); the bound D_e then runs over
-        the other cells only, so a few far-moving cells do not void every certificate.
+        The n cells whose heights rose most since some sample was cached are scored
+        exactly for every sample (O(M n d)); the bound D_e then runs over the other cells
+        only, so a few far-moving cells do not void every certificate. n is chosen
+        among 0 and N/2^10 ... N/2^5 to minimise that cost plus the full re-scoring
+        (O(N d) per sample) of the samples it would leave uncertified.
         """
         drift = torch.stack([h - snapshot for snapshot in self.epochs])  # (E, N)
         n_targets = h.shape[0]
-        n_exact = n_targets // _POOL_EXACT_FRACTION if n_targets >= 4 * _POOL_EXACT_FRACTION else 0
-        vals = self.raw + h[self.cells]
-        if n_exact:
-            exact = drift.max(0).values.topk(n_exact).indices
-            in_exact = torch.zeros(n_targets, dtype=torch.bool, device=h.device)
-            in_exact[exact] = True
-            lift = drift.masked_fill(in_exact, -torch.inf).max(1).values
-            vals.masked_fill_(in_exact[self.cells], -torch.inf)
-            kernel = ScoreKernel(self.targets[exact])
-            exact_values, exact_cells = kernel.topk(self.x, h[exact].contiguous(), 2)
-            both = torch.cat([vals, exact_values], 1)
-            values, column = both.topk(2, dim=1)
-            cells = torch.cat([self.cells.long(), exact[exact_cells]], 1).gather(1, column)
-        else:
-            lift = drift.max(1).values
-            values, column = vals.topk(2, dim=1)
-            cells = self.cells.gather(1, column).long()
         slack = self._slack_scale * (
             self._x_norm * self._y_norm + float(h.abs().max()) + float(self.bound.abs().max())
         )
+        in_exact = torch.zeros(n_targets, dtype=torch.bool, device=h.device)
+        values, cells = self._candidate_top2(h, in_exact)
+        n_exact, order = self._exact_size(drift, h, slack, values)
+        if n_exact:
+            exact = order[:n_exact]
+            in_exact[exact] = True
+            lift = drift.masked_fill(in_exact, -torch.inf).max(1).values
+            values, cells = self._candidate_top2(h, in_exact)
+        else:
+            lift = drift.max(1).values
+        if n_exact:
+            kernel = ScoreKernel(self.targets[exact])
+            exact_values, exact_cells = kernel.topk(self.x, h[exact].contiguous(), 2)
+            both = torch.cat([values, exact_values], 1)
+            values, column = both.topk(2, dim=1)
+            cells = torch.cat([cells, exact[exact_cells]], 1).gather(1, column)
         bad = torch.nonzero(values[:, 1] < self.bound + lift[self.epoch] + slack).flatten()
         if bad.numel():
             x = self.x[bad]
@@ -1285,8 +1394,10 @@ class _SamplePool:
         return cells[:, 0], cells[:, 1], values[:, 0], gaps
 
 
-# the pool scores this fraction (1/32) of the cells, those that moved most, exactly
+# the pool scores at most this fraction (1/32) of the cells, those that moved most, exactly,
+# counting their cost over this many steps against a one-off re-scoring
 _POOL_EXACT_FRACTION = 32
+_POOL_EXACT_HORIZON = 4
 
 
 def _pool_step(
@@ -1295,7 +1406,8 @@ def _pool_step(
     pool: _SamplePool,
     nu: torch.Tensor,
     error: float,
-    deadline: float | None,
+    end: float | None,
+    seconds_per_scored: float,
 ) -> None:
     """The "pool" rule: jacobi steps on every sample drawn so far, then the next batch size.
 
@@ -1308,13 +1420,34 @@ def _pool_step(
     batch first measures h fresh before it joins the pool. Empty cells are lifted to
     win their most favourable sample, and no height moves by more than ``_POOL_CAP``
     median score gaps per step (long moves void the cached bounds of every sample).
+
+    With a time limit (``end``, a ``time.perf_counter()`` instant) the steps stop in
+    time for a batch that measures their result (:func:`_measuring_batch`, at
+    ``seconds_per_scored`` each, at most a quarter of the limit), and, unless the time
+    left could not grow the pool by half in another batch, after a third of the time
+    left: the rest pays for that batch, whose samples the pool needs more than steps.
     """
     n_targets = nu.shape[0]
     m = pool.size
     floor = math.sqrt(2 / math.pi) * float(torch.sqrt(nu * (1 - nu) / m).sum())
     h = s.h.clone()
     history: list[float] = []
+    stop_at = None
+    if end is not None:
+        now = time.perf_counter()
+
+        def last_moment(level: float) -> float:
+            batch = _measuring_batch(nu, level, settings)
+            return end - min(batch * seconds_per_scored, 0.25 * settings.time_limit)
+
+        left = last_moment(max(error, floor)) - now
+        final = 2 * left / (3 * seconds_per_scored) < m / 2
+        stop_at = now + (left if final else left / 3)
     for _ in range(_POOL_INNER_STEPS):
+        if end is not None and time.perf_counter() > min(
+            stop_at, last_moment(max(history[-1] if history else error, floor))
+        ):
+            break  # before re-ranking too: a step begun now would end past the limit
         owner, second, best, gaps = pool.top2(h)
         count = torch.bincount(owner, minlength=n_targets).double()
         masses = count / m
@@ -1324,8 +1457,6 @@ def _pool_step(
             break
         if len(history) > 3 and pool_error > 0.98 * min(history[:-3]):
             break  # no longer falling
-        if deadline is not None and time.perf_counter() > deadline:
-            break
         eps, _, slab, gap_sum = _facet_statistics(
             owner, second, gaps, n_targets, settings.slab_fraction
         )
@@ -1334,13 +1465,10 @@ def _pool_step(
         empty = count == 0
         delta[empty] = 0.0
         step = _POOL_DAMPING * s.damping * delta
-        if bool(empty.any()):  # to win their most favourable sample of the subset
-            rows = min(m, settings.hessian_samples)
-            lifted = h.clone()
-            pool.scorer.lift_empty_cells(lifted, empty, pool.x[:rows], best[:rows])
-            step += (lifted - h).double()
-        step -= step.median()
         cap = _POOL_CAP * float(gaps[: 2**20].median())
+        if bool(empty.any()):  # to win their most favourable cached sample
+            step += (pool.lift_empty_cells(h, empty, best, cap) - h).double()
+        step -= step.median()
         if cap > 0:
             step.clamp_(-cap, cap)
         h += step.to(h.dtype)
