@@ -215,10 +215,41 @@ def test_save_load_round_trip(digits_gan, tmp_path):
     ):
         assert torch.equal(a.cpu(), b)
     (folder / "config.json").write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="not an AE-OT-GAN model config"):
-        AEOTGAN.load(folder)
+    with pytest.raises(ValueError, match=r"config\.json"):
+        AEOTGAN.load(folder)  # the manifest no longer matches
+    (folder / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match=r"no manifest\.json"):
+        with pytest.raises(ValueError, match="not an AE-OT-GAN model config"):
+            AEOTGAN.load(folder)
     with pytest.raises(FileNotFoundError, match="model folder not found"):
         AEOTGAN.load(tmp_path / "absent")
+
+
+def test_saved_folder_is_sealed_against_swapped_files(digits_gan, tmp_path):
+    # issue 20: another fit's files in the folder are refused, naming them
+    _, model = digits_gan
+    folder = model.save(tmp_path / "gan")
+    other = model.save(tmp_path / "other")
+    AEOTGAN.load(folder, device="cpu")
+    # a flipped byte in the generator weights
+    data = bytearray((folder / "generator.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "generator.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"generator\.safetensors"):
+        AEOTGAN.load(folder, device="cpu")
+    # the AE-OT model of another save (a re-sealed aeot/ folder)
+    folder = model.save(tmp_path / "gan")
+    model.aeot_.config.seed += 1  # a different (re-sealed) AE-OT model folder
+    try:
+        model.aeot_.save(other / "aeot")
+    finally:
+        model.aeot_.config.seed -= 1
+    import shutil
+
+    shutil.rmtree(folder / "aeot")
+    shutil.copytree(other / "aeot", folder / "aeot")
+    with pytest.raises(ValueError, match="not the AE-OT model this AE-OT-GAN was saved with"):
+        AEOTGAN.load(folder, device="cpu")
 
 
 def test_fit_resumes_from_its_checkpoint_dir(digits_aeot, digits_gan, tmp_path):

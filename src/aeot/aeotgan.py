@@ -31,6 +31,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -42,13 +43,18 @@ from tqdm.auto import tqdm
 
 from aeot import __version__
 from aeot._io import (
+    MANIFEST,
+    atomic_folder,
     atomic_write,
+    file_sha256,
     load_checkpoint,
     load_json,
     load_tensors,
     save_json,
     save_tensors,
     tensor_hash,
+    verify_manifest,
+    write_manifest,
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.data.dataset import Dataset
@@ -69,7 +75,7 @@ from aeot.nets.train import (
     _rng_state,
     _set_rng_state,
 )
-from aeot.pipeline import AEOT
+from aeot.pipeline import AEOT, UnverifiedModelWarning
 
 __all__ = ["AEOTGAN", "AEOTGANConfig", "content_loss", "train_aeotgan"]
 
@@ -77,6 +83,8 @@ CONTENT_LOSSES = ("l1", "mse", "features")
 GAN_LOSSES = ("ns", "hinge")
 CHECKPOINT_VERSION = 1
 _FORMAT = "aeot-gan-model"
+# the files of an AE-OT-GAN folder besides aeot/ (sealed by manifest.json)
+_GAN_FILES = ("generator.safetensors", "discriminator.safetensors", "config.json")
 
 
 @dataclass
@@ -590,33 +598,61 @@ class AEOTGAN:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``aeot/`` (the AE-OT model), generator and discriminator safetensors and
-        ``config.json`` (written last: a folder with it holds a complete model)."""
+        """Write ``aeot/`` (the AE-OT model, sealed by its own manifest), generator and
+        discriminator safetensors, ``config.json`` (which records the SHA-256 of
+        ``aeot/manifest.json``) and ``manifest.json`` with the SHA-256 of each file.
+
+        The folder is replaced as a whole (:func:`aeot._io.atomic_folder`): an
+        interrupted save leaves the previous model (or nothing), never a mix of two.
+        """
         self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.aeot_.save(folder / "aeot")
-        save_tensors(folder / "generator.safetensors", self.generator_.state_dict())
-        save_tensors(folder / "discriminator.safetensors", self.discriminator_.state_dict())
-        history = {k: v for k, v in self.history_.items() if isinstance(v, list)}
-        meta = {
-            "format": _FORMAT,
-            "version": __version__,
-            "config": self.config.to_dict(),
-            "history": history,
-        }
-        save_json(folder / "config.json", meta)
-        return folder
+        with atomic_folder(path) as folder:
+            self.aeot_.save(folder / "aeot")
+            save_tensors(folder / "generator.safetensors", self.generator_.state_dict())
+            save_tensors(folder / "discriminator.safetensors", self.discriminator_.state_dict())
+            history = {k: v for k, v in self.history_.items() if isinstance(v, list)}
+            meta = {
+                "format": _FORMAT,
+                "version": __version__,
+                "config": self.config.to_dict(),
+                "history": history,
+                "aeot_manifest": file_sha256(folder / "aeot" / MANIFEST),
+            }
+            save_json(folder / "config.json", meta)
+            write_manifest(folder, _GAN_FILES)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> AEOTGAN:
-        """Read a model written by :meth:`save` onto ``device`` (default: the saved one)."""
+        """Read a model written by :meth:`save` onto ``device`` (default: the saved one).
+
+        Its files are checked against ``manifest.json`` (a changed, missing or added file
+        is an error naming it; a folder saved before manifests loads with an
+        :class:`~aeot.pipeline.UnverifiedModelWarning`), and ``aeot/`` against the
+        manifest digest recorded at the save (another fit's AE-OT model is refused).
+        """
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder not found: {folder}")
+        if not verify_manifest(folder, _GAN_FILES):
+            warnings.warn(
+                f"AE-OT-GAN folder {folder} has no {MANIFEST} (saved by an older aeot?): "
+                "its files cannot be checked against each other. Save it again to add one.",
+                UnverifiedModelWarning,
+                stacklevel=2,
+            )
         meta = load_json(folder / "config.json", what="AE-OT-GAN config")
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
             raise ValueError(f"{folder / 'config.json'} is not an AE-OT-GAN model config")
+        recorded = meta.get("aeot_manifest")
+        if recorded is not None:
+            inner = folder / "aeot" / MANIFEST
+            if not inner.is_file() or file_sha256(inner) != recorded:
+                raise ValueError(
+                    f"{folder / 'aeot'} is not the AE-OT model this AE-OT-GAN was saved "
+                    f"with (its {MANIFEST} is missing or differs from the one recorded in "
+                    f"{folder / 'config.json'})"
+                )
         config = AEOTGANConfig.from_dict(meta["config"])
         if device is not None:
             config.device = device
