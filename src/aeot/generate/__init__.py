@@ -2,9 +2,10 @@
 
 * :func:`estimate_cell_graph` / :class:`CellGraph`: adjacency of the power cells, facet
   measures, cell centroids and masses, from source samples.
-* :func:`detect_singular` / :class:`SingularSet`: facets whose dihedral angle (on
-  normalised codes) exceeds a threshold — the singular set of the Brenier potential;
-  :func:`singular_points` marks source points on it.
+* :func:`detect_singular` / :class:`SingularSet`: the singular set of the Brenier
+  potential — facets whose dihedral angle (on normalised codes) exceeds a threshold
+  (2D mixtures), or whose two codes have a density valley between them
+  (:func:`valley_ratios`; latent codes); :func:`singular_points` marks source points on it.
 * :class:`AEOTSampler`: ``fit`` / ``sample`` / ``interpolate`` — new codes by the
   piecewise-linear extension that never mixes codes across a singular facet
   (An et al., ICLR 2020), or the reference code's pairwise rule.
@@ -19,21 +20,26 @@ from aeot.generate.extension import (
 from aeot.generate.graph import CellGraph, estimate_cell_graph
 from aeot.generate.sampler import AEOTSampler, GeneratedCodes, Interpolation
 from aeot.generate.singular import (
+    RULES,
     SingularSet,
+    ValleyIndex,
     default_threshold,
     detect_singular,
     dihedral_angles,
     normalise_targets,
     singular_points,
     unit_normals,
+    valley_ratios,
 )
 
 __all__ = [
+    "RULES",
     "AEOTSampler",
     "CellGraph",
     "GeneratedCodes",
     "Interpolation",
     "SingularSet",
+    "ValleyIndex",
     "default_threshold",
     "detect_singular",
     "dihedral_angles",
@@ -45,4 +51,5 @@ __all__ = [
     "simplex_weights",
     "singular_points",
     "unit_normals",
+    "valley_ratios",
 ]

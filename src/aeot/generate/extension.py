@@ -14,8 +14,10 @@ local simplex is assembled from nearby centroids:
    i₀ = argmax_i s_i(x), s_i(x) = <x, y_i> + h_i, be the cell containing x (the OT
    winner) and K(x) its connected component in the graph of non-singular facets (its
    "mode"). Walk through the centroids of K(x) by increasing distance D_j = |x − c_j|:
-   a cell that is singular with an already accepted cell (θ > threshold, e.g. across
-   the hole of a concave support), or that would exceed ``n_cells`` accepted cells,
+   a cell that is singular with an already accepted cell
+   (:meth:`~aeot.generate.SingularSet.is_singular`: θ > threshold for the angle rules,
+   e.g. across the hole of a concave support; a flagged adjacent pair for the valley
+   rule), or that would exceed ``n_cells`` accepted cells,
    stops the walk and its distance is the reference D_ref (the distance of the
    (K + 1)-th candidate if the walk does not stop). The accepted cells are pairwise
    non-singular mode-mates of i₀.
@@ -145,9 +147,11 @@ def select_cells(
     cells: torch.Tensor,
     winner_component: torch.Tensor,
     components: torch.Tensor,
-    normals: torch.Tensor,
-    threshold: float,
+    normals: torch.Tensor | None,
+    threshold: float | None,
     n_cells: int,
+    *,
+    singular=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Accepted cells and their gates for each point (steps 1–2 of the module docstring).
 
@@ -169,6 +173,11 @@ def select_cells(
         Singular angle threshold (radians).
     n_cells : int
         At most this many accepted cells (k).
+    singular : SingularSet, optional
+        When given, two candidates conflict when ``singular.is_singular`` says so
+        (:meth:`~aeot.generate.SingularSet.pairwise`: θ > its threshold for the angle
+        rules, a flagged adjacent pair for the valley rule) and ``normals`` /
+        ``threshold`` are not used.
 
     Returns
     -------
@@ -191,9 +200,12 @@ def select_cells(
     stopped = torch.zeros(m, dtype=torch.bool, device=device)
     d_ref = torch.full((m,), torch.inf, dtype=torch.float64, device=device)
     d_top = torch.full((m,), torch.inf, dtype=torch.float64, device=device)
-    cand = normals[safe[:, :k_search]]  # (M, K, d + 1) unit normals
-    # θ_ab > threshold  <=>  <n̂_a, n̂_b> < cos(threshold)
-    singular = torch.bmm(cand, cand.transpose(1, 2)) < math.cos(min(threshold, math.pi))
+    if singular is not None:
+        singular = singular.pairwise(safe[:, :k_search])
+    else:
+        cand = normals[safe[:, :k_search]]  # (M, K, d + 1) unit normals
+        # θ_ab > threshold  <=>  <n̂_a, n̂_b> < cos(threshold)
+        singular = torch.bmm(cand, cand.transpose(1, 2)) < math.cos(min(threshold, math.pi))
     for r in range(k_search):
         active = ~stopped & same[:, r]
         if r > 0:
@@ -324,9 +336,11 @@ def pairwise_codes(
     values: torch.Tensor,
     cells: torch.Tensor,
     targets: torch.Tensor,
-    normals: torch.Tensor,
-    threshold: float,
+    normals: torch.Tensor | None,
+    threshold: float | None,
     weight: float,
+    *,
+    singular=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reference code's generator: mix the two best cells when their angle is small.
 
@@ -342,6 +356,9 @@ def pairwise_codes(
     threshold : float
     weight : float
         w ∈ [0, 1], the weight of the runner-up cell.
+    singular : SingularSet, optional
+        When given, the pair is mixed unless ``singular.is_singular(i, j)`` (and
+        ``normals`` / ``threshold`` are not used).
 
     Returns
     -------
@@ -353,6 +370,8 @@ def pairwise_codes(
     i, j = cells[:, 0], cells[:, 1]
     if bool((j < 0).any()):
         mixed = torch.zeros(cells.shape[0], dtype=torch.bool, device=cells.device)
+    elif singular is not None:
+        mixed = ~singular.is_singular(i, j).to(cells.device)
     else:
         mixed = _pair_angle(normals[i], normals[j]) <= threshold
     w = mixed.to(torch.float64) * weight

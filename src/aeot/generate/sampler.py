@@ -194,6 +194,7 @@ class AEOTSampler:
         qmc: bool = True,
         slab_fraction: float = 0.05,
         graph: CellGraph | None = None,
+        rule: str = "auto",
     ) -> AEOTSampler:
         """Estimate the cell graph, centroids and singular facets of ``result``.
 
@@ -204,8 +205,8 @@ class AEOTSampler:
         n_graph_samples : int
             Source samples for :func:`~aeot.generate.estimate_cell_graph`.
         threshold : float, optional
-            Singular angle threshold in radians on normalised codes; the default rule
-            of :func:`~aeot.generate.default_threshold` when omitted.
+            Singular angle threshold in radians on normalised codes; when omitted the
+            singular pairs are chosen by ``rule``.
         seed : int
             Seed of the graph samples.
         qmc : bool
@@ -214,6 +215,10 @@ class AEOTSampler:
             See :func:`~aeot.generate.estimate_cell_graph`.
         graph : CellGraph, optional
             A graph already estimated for ``result`` (skips the sampling).
+        rule : {"auto", "angle", "valley"}
+            How :func:`~aeot.generate.detect_singular` flags the singular pairs: "auto"
+            keeps the angle threshold when the angles show a clean gap (2D mixtures) and
+            uses the density-valley rule otherwise (latent codes).
 
         Returns
         -------
@@ -227,7 +232,7 @@ class AEOTSampler:
             )
         elif graph.n_cells != result.targets.shape[0]:
             raise ValueError("graph does not belong to this result (different number of cells)")
-        singular = detect_singular(graph, result.targets, threshold)
+        singular = detect_singular(graph, result.targets, threshold, rule=rule)
         self.result_, self.graph_, self.singular_ = result, graph, singular
         self.cell_scale_ = _cell_scales(graph, ~singular.singular)
         self._targets64 = result.targets.to(torch.float64)
@@ -240,7 +245,8 @@ class AEOTSampler:
 
     @property
     def threshold_(self) -> float:
-        """The singular angle threshold in use (radians, normalised codes)."""
+        """The singular threshold in use: radians on normalised codes for the angle rules,
+        the valley ratio for the valley rule (``singular_.rule``)."""
         return self._fitted()[2].threshold
 
     @property
@@ -351,7 +357,7 @@ class AEOTSampler:
         if method == "pairwise":
             values, cells = result.topk(x, 2)
             codes, weights, _ = pairwise_codes(
-                values, cells, y, normals, singular.threshold, self.pair_weight
+                values, cells, y, normals, singular.threshold, self.pair_weight, singular=singular
             )
             winner = cells[:, 0].clone()
             cells = torch.where(weights > 0, cells, torch.full_like(cells, -1))
@@ -371,6 +377,7 @@ class AEOTSampler:
             normals,
             singular.threshold,
             k,
+            singular=singular,
         )
         # cannot happen (c_{i₀} is a candidate), kept as a guard: use y_{i₀}
         lonely = kept[:, 0] < 0
