@@ -286,8 +286,8 @@ def candidate_scores(result, graph, k: int = 10, snn: int = 30) -> dict[str, np.
     shared = np.array([len(sets[a] & sets[b]) for a, b in p.tolist()], dtype=float)
     return {
         "θ (dihedral angle)": dihedral_angles(result.targets, p).numpy(),
-        "|y_i − y_j|": r.numpy(),
-        f"|y_i − y_j| / kNN spacing (k={k})": (r / (kth[p[:, 0]] * kth[p[:, 1]]).sqrt()).numpy(),
+        "‖y_i − y_j‖": r.numpy(),
+        f"‖y_i − y_j‖ / kNN spacing (k={k})": (r / (kth[p[:, 0]] * kth[p[:, 1]]).sqrt()).numpy(),
         f"1 − shared neighbours (k={snn})": 1.0 - shared / (snn + 1),
         f"valley ratio v (k={k})": valley_ratios(result.targets, p, k).numpy(),
     }
