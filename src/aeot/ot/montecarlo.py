@@ -21,7 +21,8 @@ iteration. Four update rules:
   once. With a time limit, a non-final batch takes at most 2/3 of what the time left
   could score after keeping back a batch that measures the last iterate, and the
   inner steps stop in time for it. On 20,000 MNIST codes in d = 16 this reaches L1
-  0.084 in 2 minutes where "jacobi" stops at 0.27.
+  0.052 in 2 minutes where "jacobi" stops at 0.27; 128,000 codes in d = 32 reach 0.18
+  in 10 minutes.
 * ``"jacobi"``: a diagonal Newton step taken in log-mass coordinates,
 
       h_i ← h_i − ω τ_i log(μ̂_i / ν_i),      τ_i ≈ (∂ log μ_i / ∂h_i)^{-1} = μ_i / H_ii,
@@ -100,7 +101,7 @@ METHODS = ("auto", "pool", "jacobi", "newton", "adam", "nesterov")
 # cell, a well-estimated Hessian, fast on smooth modes: 1,527 codes in d = 10 reach
 # L1 0.03 where "jacobi" creeps at 0.98 per step), the "pool" rule above it (hundreds
 # of neighbours per cell: 5,000 codes in d = 32 reach 0.036 where newton stays at 0.70;
-# 20,000 MNIST codes in d = 16 reach 0.084 in 2 minutes where "jacobi" stops at 0.27)
+# 20,000 MNIST codes in d = 16 reach 0.052 in 2 minutes where "jacobi" stops at 0.27)
 AUTO_NEWTON_MAX_DIM = 12
 CHECKPOINT_VERSION = 4  # 4: the pool caches 64 candidates from d = 24 on
 
