@@ -140,6 +140,8 @@ def test_compare_command(cache, tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "AE-OT (reconstruction)" in result.output and "high-quality %" in result.output
+    # issue 15: a --quick table says that its budgets are a smoke test
+    assert "--quick: smoke-test budgets" in result.output
     assert (out / "ring8.json").is_file() and (out / "ring8.md").is_file()
     rows = json.loads((out / "ring8.json").read_text())["rows"]
     assert [r["model"] for r in rows] == MODEL_NAMES

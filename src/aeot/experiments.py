@@ -550,6 +550,14 @@ def format_summary(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False)
 # -------------------------------------------------------------------------- the command
 
 
+# printed above every --quick table: its budgets only check that the pipeline runs
+QUICK_WARNING = (
+    "--quick: smoke-test budgets (every model trained for a small fraction of its "
+    "steps). These numbers show that the pipeline runs, not how well any model, the "
+    "GAN baselines above all, can do; run without --quick to compare the models."
+)
+
+
 def compare(
     experiment: Annotated[
         str, typer.Argument(help="grid25, ring8, stacked-digits or all.")
@@ -586,5 +594,7 @@ def compare(
         rows = run_experiment(name, seeds=seeds, quick=quick, out_dir=out, device=device)
         spec_title = rows[0].get("experiment", name)
         typer.echo(f"\n== {spec_title} ({time.perf_counter() - start:.0f} s)")
+        if quick:
+            typer.echo(QUICK_WARNING)
         typer.echo(format_summary(rows))
     typer.echo(f"results written to {out}/")
