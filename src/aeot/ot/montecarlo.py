@@ -909,7 +909,7 @@ def _measuring_batch(nu: torch.Tensor, error: float, settings: MonteCarloSetting
     max(``error``, tol): the smallest batch whose measurement of an L1 error that size
     is not mostly noise (a batch kept back, under a time limit, to measure the last
     iterate). Never more than ``max_batch_size``."""
-    spread = math.sqrt(2 / math.pi) * float(torch.sqrt(nu * (1 - nu)).sum())
+    spread = noise_floor(nu, 1)  # the floor of B samples is spread / sqrt(B)
     level = max(error, settings.tol) if math.isfinite(error) else settings.tol
     return min(settings.max_batch_size, math.ceil((spread / level) ** 2))
 
@@ -1371,14 +1371,13 @@ class _SamplePool:
             in_exact[exact] = True
             lift = drift.masked_fill(in_exact, -torch.inf).max(1).values
             values, cells = self._candidate_top2(h, in_exact)
-        else:
-            lift = drift.max(1).values
-        if n_exact:
             kernel = ScoreKernel(self.targets[exact])
             exact_values, exact_cells = kernel.topk(self.x, h[exact].contiguous(), 2)
             both = torch.cat([values, exact_values], 1)
             values, column = both.topk(2, dim=1)
             cells = torch.cat([cells, exact[exact_cells]], 1).gather(1, column)
+        else:
+            lift = drift.max(1).values
         bad = torch.nonzero(values[:, 1] < self.bound + lift[self.epoch] + slack).flatten()
         if bad.numel():
             x = self.x[bad]
@@ -1430,7 +1429,7 @@ def _pool_step(
     """
     n_targets = nu.shape[0]
     m = pool.size
-    floor = math.sqrt(2 / math.pi) * float(torch.sqrt(nu * (1 - nu) / m).sum())
+    floor = noise_floor(nu, m)
     h = s.h.clone()
     history: list[float] = []
     velocity = torch.zeros(n_targets, dtype=torch.float64, device=h.device)
