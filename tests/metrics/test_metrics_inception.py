@@ -163,14 +163,7 @@ def test_reference_statistics_cached_by_fingerprint(inception, digits, monkeypat
     files = sorted(p.name for p in (inception.cache_dir / "inception").iterdir())
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".safetensors")
 
-    calls = []
-    real_features = inception.features
-
-    def counting(images, **kw):
-        calls.append(len(images))
-        return real_features(images, **kw)
-
-    monkeypatch.setattr(inception, "features", counting)
+    calls = _count_feature_calls(monkeypatch, inception)
     mu2, cov2 = inception.reference_statistics(x.clone())  # same pixels: read back
     assert calls == [] and np.array_equal(mu, mu2) and np.array_equal(cov, cov2)
     torch.testing.assert_close(inception.reference_features(x), feats, rtol=1e-5, atol=1e-5)
@@ -269,14 +262,7 @@ def test_evaluate_samples_in_inception_space(inception, digits, monkeypatch):
 
     data = load_digits8()
     fake = digits[-5:].flip(-1)
-    calls = []
-    real_features = inception.features
-
-    def counting(images, **kw):
-        calls.append(len(images))
-        return real_features(images, **kw)
-
-    monkeypatch.setattr(inception, "features", counting)
+    calls = _count_feature_calls(monkeypatch, inception)
     kw = {"feature_extractor": inception, "max_real": 6, "kid_subsets": 2}
     row = evaluate_samples(data, fake, **kw)
     assert {"FID", "KID", "precision", "recall"} <= set(row)
@@ -284,3 +270,16 @@ def test_evaluate_samples_in_inception_space(inception, digits, monkeypatch):
     assert sorted(calls) == [5, 6]
     again = evaluate_samples(data, fake, **kw)  # the reference set's features: from disk
     assert calls[2:] == [5] and again["FID"] == pytest.approx(row["FID"], rel=1e-9)
+
+
+def _count_feature_calls(monkeypatch, inception) -> list[int]:
+    """Spy on ``inception.features``: the returned list gets each call's image count."""
+    calls: list[int] = []
+    real_features = inception.features
+
+    def counting(images, **kw):
+        calls.append(len(images))
+        return real_features(images, **kw)
+
+    monkeypatch.setattr(inception, "features", counting)
+    return calls
