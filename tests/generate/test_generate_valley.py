@@ -117,6 +117,34 @@ def test_pl_extension_never_mixes_across_a_flagged_facet(cluster_fit):
     assert (labels[pair.cells[mixed, 0].numpy()] == labels[pair.cells[mixed, 1].numpy()]).all()
 
 
+def test_walk_passes_over_a_singular_candidate():
+    """Candidates A, B, C by distance with (A, B) singular: A and C are mixed, B skipped,
+    and the walk stops only at the candidate beyond n_cells (its distance is D_ref)."""
+    from aeot.generate import select_cells
+
+    class Pairs:  # A = 0, B = 1 singular; every other pair not
+        def pairwise(self, cells):
+            a, b = cells.unsqueeze(2), cells.unsqueeze(1)
+            return ((a == 0) & (b == 1)) | ((a == 1) & (b == 0))
+
+    dist = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]], dtype=torch.float64)
+    cells = torch.tensor([[0, 1, 2, 3, 4]])
+    comp = torch.zeros(5, dtype=torch.long)
+    kept, gates = select_cells(dist, cells, comp[:1], comp, None, None, 2, singular=Pairs())
+    assert kept.tolist() == [[0, 2]]
+    # D_ref = 4 (cell 3, the first beyond n_cells = 2): g = (4 - 3) / (4 - 1)
+    assert torch.allclose(gates, torch.tensor([[1.0, 1.0 / 3.0]], dtype=torch.float64))
+
+
+def test_few_codes_repeat_a_training_code(cluster_fit):
+    """A singular candidate is passed over, not the end of the walk: nearly every code
+    mixes several cells (stopping at it left many codes a single training code)."""
+    _, sampler = cluster_fit
+    out = sampler.sample(4000, seed=5)
+    single = float(((out.weights > 0).sum(1) == 1).double().mean())
+    assert single < 0.05, single
+
+
 def test_one_gaussian_has_no_valley():
     rng = np.random.default_rng(7)
     result = solve(rng.standard_normal((500, DIM)))
