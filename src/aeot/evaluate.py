@@ -697,12 +697,15 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -
     ``"model"`` key) as an aligned plain-text table, or a Markdown table.
 
     Columns: model, modes (covered / total), KL, high-quality %, every Fréchet distance
-    present (``FD-<space>`` / ``FID``), precision, recall; a cell is ``mean ± std``
-    over seeds (just the mean for one seed) and ``-`` when not measured.
+    present (``FD-<space>`` / ``FID``), precision, recall, and the memorisation columns
+    ``copies`` / ``NN ratio`` (:func:`aeot.metrics.memorisation`) when a row has them; a
+    cell is ``mean ± std`` over seeds (just the mean for one seed) and ``-`` when not
+    measured.
     """
     rows = list(rows)
     fd_keys = _fd_keys(rows)
-    header = ["model", "modes", "KL", "high-quality %", *fd_keys, "precision", "recall"]
+    extra = [key for key in ("copies", "NN ratio") if any(key in row for row in rows)]
+    header = ["model", "modes", "KL", "high-quality %", *fd_keys, "precision", "recall", *extra]
     table: list[list[str]] = []
     for row in rows:
         modes = "-"
@@ -719,6 +722,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -
                 *(_cell(row, key, 3) for key in fd_keys),
                 _cell(row, "precision", 3),
                 _cell(row, "recall", 3),
+                *(_cell(row, key, 3) for key in extra),
             ]
         )
     return render_table(header, table, markdown=markdown)

@@ -366,6 +366,15 @@ class AEOTSampler:
         k, search = self._k(dim, n_targets)
         winner = result.assign(x)
         mode = singular.components[winner]
+        anchor = None
+        if not singular.by_angle:
+            # valley rule: mode-mates of the winner are tested pairwise (anchor), and a
+            # component too small to supply the candidates does not restrict them (the
+            # sampled graph misses most facets in high dimension; module docstring of
+            # aeot.generate.extension)
+            size = torch.bincount(singular.components, minlength=singular.n_components)
+            mode = torch.where(size[mode] > search, mode, torch.full_like(mode, -1))
+            anchor = winner
         dist, cells = nearest_centroids(
             x, graph.centroids, search + 1, x_groups=mode, groups=singular.components
         )
@@ -378,8 +387,10 @@ class AEOTSampler:
             singular.threshold,
             k,
             singular=singular,
+            anchor=anchor,
         )
-        # cannot happen (c_{i₀} is a candidate), kept as a guard: use y_{i₀}
+        # no candidate accepted (the valley rule, when every nearby centroid is across a
+        # valley from the winner; with components c_{i₀} is a candidate): use y_{i₀}
         lonely = kept[:, 0] < 0
         if bool(lonely.any()):
             kept[lonely, 0] = winner[lonely]

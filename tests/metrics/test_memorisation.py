@@ -1,0 +1,59 @@
+"""Copy fraction and nearest-neighbour ratio against their definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aeot.metrics import memorisation, nearest_distances
+
+
+def test_nearest_distances_by_brute_force():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 2, 3, 3))
+    q = rng.standard_normal((57, 2, 3, 3))
+    want = np.sqrt(((q.reshape(57, 1, -1) - x.reshape(1, 300, -1)) ** 2).sum(2)).min(1)
+    got = nearest_distances(q, x, block=1000).numpy()  # several blocks
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # the expansion |q|² − 2<q, x> + |x|² cancels badly for far-away data: recomputed exactly
+    far = torch.tensor([[1e8, 0.0], [1e8 + 1.0, 0.0]], dtype=torch.float64)
+    assert nearest_distances(
+        far[:1] + torch.tensor([[0.0, 1e-3]], dtype=torch.float64), far
+    ).item() == pytest.approx(1e-3, rel=1e-9)
+
+
+def test_copies_fresh_samples_and_interpolations():
+    rng = np.random.default_rng(1)
+    dim = 8
+    train = rng.standard_normal((2000, dim))
+    heldout = rng.standard_normal((2000, dim))
+    fresh = rng.standard_normal((2000, dim))
+    copies = train[rng.integers(0, 2000, 2000)]
+    m = memorisation(copies, train, heldout)
+    assert m.copy_fraction == 1.0 and m.nn_ratio == 0.0
+    m = memorisation(fresh, train, heldout)
+    assert m.copy_fraction == 0.0
+    assert 0.9 < m.nn_ratio < 1.1  # same distribution, same count
+    # midpoints of each training item and its nearest neighbour: between 0 and 1
+    d = ((train[:, None] - train[None]) ** 2).sum(2)
+    np.fill_diagonal(d, np.inf)
+    mid = 0.5 * (train + train[d.argmin(1)])
+    m = memorisation(mid, train, heldout)
+    assert m.copy_fraction == 0.0 and 0.2 < m.nn_ratio < 0.8
+    # half copies
+    half = np.concatenate([copies[:1000], fresh[:1000]])
+    assert memorisation(half, train, heldout).copy_fraction == 0.5
+    assert m.n_samples == 2000 and m.n_heldout == 2000 and m.n_train == 2000
+
+
+def test_errors_name_the_problem():
+    x = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="held-out"):
+        memorisation(np.ones((4, 3)), x, x)  # held-out items are training items
+    with pytest.raises(ValueError, match="sample shape"):
+        memorisation(np.ones((4, 2)), x, np.ones((4, 3)))
+    with pytest.raises(ValueError, match="tol"):
+        memorisation(np.ones((4, 3)), x, np.ones((4, 3)), tol=-1.0)
+    with pytest.raises(ValueError, match="non-finite|finite"):
+        memorisation(np.full((4, 3), np.nan), x, np.ones((4, 3)))
