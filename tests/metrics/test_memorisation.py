@@ -55,5 +55,5 @@ def test_errors_name_the_problem():
         memorisation(np.ones((4, 2)), x, np.ones((4, 3)))
     with pytest.raises(ValueError, match="tol"):
         memorisation(np.ones((4, 3)), x, np.ones((4, 3)), tol=-1.0)
-    with pytest.raises(ValueError, match="non-finite|finite"):
+    with pytest.raises(ValueError, match="finite"):
         memorisation(np.full((4, 3), np.nan), x, np.ones((4, 3)))
