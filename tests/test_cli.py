@@ -62,6 +62,22 @@ def test_demo_quick(tmp_path):
         "metrics.json",
     ):
         assert (tmp_path / "report" / name).exists(), name
+    import json
+
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    digits = metrics["digits"]
+    gen, rec = digits["AE-OT generated"], digits["AE reconstruction (held-out images)"]
+    real = digits["held-out real"]
+    # equal counts, none a training image; the page's sentences carry the table's numbers
+    assert gen["n_samples"] == rec["n_samples"] == real["n_samples"]
+    assert real["NN ratio"] == 1.0 and 0.0 <= gen["copies"] <= 1.0
+    assert f"{gen['NN ratio']:.2f} generated" in page
+    assert f"{gen['copies']:.1%} of the generated codes" in page
+    grid = metrics["grid25"]
+    assert set(grid) == {"AE-OT (Sobol source)", "AE-OT (i.i.d. source)", "fresh data (i.i.d.)"}
+    assert f"{grid['AE-OT (i.i.d. source)']['kl']:.4f} from an i.i.d. source" in page
+    # full precision, not rounded to a few decimals
+    assert any(len(repr(v)) > 8 for v in gen.values() if isinstance(v, float))
 
 
 def test_fit_gan_then_sample(tmp_path):

@@ -348,3 +348,25 @@ def test_numpy_integer_settings_are_accepted():
     config = AEOT(seed=np.int64(3), latent_dim=np.int32(4), hidden=(np.int64(8),)).config
     assert (config.seed, config.latent_dim, config.hidden) == (3, 4, (8,))
     assert all(type(v) is int for v in (config.seed, config.latent_dim, *config.hidden))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_written_files_and_folders_respect_the_umask(tmp_path, mask):
+    """mkstemp / mkdtemp make 0600 / 0700 entries; what aeot writes gets the umask's mode,
+    as open() and mkdir() would give (a colleague or a web server can read a report)."""
+    import os
+    import stat
+
+    from aeot._io import atomic_folder, save_json
+
+    old = os.umask(mask)
+    try:
+        save_json(tmp_path / "metrics.json", {"a": 1})
+        with atomic_folder(tmp_path / "model") as folder:
+            save_json(folder / "config.json", {"b": 2})
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "metrics.json") == 0o666 & ~mask
+    assert mode(tmp_path / "model") == 0o777 & ~mask
+    assert mode(tmp_path / "model" / "config.json") == 0o666 & ~mask

@@ -18,6 +18,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -35,6 +42,8 @@ def atomic_path(path: str | os.PathLike):
     )
     os.close(fd)
     try:
+        # mkstemp makes 0600 files: give the result the mode open() would (umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -181,6 +190,7 @@ def atomic_folder(path: str | os.PathLike):
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_saves(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; mkdir respects the umask
     moved: list[str] = []
     old: Path | None = None
     try:

@@ -28,10 +28,6 @@ from aeot.report.figures import (
 )
 
 
-def _rounded(metrics: dict) -> dict:
-    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
-
-
 def run_digits(
     out: Path, *, quick: bool, seed: int, device: str | None, log
 ) -> tuple[Section, dict]:
@@ -125,7 +121,7 @@ def run_digits(
         tables=[(header, table)],
         figures=figures,
     )
-    return section, {k: _rounded(v) for k, v in metrics.items()}
+    return section, metrics  # full precision in metrics.json
 
 
 def _quality_summary(metrics: dict, n_eval: int, n_train: int) -> str:
@@ -281,7 +277,7 @@ def run_mixture(
             (f"{name}_samples.png", "real points and AE-OT samples (Sobol source)"),
         ],
     )
-    return name, section, {row: _rounded(v) for row, v in table_metrics.items()}
+    return name, section, table_metrics
 
 
 def _mixture_caveats(rows: dict) -> str:
