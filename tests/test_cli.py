@@ -136,3 +136,25 @@ def test_fit_says_when_the_ot_solve_stopped_before_its_tolerance(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "warning: the OT solve stopped before its tolerance 1e-06" in result.output
+
+
+def test_help_loads_neither_torch_nor_numpy():
+    """`aeot --help` and every command's --help answer without loading torch (it took 7-10 s
+    before anything happened); the commands import what they need when they run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from aeot.cli import app\n"
+        "runner = CliRunner()\n"
+        "for args in ([], ['demo'], ['fit'], ['sample'], ['compare'], ['cells']):\n"
+        "    result = runner.invoke(app, [*args, '--help'])\n"
+        "    assert result.exit_code == 0, (args, result.output)\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'sklearn', 'scipy') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout

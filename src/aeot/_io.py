@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from aeot._checks import check_output_path  # noqa: F401  (re-exported: light, no torch)
+
 
 def _umask() -> int:
     """The process umask (read by setting it and setting it back)."""
@@ -322,40 +324,3 @@ def verify_manifest(folder: str | os.PathLike, names) -> bool:
                 "(from another model?)"
             )
     return True
-
-
-def check_output_path(
-    path: str | os.PathLike,
-    *,
-    folder: bool,
-    option: str = "--out",
-    suffixes: tuple[str, ...] | None = None,
-) -> Path:
-    """Check, before any long work, that ``path`` can be written: raise ValueError if not.
-
-    ``folder``: whether a folder (True) or a file (False) is written there. The path
-    must not be the other kind of thing already, its nearest existing ancestor must
-    be a folder, and that folder (or ``path`` itself, an existing folder) must accept
-    a new file, which is tested by creating and deleting one (permission bits lie for
-    root and on read-only mounts). ``suffixes``: the accepted file endings.
-    """
-    target = Path(path)
-    if target.exists() or target.is_symlink():
-        if folder and not target.is_dir():
-            raise ValueError(f"{option} {target} exists and is not a folder")
-        if not folder and target.is_dir():
-            raise ValueError(f"{option} {target} is a folder; give a file name")
-    if suffixes is not None and target.suffix.lower() not in suffixes:
-        raise ValueError(f"{option} {target}: unsupported output; use {' or '.join(suffixes)}")
-    probe = target if folder and target.is_dir() else target.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"{option} {target}: {probe} is a file, not a folder")
-    try:
-        fd, name = tempfile.mkstemp(prefix=".aeot-write-test-", dir=probe)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise ValueError(f"{option} {target}: cannot write in {probe}: {exc.strerror}") from None
-    return target

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aeot._checks import check_positive_int, check_seed  # noqa: F401  (re-exported)
+
 
 def _count_non_finite(tensor: torch.Tensor, chunk: int = 2**22) -> int:
     """Number of NaN / ±inf entries, checked in chunks (no full-size temporaries)."""
@@ -146,19 +148,3 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     return resolved
-
-
-def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_seed(value, name: str = "seed", *, maximum: int = 2**63 - 1) -> int:
-    """A random seed: an integer in [0, ``maximum``] (torch generators take signed 64 bits)."""
-    seed = check_positive_int(value, name, minimum=0)
-    if seed > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {seed}")
-    return seed

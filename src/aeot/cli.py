@@ -11,9 +11,8 @@ import typer
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from aeot._io import check_output_path
-from aeot._validation import check_seed
-from aeot.experiments import compare
+from aeot._checks import check_output_path, check_seed
+from aeot.compare_command import compare
 from aeot.relu.command import cells
 
 #: Errors that describe the user's input or environment. OSError (unreadable or

@@ -15,8 +15,7 @@ from typing import Annotated
 
 import typer
 
-from aeot._io import check_output_path
-from aeot._validation import check_seed
+from aeot._checks import check_output_path, check_seed
 
 __all__ = ["cells", "load_model", "load_weights"]
 
