@@ -386,7 +386,8 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
             if args.baseline_iterations is not None
             else ""
         )
-        + (f" --inception {args.inception}" if args.inception else ""),
+        + (f" --inception {args.inception}" if args.inception else "")
+        + (f" --model-dir {args.model_dir}" if args.model_dir is not None else ""),
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,
