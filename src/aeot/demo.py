@@ -117,11 +117,34 @@ def run_digits(
             f"{_singular_summary(sampler)}. Fit took {fit_seconds:.1f} s.",
             _singular_against_labels(model, train.labels, info),
             _quality_summary(metrics, n_eval, len(train)),
+            _IMAGE_COLUMNS,
         ],
         tables=[(header, table)],
         figures=figures,
     )
     return section, metrics  # full precision in metrics.json
+
+
+_IMAGE_COLUMNS = (
+    "Columns: n_samples, images scored. FD-digits-cnn, the Fréchet distance between "
+    "Gaussians fitted to the CNN features of the row and of the training images (lower "
+    "is closer). KID-digits-cnn, the unbiased kernel estimate of the squared MMD in the "
+    "same features: unbiased, so it is negative when the two sets are closer than their "
+    "sampling noise. precision / recall, the share of the row's features inside the "
+    "training images' k-NN balls (k = 3) and the reverse (quality and coverage). modes, "
+    "digits the CNN predicts at least once; n_modes, digits in the training set. kl, "
+    "KL(predicted digit histogram ‖ training label histogram); kl_uniform, the same "
+    "against the uniform histogram. copies and NN ratio as in the paragraph above."
+)
+
+_MIXTURE_COLUMNS = (
+    "Columns: modes, Gaussians with at least one high-quality sample; n_modes, the "
+    "number of Gaussians; high_quality_pct, samples within 3 std of a mode; kl, KL of "
+    "the high-quality samples' mode histogram to the uniform one; precision / recall, "
+    "k-NN (k = 3) quality and coverage against the training points; FD-data, the "
+    "Fréchet distance of Gaussians fitted to the points themselves. Coordinates: the "
+    "power diagram is drawn on the source square [−1, 1]², the points in data units."
+)
 
 
 def _quality_summary(metrics: dict, n_eval: int, n_train: int) -> str:
@@ -265,6 +288,7 @@ def run_mixture(
             f"Fit took {fit_seconds:.1f} s. Each row scores {n} points against the training "
             "points by the PacGAN protocol (high quality: within 3 std of a mode).",
             _mixture_caveats(table_metrics),
+            _MIXTURE_COLUMNS,
         ],
         tables=[(header, table)],
         figures=[

@@ -57,9 +57,11 @@ def render(title: str, sections: list[Section], intro: str = "") -> str:
             ]
             parts.append("</table>")
         for src, caption in section.figures:
+            link = html.escape(src)
             parts.append(
-                f"<figure><img src='{html.escape(src)}' alt='{html.escape(caption)}'>"
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                f"<figure><a href='{link}' title='full size'><img src='{link}' "
+                f"alt='{html.escape(caption)}'></a>"
+                f"<figcaption>{html.escape(caption)} (click for full size)</figcaption></figure>"
             )
     parts.append("</body></html>")
     return "\n".join(parts)
