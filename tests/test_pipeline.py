@@ -147,3 +147,25 @@ def test_fit_checkpoints_the_ot_solve(tmp_path):
     assert again.ot_.errors == first.ot_.errors
     with pytest.raises(ValueError, match="different run"):
         AEOT(**settings, ot_tol=1e-4).fit(data**2, checkpoint_dir=tmp_path)
+
+
+def test_interpolation_across_modes_names_the_items_and_suggests_others():
+    """Refused in the user's terms (training item indices, not cell or component ids),
+    with items of the first one's mode that do interpolate."""
+    from aeot.data import grid_mixture
+
+    data = grid_mixture(300, seed=0)
+    model = AEOT(autoencoder="identity", seed=0).fit(data)
+    labels = data.labels.numpy()
+    a = 0
+    b = int(np.nonzero(labels != labels[a])[0][0])  # another Gaussian: another mode
+    with pytest.raises(ValueError) as info:
+        model.interpolate(a, b)
+    message = str(info.value)
+    assert f"training item {a} and training item {b} lie in different modes" in message
+    assert "component" not in message and "cell" not in message
+    suggested = [int(i) for i in message.rsplit(": ", 1)[1].split(", ")]
+    assert suggested and a not in suggested
+    assert all(labels[i] == labels[a] for i in suggested)
+    path = model.interpolate(a, suggested[0], steps=5)
+    assert path.shape == (5, 2)

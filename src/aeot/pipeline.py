@@ -444,8 +444,29 @@ class AEOT:
         """
         self._check_fitted()
         ends = [self._cell_of(v) for v in (a, b)]
+        components = self.sampler_.singular_.components
+        if int(components[ends[0]]) != int(components[ends[1]]):
+            raise ValueError(self._different_modes(a, b, ends[0]))
         path = self.sampler_.interpolate(ends[0], ends[1], steps)
         return self.decode(path.codes)
+
+    def _different_modes(self, a, b, cell_a: int) -> str:
+        """The error of :meth:`interpolate` across modes, in the user's terms, with a hint."""
+        name = lambda v: (  # noqa: E731
+            f"training item {int(v)}" if isinstance(v, int | np.integer) else "the given point"
+        )
+        message = (
+            f"{name(a)} and {name(b)} lie in different modes of the OT map: every path "
+            "between them crosses the singular set, so no interpolation avoids mixing modes"
+        )
+        # training items in a's mode, by their codes' cells
+        _, cells = torch.unique(self.codes_, dim=0, return_inverse=True)  # targets' rows
+        comp = self.sampler_.singular_.components
+        same = torch.nonzero(comp[cells] == comp[cell_a]).flatten().tolist()
+        same = [i for i in same if not (isinstance(a, int | np.integer) and i == int(a))][:5]
+        if same:
+            message += f"; training items in the mode of {name(a)}: {', '.join(map(str, same))}"
+        return message
 
     def _cell_of(self, value) -> int:
         """The OT cell of a training sample (by its index in the training data) or a point."""
