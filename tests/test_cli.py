@@ -158,3 +158,27 @@ def test_help_loads_neither_torch_nor_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_png_of_2d_points_is_a_scatter_plot(tmp_path):
+    """`aeot sample` and `aeot interpolate` on a 2D model write a scatter plot to .png
+    (they refused before); the README's `--a 0 --b 5` gets an answer either way."""
+    from PIL import Image
+
+    from aeot.data import grid_mixture
+
+    np.save(tmp_path / "grid.npy", grid_mixture(300, seed=0).x.numpy())
+    model = tmp_path / "m"
+    result = runner.invoke(app, ["fit", str(tmp_path / "grid.npy"), "-o", str(model)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sample", str(model), "-n", "500", "-o", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "s.png").size[0] > 100
+    result = runner.invoke(
+        app, ["interpolate", str(model), "--a", "0", "--b", "5", "-o", str(tmp_path / "i.png")]
+    )
+    if result.exit_code == 0:
+        assert (tmp_path / "i.png").exists()
+    else:  # two Gaussians: refused in the user's terms, with items to try instead
+        assert "training item 0 and training item 5" in result.output
+        assert "component" not in result.output

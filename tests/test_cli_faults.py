@@ -105,7 +105,7 @@ def test_unwritable_output_folder_is_named(model_dir, tmp_path, monkeypatch):
     [
         (["sample", "{model}", "-o", "{tmp}/s.npy", "--seed", "-1"], "--seed must be >= 0"),
         (["sample", "{model}", "-o", "{tmp}/s.png", "-n", "20000"], "at most 10000 samples"),
-        (["sample", "{model}", "-o", "{tmp}/s.png", "-n", "4"], "PNG output needs an image"),
+        (["sample", "{model}", "-o", "{tmp}/s.png", "-n", "4"], "a PNG shows images or 2D points"),
         (["fit", "{points}", "-o", "{tmp}/m", "--seed", "-3"], "--seed must be >= 0"),
         (["demo", "-o", "{tmp}/r", "--seed", "-1"], "--seed must be >= 0"),
         # 2**70 samples were streamed to disk until it was full

@@ -227,14 +227,21 @@ def _check_disk_space(out: Path, n: int, sample_shape) -> None:
         )
 
 
-def _write_samples(x, out: Path, ncol: int) -> None:
-    from aeot.report.figures import save_image_grid
+def _write_samples(x, out: Path, ncol: int, *, path: bool = False) -> None:
+    """Write samples as .npy, or as a PNG: an image grid, or a scatter plot of 2D points
+    (``path``: joined in order, an interpolation)."""
+    from aeot.report.figures import save_image_grid, save_points_plot
 
     if out.suffix.lower() == ".npy":
         _write_npy_chunks(iter([x]), x.shape[0], out)
+    elif x.ndim == 2 and x.shape[1] == 2:
+        save_points_plot(x, out, connect=path)
+    elif x.ndim != 4:
+        _fail(
+            f"a PNG shows images or 2D points; these samples have shape {tuple(x.shape[1:])}: "
+            "use .npy"
+        )
     else:
-        if x.ndim != 4:
-            _fail("PNG output needs an image model; use .npy for points")
         save_image_grid(x, out, ncol=ncol)
     typer.echo(f"wrote {tuple(x.shape)} to {out}")
 
@@ -293,8 +300,6 @@ def sample(
     _check_sample_output(out, n)
     loaded = _load_model(model, device)
     if out.suffix.lower() == ".png":
-        if getattr(loaded, "kind_", "image") != "image":
-            _fail("PNG output needs an image model; use .npy for points")
         _write_samples(loaded.sample(n, seed=seed), out, ncol=min(n, 10))
         return
     _check_disk_space(out, n, getattr(loaded, "input_shape_", None))
@@ -321,7 +326,7 @@ def interpolate(
         path = loaded.interpolate(a, b, steps)
     except ValueError as exc:
         _fail(str(exc))
-    _write_samples(path, out, ncol=steps)
+    _write_samples(path, out, ncol=steps, path=True)
 
 
 def main() -> None:

@@ -152,6 +152,25 @@ def plot_points(
     return _save(fig, path)
 
 
+def save_points_plot(points, path, *, connect: bool = False, title: str | None = None) -> Path:
+    """Scatter plot of 2D points (M, 2), in data units; ``connect`` joins them in order
+    (an interpolation path)."""
+    pts = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"a scatter plot needs points of shape (M, 2), got {pts.shape}")
+    fig = _figure(4.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    if connect:
+        ax.plot(pts[:, 0], pts[:, 1], "-o", ms=3, lw=1, c="tab:blue")
+    else:
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.6, c="tab:blue")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_title(title or f"{len(pts)} points", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_curve(values: list[float], path, *, title: str, ylabel: str, log: bool = True) -> Path:
     """A single training/convergence curve."""
     fig = _figure(4.5, 3.2)
