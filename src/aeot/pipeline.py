@@ -98,7 +98,8 @@ def _bounded_int(value, name: str, limit: int) -> int:
 class AEOTConfig:
     """Settings of :class:`AEOT`."""
 
-    autoencoder: str = "auto"  # "auto" | "mlp" | "conv" | "identity" (auto: identity for d ≤ 3)
+    autoencoder: str = "auto"  # "auto" | "mlp" | "conv" | "identity" (auto: identity for
+    # d ≤ 3, conv for images of 16×16 pixels or more, else mlp)
     latent_dim: int = 16  # size k of the latent code
     hidden: tuple[int, ...] = (256, 128)  # MLP encoder widths (the decoder mirrors them)
     width: int = 32  # channels of the first conv layer (conv autoencoders)
@@ -298,10 +299,13 @@ class AEOT:
         cfg = self.config
         kind = cfg.autoencoder
         if kind == "auto":
+            # identity for point clouds in d ≤ 3; conv for images from 16×16 pixels up;
+            # an MLP for smaller images (8×8 digits, as `aeot demo` fits them) and other data
+            small = x.ndim == 4 and x.shape[2] * x.shape[3] < 256
             kind = (
                 "identity"
                 if x.ndim == 2 and x.shape[1] <= 3
-                else ("conv" if x.ndim == 4 else "mlp")
+                else ("conv" if x.ndim == 4 and not small else "mlp")
             )
         if kind == "identity":
             if x.ndim != 2:
