@@ -169,3 +169,16 @@ def test_interpolation_across_modes_names_the_items_and_suggests_others():
     assert all(labels[i] == labels[a] for i in suggested)
     path = model.interpolate(a, suggested[0], steps=5)
     assert path.shape == (5, 2)
+
+
+def test_fit_reports_each_stage_on_stderr(capsys):
+    """With progress on, the OT iterations and the sampler stage print a line each (the
+    screen stayed blank for minutes after the autoencoder's bar)."""
+    points = torch.rand(60, 3, generator=torch.Generator().manual_seed(0))
+    AEOT(autoencoder="identity", n_graph_samples=2**12, progress=True).fit(points)
+    err = capsys.readouterr().err
+    assert "solving OT from the uniform cube to 60 codes in d = 3" in err
+    assert "OT iteration 1: L1 error" in err
+    assert "estimating the cell graph and singular set" in err
+    AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False).fit(points)
+    assert "OT iteration" not in capsys.readouterr().err

@@ -22,6 +22,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
@@ -274,14 +275,28 @@ class AEOT:
         self.codes_ = self.normaliser_.forward(codes)
         start = time.perf_counter()
         ot_checkpoint = Path(checkpoint_dir) / "ot.ckpt" if checkpoint_dir is not None else None
+        self._say(
+            f"solving OT from the uniform cube to {len(self.codes_)} codes in d = "
+            f"{self.codes_.shape[1]} (tol {cfg.ot_tol})"
+        )
         self.ot_ = self._solve_ot(self.codes_, ot_checkpoint)
         history["ot_seconds"] = time.perf_counter() - start
         history["ot_errors"] = list(self.ot_.errors)
+        self._say(
+            f"OT {'converged' if self.ot_.converged else 'stopped unconverged'}: L1 error "
+            f"{self.ot_.error:.4f} after {self.ot_.n_iter} iterations, "
+            f"{history['ot_seconds']:.0f} s; estimating the cell graph and singular set"
+        )
         start = time.perf_counter()
         self.sampler_ = self._build_sampler()
         history["sampler_seconds"] = time.perf_counter() - start
         self.history_ = history
         return self
+
+    def _say(self, message: str) -> None:
+        """A progress line on stderr (with ``progress``), for the stages without a bar."""
+        if self.config.progress:
+            print(f"aeot: {message}", file=sys.stderr, flush=True)
 
     def _as_tensor(self, data) -> torch.Tensor:
         if isinstance(data, Dataset):
@@ -336,6 +351,13 @@ class AEOT:
 
     def _solve_ot(self, codes: torch.Tensor, checkpoint: Path | None = None) -> SemiDiscreteResult:
         cfg = self.config
+
+        def report(info) -> None:
+            self._say(
+                f"OT iteration {info.iteration}: L1 error {info.error:.4f} (sampling noise "
+                f"{info.noise:.4f}), batch {info.batch_size}, {info.elapsed:.0f} s"
+            )
+
         unique, counts = torch.unique(codes, dim=0, return_counts=True)
         weights = counts.double() / counts.sum()
         k = codes.shape[1]
@@ -352,6 +374,7 @@ class AEOT:
             seed=cfg.seed,
             device=cfg.device,
             checkpoint_path=checkpoint,
+            callback=report if cfg.progress else None,
         )
 
     def _build_sampler(self):
