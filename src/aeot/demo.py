@@ -103,6 +103,7 @@ def run_digits(
         out / "digits_ot_error.png",
         title="OT solve (latent, d=10)",
         ylabel="L1 cell-mass error",
+        target=model.config.ot_tol,
     )
     figures.append(("digits_ot_error.png", "Monte-Carlo Newton: cell-mass error per iteration"))
     header = ["samples", *metrics["AE-OT generated"].keys()]

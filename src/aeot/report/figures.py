@@ -146,7 +146,9 @@ def plot_points(
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=6)
+        ax.set_xlabel("x₁", fontsize=8)
+        ax.set_ylabel("x₂", fontsize=8)
+        ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -171,13 +173,29 @@ def save_points_plot(points, path, *, connect: bool = False, title: str | None =
     return _save(fig, path)
 
 
-def plot_curve(values: list[float], path, *, title: str, ylabel: str, log: bool = True) -> Path:
-    """A single training/convergence curve."""
+def plot_curve(
+    values: list[float],
+    path,
+    *,
+    title: str,
+    ylabel: str,
+    log: bool = True,
+    target: float | None = None,
+) -> Path:
+    """A single training/convergence curve; ``target`` draws a dashed line (a tolerance)."""
+    from matplotlib.ticker import LogLocator
+
     fig = _figure(4.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=2)
-    if log and min(values, default=1) > 0:
+    if target is not None:
+        ax.axhline(target, ls="--", c="tab:red", lw=1, label=f"tolerance {target:g}")
+        ax.legend(fontsize=8)
+    if log and min(values, default=1) > 0 and (target is None or target > 0):
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=12))  # every decade labelled
+        low = min([*values, *([target] if target is not None else [])])
+        ax.set_ylim(bottom=10 ** np.floor(np.log10(low)))  # down to the decade below
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
