@@ -62,7 +62,8 @@ Continuity: the objective is strictly convex in λ and its data (centroids, x, g
 forces λ_j → 0, which is the minimiser without that cell. Hence λ(x), and z(x), are
 continuous wherever the winner's component does not change (i.e. away from singular
 facets between modes) and no two candidates that are singular to each other swap order
-(there the one that was passed over replaces the other). And z never
+(there the one that was passed over replaces the other); with the valley rule the
+candidates also depend on i₀ itself, so z can jump where the winner changes. And z never
 mixes codes of different components or of a singular pair. Unlike a hard cut-off on
 the score gap (which makes z constant deep inside each cell and so repeats codes),
 every point keeps several cells with positive weight, so the generated codes are
