@@ -26,9 +26,9 @@ def test_fit_sample_interpolate(tmp_path):
         [
             "interpolate",
             str(model),
-            "--a",
+            "--from",
             "0",
-            "--b",
+            "--to",
             "1",
             "-o",
             str(tmp_path / "path.npy"),
@@ -101,12 +101,18 @@ def test_fit_gan_then_sample(tmp_path):
     result = runner.invoke(app, [*args, "--steps", "3", "--batch-size", "8", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert (gan_dir / "config.json").is_file() and (gan_dir / "checkpoints" / "gan.ckpt").is_file()
+    from PIL import Image
+
+    result = runner.invoke(app, ["sample", str(gan_dir), "-n", "64", "-o", str(tmp_path / "g.png")])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "g.png") as grid:  # 8 x 8 tiles of 8 px, 1 px gaps: square
+        assert abs(grid.size[0] - grid.size[1]) <= 2, grid.size
     out = tmp_path / "gan.npy"
     result = runner.invoke(app, ["sample", str(gan_dir), "-n", "7", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert np.load(out).shape == (7, 1, 8, 8)
     result = runner.invoke(
-        app, ["interpolate", str(gan_dir), "--a", "0", "--b", "1", "-o", str(out)]
+        app, ["interpolate", str(gan_dir), "--from", "0", "--to", "1", "-o", str(out)]
     )
     assert result.exit_code == 2 and "AE-OT-GAN model" in result.output
     np.save(tmp_path / "other.npy", images[::-1].copy())
@@ -162,7 +168,7 @@ def test_help_loads_neither_torch_nor_numpy():
 
 def test_png_of_2d_points_is_a_scatter_plot(tmp_path):
     """`aeot sample` and `aeot interpolate` on a 2D model write a scatter plot to .png
-    (they refused before); the README's `--a 0 --b 5` gets an answer either way."""
+    (they refused before); the README's `--from 0 --to 5` gets an answer either way."""
     from PIL import Image
 
     from aeot.data import grid_mixture
@@ -171,14 +177,26 @@ def test_png_of_2d_points_is_a_scatter_plot(tmp_path):
     model = tmp_path / "m"
     result = runner.invoke(app, ["fit", str(tmp_path / "grid.npy"), "-o", str(model)])
     assert result.exit_code == 0, result.output
+    assert "300 samples of shape (2,)" in result.output  # what "grid25" means here
     result = runner.invoke(app, ["sample", str(model), "-n", "500", "-o", str(tmp_path / "s.png")])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "s.png").size[0] > 100
     result = runner.invoke(
-        app, ["interpolate", str(model), "--a", "0", "--b", "5", "-o", str(tmp_path / "i.png")]
+        app, ["interpolate", str(model), "--from", "0", "--to", "5", "-o", str(tmp_path / "i.png")]
     )
     if result.exit_code == 0:
         assert (tmp_path / "i.png").exists()
     else:  # two Gaussians: refused in the user's terms, with items to try instead
         assert "training item 0 and training item 5" in result.output
         assert "component" not in result.output
+
+
+def test_grid_columns_leave_no_ragged_row_when_a_divisor_fits():
+    from aeot.report.figures import grid_columns
+
+    assert [grid_columns(n) for n in (1, 7, 10, 64, 100, 50, 12)] == [1, 7, 10, 8, 10, 10, 4]
+    for n in range(11, 400):
+        c = grid_columns(n)
+        root = int(np.ceil(np.sqrt(n)))
+        assert root <= c <= 2 * root
+        assert n % c == 0 or c == root  # ragged only where no divisor is near sqrt(n)

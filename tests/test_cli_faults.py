@@ -84,7 +84,7 @@ def test_folder_outputs_are_checked_before_any_work(model_dir, blocker, command,
 def test_file_outputs_are_checked_before_loading(tmp_path, blocker, out, message, command):
     out = out.format(tmp=tmp_path, blocker=blocker)
     missing = tmp_path / "no-model"  # the output is refused first
-    extra = ["--a", "0", "--b", "1"] if command == "interpolate" else []
+    extra = ["--from", "0", "--to", "1"] if command == "interpolate" else []
     result, _ = _invoke(command, missing, "-o", out, *extra)
     _clear_error(result, message)
 

@@ -122,6 +122,9 @@ def fit(
     check_output_path(out, folder=True)  # before the fit, not after it
     try:
         dataset = load_dataset(data)
+        typer.echo(
+            f"{data}: {len(dataset)} samples of shape {tuple(dataset.sample_shape)}", err=True
+        )
         model = AEOT(
             latent_dim=latent_dim,
             autoencoder=autoencoder,
@@ -227,7 +230,7 @@ def _check_disk_space(out: Path, n: int, sample_shape) -> None:
         )
 
 
-def _write_samples(x, out: Path, ncol: int, *, path: bool = False) -> None:
+def _write_samples(x, out: Path, ncol: int | None = None, *, path: bool = False) -> None:
     """Write samples as .npy, or as a PNG: an image grid, or a scatter plot of 2D points
     (``path``: joined in order, an interpolation)."""
     from aeot.report.figures import save_image_grid, save_points_plot
@@ -300,7 +303,7 @@ def sample(
     _check_sample_output(out, n)
     loaded = _load_model(model, device)
     if out.suffix.lower() == ".png":
-        _write_samples(loaded.sample(n, seed=seed), out, ncol=min(n, 10))
+        _write_samples(loaded.sample(n, seed=seed), out)
         return
     _check_disk_space(out, n, getattr(loaded, "input_shape_", None))
     chunks = loaded.sample_chunks(n, seed=seed, chunk=SAMPLE_CHUNK)
@@ -311,8 +314,10 @@ def sample(
 @app.command()
 def interpolate(
     model: Annotated[Path, typer.Argument(help="Model folder written by `aeot fit`.")],
-    a: Annotated[int, typer.Option(help="Index of the first training code.")],
-    b: Annotated[int, typer.Option(help="Index of the second training code.")],
+    start: Annotated[
+        int, typer.Option("--from", help="Index of the training item the path starts at.")
+    ],
+    end: Annotated[int, typer.Option("--to", help="Index of the training item it ends at.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .png (images) or .npy.")],
     steps: Annotated[int, typer.Option(help="Points along the curve.")] = 10,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
@@ -323,7 +328,7 @@ def interpolate(
     if not callable(getattr(loaded, "interpolate", None)):
         _fail(f"{model} is an AE-OT-GAN model; interpolate needs an AE-OT model (`aeot fit`)")
     try:
-        path = loaded.interpolate(a, b, steps)
+        path = loaded.interpolate(start, end, steps)
     except ValueError as exc:
         _fail(str(exc))
     _write_samples(path, out, ncol=steps, path=True)

@@ -6,6 +6,7 @@ matplotlib is imported inside the functions (Agg backend, no pyplot), so importi
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -43,9 +44,20 @@ def tile_images(images: torch.Tensor, ncol: int, pad: int = 1) -> np.ndarray:
     return canvas[0] if c == 1 else np.moveaxis(canvas[:3], 0, -1)
 
 
-def save_image_grid(images, path, *, ncol: int = 10, title: str | None = None) -> Path:
-    """Write a grid of images (n, c, h, w) in [0, 1] to a PNG."""
-    tiled = tile_images(images, ncol)
+def grid_columns(n: int) -> int:
+    """Columns of a grid of ``n`` images: ``n`` itself up to 10, else the smallest
+    divisor of ``n`` from ceil(sqrt(n)) to 2 ceil(sqrt(n)) (64 -> 8x8, 50 -> 10x5: no
+    ragged last row), or ceil(sqrt(n)) when there is none (37 -> 7 columns)."""
+    if n <= 10:
+        return max(n, 1)
+    root = math.isqrt(n - 1) + 1
+    return next((c for c in range(root, 2 * root + 1) if n % c == 0), root)
+
+
+def save_image_grid(images, path, *, ncol: int | None = None, title: str | None = None) -> Path:
+    """Write a grid of images (n, c, h, w) in [0, 1] to a PNG (``ncol`` columns, by
+    default :func:`grid_columns`)."""
+    tiled = tile_images(images, ncol or grid_columns(len(images)))
     # small images (8×8 digits) are blown up so that a grid is ~5 inches wide
     inches = 5.0 * tiled.shape[1] / max(tiled.shape)
     fig = _figure(max(inches, 1.0), max(5.0 * tiled.shape[0] / max(tiled.shape), 0.6))
