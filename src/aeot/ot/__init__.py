@@ -3,6 +3,8 @@
 Semi-discrete OT from a source measure μ to Σ ν_i δ_{y_i} is solved through the
 Brenier potential u_h(x) = max_i <x, y_i> + h_i, whose heights h minimise the convex
 energy E(h) = ∫ u_h dμ − Σ h_i ν_i (Gu, Luo, Sun, Yau 2016; Lei et al. 2019).
+Between two densities on a 2D or 3D grid, :func:`solve_fftot` solves the Monge–Ampère
+equation by FFT-OT (Lei & Gu 2021).
 """
 
 from aeot.ot.discrete import (
@@ -13,6 +15,7 @@ from aeot.ot.discrete import (
     semidiscrete_dual,
     wasserstein_distance,
 )
+from aeot.ot.fftot import FFTOTResult, solve_fftot
 from aeot.ot.montecarlo import (
     IterationInfo,
     MonteCarloSettings,
@@ -29,6 +32,7 @@ from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
 __all__ = [
     "BoxUniform",
     "CallableSource",
+    "FFTOTResult",
     "Gaussian",
     "IterationInfo",
     "MonteCarloSettings",
@@ -45,6 +49,7 @@ __all__ = [
     "estimate_masses",
     "noise_floor",
     "semidiscrete_dual",
+    "solve_fftot",
     "solve_semidiscrete",
     "wasserstein_distance",
 ]
