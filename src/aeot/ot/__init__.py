@@ -4,9 +4,11 @@ Semi-discrete OT from a source measure μ to Σ ν_i δ_{y_i} is solved through 
 Brenier potential u_h(x) = max_i <x, y_i> + h_i, whose heights h minimise the convex
 energy E(h) = ∫ u_h dμ − Σ h_i ν_i (Gu, Luo, Sun, Yau 2016; Lei et al. 2019).
 Between two densities on a 2D or 3D grid, :func:`solve_fftot` solves the Monge–Ampère
-equation by FFT-OT (Lei & Gu 2021).
+equation by FFT-OT (Lei & Gu 2021); :func:`solve_discrete_accelerated` solves discrete OT
+by FISTA on the smoothed Kantorovich dual (An, Lei, Xu & Gu 2022).
 """
 
+from aeot.ot.accelerated import AcceleratedOTResult, solve_discrete_accelerated
 from aeot.ot.discrete import (
     c_transform,
     cost_matrix,
@@ -30,6 +32,7 @@ from aeot.ot.result import SemiDiscreteResult
 from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
 
 __all__ = [
+    "AcceleratedOTResult",
     "BoxUniform",
     "CallableSource",
     "FFTOTResult",
@@ -49,6 +52,7 @@ __all__ = [
     "estimate_masses",
     "noise_floor",
     "semidiscrete_dual",
+    "solve_discrete_accelerated",
     "solve_fftot",
     "solve_semidiscrete",
     "wasserstein_distance",
