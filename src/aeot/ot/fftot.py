@@ -371,10 +371,13 @@ def solve_fftot(
         Stop when the relative residual max |κ f / g(∇u) − det D²u| / mean(det D²u) is at
         most ``tol``.
     max_iter : int
-        Accepted outer steps at most; the result says ``converged=False`` if they run out.
+        Accepted steps at most, all continuation stages together; the result says
+        ``converged=False`` if they run out.
     step : float
-        Initial damping τ in (0, 1]; halved on a step that does not lower the residual or
-        loses convexity, doubled back (up to ``step``) after each accepted step.
+        Initial damping τ in (0, 1]; halved on a step that does not lower the
+        root-mean-square residual or loses convexity, doubled back (up to ``step``)
+        after each accepted step. Below 1/16 the stage counts as stalled and the
+        continuation backs off (module docstring).
     inner_tol, inner_max_iter : float, int
         GMRES's relative tolerance and step limit (``method="newton"``).
     callback : callable(iteration, residual, step), optional
@@ -402,6 +405,7 @@ def solve_fftot(
     d = len(shape)
     centres = cell_centres(shape, f)
     eigen = _neumann_eigenvalues(shape, f)
+
     def state(v: torch.Tensor, g: torch.Tensor, grad_g: torch.Tensor | None) -> dict:
         grad, hess = _derivatives(v)
         det, cof, minor = _det_and_cofactor(hess)
