@@ -118,11 +118,12 @@ def run_digits(
     header = ["samples", *metrics["AE-OT generated"].keys()]
     table = [[name, *[m.get(k, "") for k in header[1:]]] for name, m in metrics.items()]
     sampler = model.sampler_
+    n_codes, latent_dim = model.ot_.targets.shape
     section = Section(
         "8×8 digits (scikit-learn, 1797 images)",
         paragraphs=[
             f"MLP autoencoder 64→256→128→10, {epochs} epochs; OT from the uniform cube "
-            f"[−1,1]{_superscript(model.ot_.targets.shape[1])} to {model.ot_.targets.shape[0]} codes "
+            f"[−1,1]{_superscript(latent_dim)} to {n_codes} codes "
             f"({model.ot_.method}, {model.ot_.n_iter} iterations, error {model.ot_.error:.4f}); "
             f"{_singular_summary(sampler)}. Fit took {fit_seconds:.1f} s.",
             _singular_against_labels(model, train.labels, info),
