@@ -248,3 +248,18 @@ def test_torch_fft_path_gives_the_scipy_answer(device, monkeypatch):
     result = solve_fftot(source.to(device), target.to(device), tol=1e-10)
     assert result.v.device.type == device and result.converged
     assert torch.allclose(result.transport_map.cpu(), reference.transport_map, atol=1e-9)
+
+
+def test_a_density_with_jumps_falls_back_to_the_fixed_point():
+    """A 4:1 square block: ∇g is huge at its edges and the Newton continuation stalls
+    (t ≈ 0.77 on a 128² grid); the fixed point, run with the remaining budget, converges
+    and the result says so."""
+    n = 128
+    block = torch.ones(n, n, dtype=torch.float64)
+    block[n // 4 : n // 2, n // 4 : n // 2] = 4.0
+    result = solve_fftot(torch.ones_like(block), block, tol=1e-6)
+    assert result.converged and result.residual <= 1e-6
+    assert result.method == "newton, then fixed-point"
+    direct = solve_fftot(torch.ones_like(block), block, tol=1e-6, method="fixed-point")
+    assert direct.method == "fixed-point"
+    assert torch.allclose(result.transport_map, direct.transport_map, atol=1e-12)

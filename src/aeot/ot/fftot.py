@@ -95,6 +95,9 @@ class FFTOTResult:
     stages : list of float
         The continuation parameters t solved, ending in 1.0 when the target was reached
         (targets g_t = (1 − t) f + t g; [1.0] when the target was solved directly).
+    method : str
+        The iteration that produced this result: "newton", "fixed-point", or
+        "newton, then fixed-point" (the fallback, :func:`solve_fftot`).
     """
 
     potential: torch.Tensor
@@ -107,6 +110,7 @@ class FFTOTResult:
     seconds: float
     step_sizes: list[float] = field(default_factory=list)
     stages: list[float] = field(default_factory=list)
+    method: str = "newton"
 
     @property
     def residual(self) -> float:
@@ -366,7 +370,10 @@ def solve_fftot(
             Σ_ij A_ij ∂_ij δ + κ f ∇g(∇u) · ∇δ / g(∇u)² = r,
 
         by GMRES to ``inner_tol`` relative, with that same FFT solve as preconditioner
-        (inexact Newton: a few FFT pairs per GMRES step, few outer steps).
+        (inexact Newton: a few FFT pairs per GMRES step, few outer steps). When it
+        stops short of ``tol`` with budget left (a density with jumps, whose large ∇g
+        misleads it), the fixed point is run from the start with the remaining budget
+        and the better of the two is returned (``result.method`` says which).
     tol : float
         Stop when the relative residual max |κ f / g(∇u) − det D²u| / mean(det D²u) is at
         most ``tol``.
@@ -400,6 +407,41 @@ def solve_fftot(
             f"{inner_max_iter}"
         )
     f, g = _check_densities(source, target)
+    start = time.perf_counter()
+    settings = dict(tol=tol, step=step, inner_tol=inner_tol, inner_max_iter=inner_max_iter)
+    result = _solve(f, g, method=method, max_iter=max_iter, callback=callback, **settings)
+    if method == "newton" and not result.converged and result.iterations < max_iter:
+        # Newton reads ∇g, which a density with jumps makes large; there the Newton
+        # continuation can stall where the fixed point, which does not, converges
+        fallback = _solve(
+            f,
+            g,
+            method="fixed-point",
+            max_iter=max_iter - result.iterations,
+            callback=callback,
+            **settings,
+        )
+        fallback.iterations += result.iterations
+        fallback.method = "newton, then fixed-point"
+        if fallback.residual < result.residual:
+            result = fallback
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _solve(
+    f: torch.Tensor,
+    g: torch.Tensor,
+    *,
+    method: str,
+    tol: float,
+    max_iter: int,
+    step: float,
+    inner_tol: float,
+    inner_max_iter: int,
+    callback,
+) -> FFTOTResult:
+    """One FFT-OT solve by ``method`` on checked densities (see :func:`solve_fftot`)."""
     start = time.perf_counter()
     shape = tuple(f.shape)
     d = len(shape)
@@ -538,4 +580,5 @@ def solve_fftot(
         seconds=time.perf_counter() - start,
         step_sizes=steps,
         stages=stages,
+        method=method,
     )
