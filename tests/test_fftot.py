@@ -260,6 +260,7 @@ def test_a_density_with_jumps_falls_back_to_the_fixed_point():
     result = solve_fftot(torch.ones_like(block), block, tol=1e-6)
     assert result.converged and result.residual <= 1e-6
     assert result.method == "newton, then fixed-point"
+    assert len(result.step_sizes) == result.iterations
     direct = solve_fftot(torch.ones_like(block), block, tol=1e-6, method="fixed-point")
     assert direct.method == "fixed-point"
     assert torch.allclose(result.transport_map, direct.transport_map, atol=1e-12)

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from aeot._validation import as_float_tensor
+
 __all__ = ["AcceleratedOTResult", "solve_discrete_accelerated"]
 
 # rows of C per block in every pass (bounds the (block, m) temporaries)
@@ -51,7 +53,7 @@ class AcceleratedOTResult:
     Attributes
     ----------
     psi : (m,) tensor
-        Potential on the targets (the last iterate of the final stage).
+        Potential on the targets: the iterate with the smallest measured gap.
     phi : (n,) tensor
         Its c-transform φ_i = min_j C_ij − ψ_j: (φ, ψ) is dual feasible.
     cost : float
@@ -59,7 +61,7 @@ class AcceleratedOTResult:
     dual : float
         E(ψ) = Σ a_i φ_i + Σ b_j ψ_j: a lower bound on the OT cost.
     marginal_error : float
-        ‖b − Σ_i a_i π_i‖₁ before rounding (the final stage's stopping quantity).
+        ‖b − Σ_i a_i π_i‖₁ of that iterate, before rounding.
     history : list of dict
         Per iteration: stage, λ, smoothed dual E_λ, marginal error.
     iterations : int
@@ -67,7 +69,7 @@ class AcceleratedOTResult:
     passes : int
         Passes over C (gradient, backtracking and bound evaluations).
     converged : bool
-        Whether the final stage met ``tol``.
+        Whether the certified gap met ``tol``.
     seconds : float
     reg : float
         λ of the last stage run (the one π and the rounded plan use).
@@ -123,9 +125,9 @@ def _c_transform(cost, psi, blocks) -> torch.Tensor:
     return torch.cat([(cost[rows] - psi[None, :]).min(dim=1).values for rows in blocks])
 
 
-def _rounded_cost(cost, a, b, psi, reg, blocks):
-    """Cost of the Altschuler–Weed–Rigollet rounding of diag(a) π(ψ), in two passes."""
-    _, columns = _smoothed(cost, a, b, psi, reg, blocks)
+def _rounded_cost(cost, a, b, psi, columns, reg, blocks):
+    """Cost of the Altschuler–Weed–Rigollet rounding of diag(a) π(ψ), given its column
+    sums ``columns`` = Σ_i a_i π_i (from :func:`_smoothed`), in one pass."""
     scale = torch.clamp(b / torch.clamp(columns, min=torch.finfo(b.dtype).tiny), max=1.0)
     total = torch.zeros((), dtype=cost.dtype, device=cost.device)
     rows_sum = []
@@ -147,10 +149,10 @@ def _rounded_cost(cost, a, b, psi, reg, blocks):
 def _weights(value, n: int, name: str, like: torch.Tensor) -> torch.Tensor:
     if value is None:
         return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
-    w = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    w = as_float_tensor(value, name, dtype=like.dtype, device=like.device)
     if w.ndim != 1 or w.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},), got {tuple(w.shape)}")
-    if not torch.isfinite(w).all() or (w < 0).any():
+    if (w < 0).any():
         raise ValueError(f"{name} must be finite and non-negative")
     if abs(float(w.sum()) - 1.0) > 1e-6:
         raise ValueError(f"{name} must sum to 1, it sums to {float(w.sum()):.8g}")
@@ -191,7 +193,7 @@ def solve_discrete_accelerated(
         stage ends when the rounding error it would cause, ‖b − Σ_i a_i π_i‖₁ max|C|,
         falls below its smoothing bias λ log m; the bounds are then measured.
     check_every : int
-        Steps between measurements of the bounds within a stage (each costs three
+        Steps between measurements of the bounds within a stage (each costs two
         passes over C).
     max_iter : int
         Gradient steps at most, all stages together; ``converged`` says whether the gap
@@ -204,8 +206,7 @@ def solve_discrete_accelerated(
         raise ValueError(f"cost must be an (n, m) matrix, got shape {tuple(c.shape)}")
     if c.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"cost must be float32 or float64, got {c.dtype}")
-    if not torch.isfinite(c).all():
-        raise ValueError("cost has NaN or infinite entries")
+    c = as_float_tensor(c, "cost")  # finite, dense
     n, m = c.shape
     a_w, b_w = _weights(a, n, "a", c), _weights(b, m, "b", c)
     scale = float(c.abs().mean()) or 1.0
@@ -228,17 +229,17 @@ def solve_discrete_accelerated(
     slack = 64 * torch.finfo(c.dtype).eps
     t0 = time.perf_counter()
 
-    def bounds(psi: torch.Tensor, lam: float):
+    def bounds(psi: torch.Tensor, columns: torch.Tensor, lam: float):
         phi = _c_transform(c, psi, blocks)
         dual = float(torch.dot(a_w, phi) + torch.dot(b_w, psi))
-        upper, factors = _rounded_cost(c, a_w, b_w, psi, lam, blocks)
+        upper, factors = _rounded_cost(c, a_w, b_w, psi, columns, lam, blocks)
         return upper, dual, phi, factors
 
     psi = torch.zeros(m, dtype=c.dtype, device=c.device)
     history: list[dict] = []
     iterations = passes = stage = 0
     converged = False
-    best = None  # (gap, cost, dual, phi, factors, psi, λ) of the best measured bounds
+    best = None  # (gap, cost, dual, φ, factors, ψ, λ, error) of the best measured bounds
     while True:
         lipschitz = float(b_w.max()) / lam
         y, momentum = psi.clone(), 1.0
@@ -252,8 +253,8 @@ def solve_discrete_accelerated(
             stage_done = error * cmax <= lam * log_m
             if (stage_done and not done_measured) or (steps and steps % check_every == 0):
                 done_measured = done_measured or stage_done
-                upper, dual, phi, factors = bounds(psi, lam)
-                passes += 3
+                upper, dual, phi, factors = bounds(psi, columns, lam)
+                passes += 2
                 gap = (upper - dual) / max(abs(upper), 1e-300)
                 if best is None or gap < best[0]:
                     best = (gap, upper, dual, phi, factors, psi, lam, error)
@@ -292,8 +293,8 @@ def solve_discrete_accelerated(
             break
         lam, stage = max(lam * reg_decay, floor), stage + 1
     if not converged:  # measure where it stopped; report the better of that and the best
-        upper, dual, phi, factors = bounds(psi, lam)
-        passes += 3
+        upper, dual, phi, factors = bounds(psi, columns, lam)
+        passes += 2
         gap = (upper - dual) / max(abs(upper), 1e-300)
         if best is None or gap < best[0]:
             best = (gap, upper, dual, phi, factors, psi, lam, error)

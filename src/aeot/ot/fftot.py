@@ -35,8 +35,8 @@ On a grid the two sides of the equation need not have equal sums (the discrete e
 fixes v only up to a constant), so the right side is scaled by κ_k to the left's sum:
 κ → 1 + O(h²) is reported as ``mass_factor``. The iteration stops when the relative
 residual max |r_k| / mean(det D²u_k) is at most ``tol``. A step that would raise the
-residual or make D²u lose positive definiteness is halved (τ), so v stays the potential
-of a monotone map.
+root-mean-square residual or make D²u lose positive definiteness is halved (τ), so v
+stays the potential of a monotone map.
 
 References
 ----------
@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from aeot._validation import as_float_tensor
 
 __all__ = ["FFTOTResult", "cosine_transform", "dct2", "idct2", "solve_fftot"]
 
@@ -287,8 +289,7 @@ def _check_densities(source, target) -> tuple[torch.Tensor, torch.Tensor]:
             raise ValueError(f"{name} must be float32 or float64, got {t.dtype}")
         if min(t.shape) < 4:
             raise ValueError(f"{name} needs at least 4 cells per axis, got shape {tuple(t.shape)}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} has NaN or infinite values")
+        as_float_tensor(t, name)  # finite, dense
         if (t <= 0).any():
             raise ValueError(
                 f"{name} must be positive everywhere (min {t.min().item():.3g}); "
@@ -413,15 +414,17 @@ def solve_fftot(
     if method == "newton" and not result.converged and result.iterations < max_iter:
         # Newton reads ∇g, which a density with jumps makes large; there the Newton
         # continuation can stall where the fixed point, which does not, converges
+        done = result.iterations
         fallback = _solve(
             f,
             g,
             method="fixed-point",
-            max_iter=max_iter - result.iterations,
-            callback=callback,
+            max_iter=max_iter - done,
+            callback=None if callback is None else lambda i, r, t: callback(done + i, r, t),
             **settings,
         )
-        fallback.iterations += result.iterations
+        fallback.iterations += done
+        fallback.step_sizes = result.step_sizes + fallback.step_sizes
         fallback.method = "newton, then fixed-point"
         if fallback.residual < result.residual:
             result = fallback
