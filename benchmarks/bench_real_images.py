@@ -153,6 +153,11 @@ def _aeot_rows(
     if saved is not None and saved.exists():
         aeot = AEOT.load(saved, device=aeot_settings["device"])
         _log(f"{name}: AE-OT loaded from {saved} (fitted by an earlier run)")
+        spread = aeot_settings.get("spread", aeot.config.spread)
+        if aeot.config.spread != spread:  # the sampler only: autoencoder and OT are kept
+            aeot.config.spread = spread
+            aeot.sampler_ = aeot._build_sampler()
+            _log(f"{name}: sampler rebuilt with spread {spread}")
     else:
         aeot = AEOT(**aeot_settings).fit(train)
         if saved is not None:
@@ -198,6 +203,7 @@ def run_dataset(
     models: tuple[str, ...] = MODELS,
     inception: int = 0,
     model_dir: Path | None = None,
+    spread: float | None = None,
 ) -> dict[str, Any]:
     """Fit every model on one data set and score it; returns rows and settings.
 
@@ -265,6 +271,8 @@ def run_dataset(
         "device": device,
         "progress": False,
     }
+    if spread is not None:
+        aeot_settings["spread"] = spread
     settings: dict[str, Any] = {}
     if "aeot" in models or "aeot-gan" in models:
         settings["AE-OT"] = aeot_settings
@@ -339,6 +347,12 @@ def main(argv: list[str] | None = None) -> None:
         help="save each fitted AE-OT model here, or load it when an earlier run saved it",
     )
     parser.add_argument(
+        "--spread",
+        type=float,
+        default=None,
+        help="AE-OT's spread τ (default: AEOTConfig's); applied to loaded models too",
+    )
+    parser.add_argument(
         "--baseline-iterations",
         type=int,
         default=None,
@@ -367,6 +381,7 @@ def main(argv: list[str] | None = None) -> None:
                 models=tuple(args.models),
                 inception=args.inception,
                 model_dir=args.model_dir,
+                spread=args.spread,
             )
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
@@ -387,7 +402,8 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
             else ""
         )
         + (f" --inception {args.inception}" if args.inception else "")
-        + (f" --model-dir {args.model_dir}" if args.model_dir is not None else ""),
+        + (f" --model-dir {args.model_dir}" if args.model_dir is not None else "")
+        + (f" --spread {args.spread}" if args.spread is not None else ""),
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,

@@ -207,3 +207,13 @@ def test_grid_columns_leave_no_ragged_row_when_a_divisor_fits():
         root = int(np.ceil(np.sqrt(n)))
         assert root <= c <= 2 * root
         assert n % c == 0 or c == root  # ragged only where no divisor is near sqrt(n)
+
+
+def test_fit_spread_default_is_the_config_default():
+    """The CLI states the default by hand (importing the pipeline would slow --help)."""
+    import inspect
+
+    from aeot.cli import fit
+    from aeot.pipeline import AEOTConfig
+
+    assert inspect.signature(fit).parameters["spread"].default == AEOTConfig().spread

@@ -182,3 +182,37 @@ def test_fit_reports_each_stage_on_stderr(capsys):
     assert "estimating the cell graph and singular set" in err
     AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False).fit(points)
     assert "OT iteration" not in capsys.readouterr().err
+
+
+def test_spread_is_saved_and_reproduced(tmp_path):
+    data = load_digits8().subset(np.arange(300))
+    model = AEOT(
+        autoencoder="mlp",
+        latent_dim=4,
+        hidden=(64,),
+        epochs=5,
+        ot_tol=0.05,
+        seed=0,
+        progress=False,
+        n_graph_samples=2**14,
+        spread=1.0,
+    ).fit(data)
+    assert model.sampler_.spread == 1.0 and model.sampler_.spread_scale_ > 0
+    model.save(tmp_path / "m")
+    loaded = AEOT.load(tmp_path / "m")
+    assert loaded.config.spread == 1.0
+    torch.testing.assert_close(loaded.sample(20, seed=3), model.sample(20, seed=3))
+    chunks = torch.cat(list(model.sample_chunks(20, seed=3, chunk=7)))
+    torch.testing.assert_close(chunks, model.sample(20, seed=3))
+
+
+def test_spread_default_by_autoencoder(grid_model, digits_model):
+    assert grid_model[1].spread_ == 0.0 and grid_model[1].sampler_.spread_scale_ == 0.0
+    assert digits_model[1].config.spread is None and digits_model[1].spread_ == 0.8
+    assert digits_model[1].sampler_.spread_scale_ > 0
+
+
+@pytest.mark.parametrize("bad", [-1.0, 5.0, float("nan"), "1", True])
+def test_bad_spread(bad):
+    with pytest.raises(ValueError, match="spread"):
+        AEOT(spread=bad)

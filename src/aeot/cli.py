@@ -111,6 +111,13 @@ def fit(
     epochs: Annotated[int, typer.Option(help="Autoencoder epochs.")] = 100,
     ot_tol: Annotated[float, typer.Option(help="OT L1 cell-mass tolerance.")] = 0.02,
     ot_max_iter: Annotated[int, typer.Option(help="OT iterations (batches) at most.")] = 300,
+    spread: Annotated[
+        float | None,
+        typer.Option(
+            help="New codes at this fraction of a fresh code's distance from the training "
+            "codes (0: the plain PL extension; default 0.8, 0 for 2D points)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
@@ -131,6 +138,7 @@ def fit(
             epochs=epochs,
             ot_tol=ot_tol,
             ot_max_iter=ot_max_iter,
+            spread=spread,
             seed=seed,
             device=device,
         )

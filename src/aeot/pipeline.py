@@ -95,6 +95,9 @@ def _bounded_int(value, name: str, limit: int) -> int:
     return int(value)
 
 
+DEFAULT_SPREAD = 0.8  # AEOTConfig.spread=None on an autoencoder's codes
+
+
 @dataclass
 class AEOTConfig:
     """Settings of :class:`AEOT`."""
@@ -114,6 +117,11 @@ class AEOTConfig:
     exact_2d: bool = True  # exact power-diagram Newton when the latent space is 2D
     threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None
     n_graph_samples: int = 2**17  # source samples used to estimate the cell graph
+    spread: float | None = None  # τ of AEOTSampler: new codes at τ × a fresh code's distance
+    # from the training codes; 0 is the plain PL extension; None: 0.8 for an autoencoder's
+    # codes, 0 for "identity" (points: spreading moves 2D samples off their modes). 0.8 is
+    # the smallest τ that put MNIST samples 0.8× as far from the training images as fresh
+    # ones (docs/RESULTS.md, "Spread")
     seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
     device: str | None = None  # torch device; CUDA when available if None
     progress: bool = True  # progress bars on long steps
@@ -145,6 +153,10 @@ class AEOTConfig:
             if not (_is_number(value) and value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
             setattr(self, name, float(value))
+        if self.spread is not None:
+            if not (_is_number(self.spread) and 0.0 <= self.spread <= 4.0):
+                raise ValueError(f"spread must be a number in [0, 4] or None, got {self.spread!r}")
+            self.spread = float(self.spread)
         if self.threshold is not None:
             if not (_is_number(self.threshold) and math.isfinite(self.threshold)):
                 raise ValueError(
@@ -381,9 +393,17 @@ class AEOT:
         from aeot.generate import AEOTSampler
 
         cfg = self.config
-        return AEOTSampler().fit(
+        return AEOTSampler(spread=self.spread_).fit(
             self.ot_, n_graph_samples=cfg.n_graph_samples, threshold=cfg.threshold, seed=cfg.seed
         )
+
+    @property
+    def spread_(self) -> float:
+        """The sampler's spread τ: ``config.spread``, or when None 0.8 for an
+        autoencoder's codes and 0 without an autoencoder (identity: points)."""
+        if self.config.spread is not None:
+            return self.config.spread
+        return 0.0 if getattr(self, "autoencoder_", None) is None else DEFAULT_SPREAD
 
     # ---------------------------------------------------------------- encoding
     def _check_fitted(self) -> None:

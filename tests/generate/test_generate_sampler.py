@@ -351,3 +351,89 @@ def test_bad_input(grid_fit):
         AEOTSampler(pair_weight=2.0)
     with pytest.raises(ValueError):
         AEOTSampler().fit(sampler.result_, threshold=float("nan"), graph=sampler.graph_)
+
+
+# ---------------------------------------------------------------- spread
+
+
+@pytest.fixture(scope="module")
+def cloud_fit():
+    """400 codes of 4 Gaussian clusters in d = 6 (the valley rule's regime)."""
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(4, 6, generator=g) * 3
+    y = centres[torch.arange(400) % 4] + 0.4 * torch.randn(400, 6, generator=g)
+    y = y / y.abs().max() * 0.95
+    result = solve_semidiscrete(
+        SemiDiscreteProblem(y, source=BoxUniform(6, -1.0, 1.0)), tol=0.1, seed=0, time_limit=10.0
+    )
+    return result
+
+
+def _median_nn(z: torch.Tensor, y: torch.Tensor) -> float:
+    return float(torch.cdist(z.double(), y.double()).min(1).values.median())
+
+
+def test_spread_zero_is_the_plain_extension(cloud_fit):
+    plain = AEOTSampler().fit(cloud_fit, n_graph_samples=2**14, seed=0).sample(300, seed=2)
+    zero = AEOTSampler(spread=0.0).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    torch.testing.assert_close(zero.sample(300, seed=2).codes, plain.codes, rtol=0, atol=0)
+    assert zero.spread_scale_ == 0.0
+
+
+@pytest.mark.parametrize("tau", [0.8, 1.0])
+def test_spread_places_codes_at_the_asked_distance(cloud_fit, tau):
+    """Median distance to the nearest training code = τ × the codes' leave-one-out median
+    (calibrated on one draw, checked on another)."""
+    y = cloud_fit.targets.double()
+    d = torch.cdist(y, y)
+    d.fill_diagonal_(math.inf)
+    fresh = float(d.min(1).values.median())
+    sampler = AEOTSampler(spread=tau).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    plain = _median_nn(
+        AEOTSampler().fit(cloud_fit, n_graph_samples=2**14, seed=0).sample(4000, seed=9).codes, y
+    )
+    assert plain < 0.8 * fresh  # the PL codes sit closer to the training codes than fresh ones
+    assert sampler.spread_scale_ > 0
+    reached = _median_nn(sampler.sample(4000, seed=9).codes, y)
+    assert reached == pytest.approx(tau * fresh, rel=0.08)
+
+
+def test_spread_stays_in_the_span_of_the_mixed_codes(cloud_fit):
+    """z is an affine combination of the accepted cells' codes only, so it never mixes
+    across a flagged pair; codes with one cell are not moved."""
+    sampler = AEOTSampler(spread=1.0).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    out = sampler.sample(500, seed=4)
+    y = cloud_fit.targets.double()
+    flagged = {tuple(p) for p in sampler.singular_pairs_.tolist()}
+    moved = 0
+    for z, cells, w in zip(out.codes.double(), out.cells, out.weights, strict=True):
+        on = cells >= 0
+        cells, w = cells[on], w[on].double()
+        base = (w[:, None] * y[cells]).sum(0)
+        if len(cells) == 1:
+            torch.testing.assert_close(z, base, rtol=0, atol=1e-6)
+            continue
+        assert not any(
+            (int(a), int(b)) in flagged or (int(b), int(a)) in flagged
+            for a, b in itertools.combinations(cells.tolist(), 2)
+        )
+        basis = (y[cells[1:]] - y[cells[0]]).T  # (d, k-1)
+        coef = torch.linalg.lstsq(basis, (z - y[cells[0]])[:, None]).solution
+        residual = (basis @ coef)[:, 0] - (z - y[cells[0]])
+        assert float(residual.norm()) < 1e-5
+        moved += int(float((z - base).norm()) > 1e-6)
+    assert moved > 100
+
+
+def test_spread_chunks_equal_one_draw(cloud_fit):
+    sampler = AEOTSampler(spread=1.0).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    whole = sampler.sample(5000, seed=6).codes
+    parts = torch.cat([c.codes for c in sampler.sample_chunks(5000, seed=6, chunk=1234)])
+    torch.testing.assert_close(parts, whole, rtol=0, atol=0)
+    assert not torch.equal(sampler.sample(5000, seed=7).codes, whole)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 4.5, math.nan, math.inf, True])
+def test_spread_bad_values(bad):
+    with pytest.raises(ValueError, match="spread"):
+        AEOTSampler(spread=bad)
