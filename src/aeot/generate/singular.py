@@ -378,7 +378,12 @@ class ValleyIndex:
         j = torch.as_tensor(j, dtype=torch.long, device=device)
         i, j = torch.broadcast_tensors(i, j)
         shape = i.shape
-        i, j = i.reshape(-1), j.reshape(-1)
+        # v is symmetric and the generator asks for the same pairs many times (nearby
+        # points test the same candidates): compute each unordered pair once
+        n = self.codes.shape[0]
+        lo, hi = torch.minimum(i, j).reshape(-1), torch.maximum(i, j).reshape(-1)
+        keys, inverse = torch.unique(lo * n + hi, return_inverse=True)
+        i, j = keys // n, keys % n
         out = torch.empty(i.shape[0], dtype=torch.float64, device=device)
         width = 2 + 2 * self.lists.shape[1]
         k = min(self.neighbours, width)
@@ -388,16 +393,19 @@ class ValleyIndex:
             cand = torch.cat([a[:, None], b[:, None], self.lists[a], self.lists[b]], 1)
             mid = 0.5 * (self.codes[a] + self.codes[b])
             dist = (self.codes[cand] - mid[:, None]).norm(dim=2)
-            # a code on both lists counts once
-            order, where = torch.sort(cand, 1)
-            repeat = torch.zeros_like(cand, dtype=torch.bool)
-            repeat[:, 1:] = order[:, 1:] == order[:, :-1]
-            repeat = torch.zeros_like(repeat).scatter_(1, where, repeat)
-            dist = dist.masked_fill(repeat, torch.inf)
-            at_mid = torch.topk(dist, k, dim=1, largest=False).values.mean(1)
+            # a code on both lists counts once: a code occurs at most twice among the
+            # candidates, so the 2k nearest entries hold k distinct codes; drop each
+            # entry whose code occurs earlier among them and keep the first k
+            near, pos = torch.topk(dist, min(2 * k, width), dim=1, largest=False)
+            ids = torch.gather(cand, 1, pos)
+            earlier = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=device)
+            earlier = torch.tril(earlier, diagonal=-1)
+            repeat = ((ids[:, :, None] == ids[:, None, :]) & earlier).any(2)
+            near = near.masked_fill(repeat, torch.inf)
+            at_mid = torch.topk(near, k, dim=1, largest=False).values.mean(1)
             ends = _tiny((self.spacing[a] * self.spacing[b]).sqrt())
             out[start : start + step] = torch.where(a == b, 0.0, at_mid / ends)
-        return out.reshape(shape)
+        return out[inverse].reshape(shape)
 
 
 @dataclass(eq=False)
