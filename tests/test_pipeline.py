@@ -15,20 +15,10 @@ def grid_model():
 
 
 @pytest.fixture(scope="module")
-def digits_model():
+def digits_model(small_digits_config):
     data = load_digits8()
     small = data.subset(np.arange(300))
-    model = AEOT(
-        autoencoder="mlp",
-        latent_dim=4,
-        hidden=(64,),
-        epochs=5,
-        ot_tol=0.05,
-        seed=0,
-        progress=False,
-        n_graph_samples=2**14,
-    )
-    return small, model.fit(small)
+    return small, AEOT(small_digits_config).fit(small)
 
 
 def test_identity_model_samples_near_the_modes(grid_model):
@@ -184,19 +174,9 @@ def test_fit_reports_each_stage_on_stderr(capsys):
     assert "OT iteration" not in capsys.readouterr().err
 
 
-def test_spread_is_saved_and_reproduced(tmp_path):
+def test_spread_is_saved_and_reproduced(tmp_path, small_digits_config):
     data = load_digits8().subset(np.arange(300))
-    model = AEOT(
-        autoencoder="mlp",
-        latent_dim=4,
-        hidden=(64,),
-        epochs=5,
-        ot_tol=0.05,
-        seed=0,
-        progress=False,
-        n_graph_samples=2**14,
-        spread=1.0,
-    ).fit(data)
+    model = AEOT(small_digits_config, spread=1.0).fit(data)
     assert model.sampler_.spread == 1.0 and model.sampler_.spread_scale_ > 0
     model.save(tmp_path / "m")
     loaded = AEOT.load(tmp_path / "m")
