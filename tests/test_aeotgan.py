@@ -278,3 +278,12 @@ def test_estimator_errors(digits_aeot):
     identity = AEOT(autoencoder="identity", n_graph_samples=2**12, progress=False).fit(points)
     with pytest.raises(ValueError, match="needs an AEOT model with an autoencoder"):
         AEOTGAN(aeot=identity, **GAN_SETTINGS).fit(points)
+
+
+def test_fit_says_what_it_does_before_its_bar(digits_aeot, capsys):
+    """The pool sampling before the first step used to be minutes of blank screen."""
+    data, base = digits_aeot
+    AEOTGAN(aeot=base, device="cpu", **{**GAN_SETTINGS, "progress": True}).fit(data)
+    assert "sampling the pool of 200 AE-OT codes, then 6 adversarial steps" in (
+        capsys.readouterr().err
+    )

@@ -30,6 +30,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -521,6 +522,13 @@ class AEOTGAN:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             discriminator = _build_discriminator(cfg, aeot)
+        if cfg.progress:
+            print(
+                f"aeot-gan: sampling the pool of {cfg.n_codes} AE-OT codes, then "
+                f"{cfg.steps} adversarial steps",
+                file=sys.stderr,
+                flush=True,
+            )
         pool = aeot.sample_codes(cfg.n_codes, seed=cfg.seed)
         raw = aeot.normaliser_.inverse(pool.codes.to(torch.float32).cpu())
         cells = pool.cells.cpu()
