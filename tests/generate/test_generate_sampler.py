@@ -433,7 +433,7 @@ def test_spread_chunks_equal_one_draw(cloud_fit):
     assert not torch.equal(sampler.sample(5000, seed=7).codes, whole)
 
 
-@pytest.mark.parametrize("bad", [-0.1, 4.5, math.nan, math.inf, True])
+@pytest.mark.parametrize("bad", [-0.1, 4.5, math.nan, math.inf, True, "1", None])
 def test_spread_bad_values(bad):
     with pytest.raises(ValueError, match="spread"):
         AEOTSampler(spread=bad)

@@ -54,7 +54,8 @@ class GeneratedCodes:
         distance of their centroid to x (nearest first); for ``"pairwise"`` the two
         best-scoring cells (winner first).
     weights : (M, k) float64 tensor
-        Their weights λ (rows sum to 1): z = Σ_j λ_j y_{cells_j}.
+        Their weights λ (rows sum to 1): z = Σ_j λ_j y_{cells_j}, before the sampler's
+        ``spread`` moves z within the span of those codes (:class:`AEOTSampler`).
     gates : (M, k) float64 tensor
         Gates g_j of the cells (``"pl"``; for ``"pairwise"`` 1 where mixed).
     winners : (M,) long tensor
@@ -136,12 +137,14 @@ class AEOTSampler:
         Weight w of the runner-up cell in the pairwise rule (the reference code
         uses a fixed 0.75 on whichever of the pair has the larger index, i.e.
         0.25 or 0.75 on the runner-up).
+    chunk : int
+        Points processed per batch.
     spread : float
         τ ≥ 0, how far from the training codes the new codes are placed, as a fraction
         of the distance from a fresh code to its nearest training code. The PL
         extension's codes are convex combinations of a few neighbouring training codes
         and sit closer to them than fresh codes of the data distribution do (on 20,000
-        MNIST codes, 0.71× the median distance). With τ > 0 each code with at least two
+        MNIST codes, about 0.7× the median distance). With τ > 0 each code with at least two
         accepted cells j (weights λ_j) is moved within the affine span of those cells'
         codes: z = Σ_j λ_j y_j + s Σ_j ξ_j (y_j − Σ_l λ_l y_l) / sqrt(#cells), ξ_j ~ N(0, 1)
         — still an affine combination of mutually non-singular codes only. ``fit`` picks
@@ -182,7 +185,11 @@ class AEOTSampler:
         _check_method(method)
         if not 0.0 <= pair_weight <= 1.0:
             raise ValueError(f"pair_weight must be in [0, 1], got {pair_weight}")
-        if isinstance(spread, bool) or not (math.isfinite(spread) and 0.0 <= spread <= 4.0):
+        if (
+            isinstance(spread, bool)
+            or not isinstance(spread, int | float | np.integer | np.floating)
+            or not (math.isfinite(spread) and 0.0 <= spread <= 4.0)
+        ):
             raise ValueError(f"spread must be a number in [0, 4], got {spread!r}")
         self.n_cells = n_cells
         self.n_candidates = n_candidates
@@ -310,7 +317,7 @@ class AEOTSampler:
                 torch.randn(
                     block,
                     MAX_CELLS,
-                    generator=torch.Generator().manual_seed(seed * 1_000_003 + b),
+                    generator=torch.Generator().manual_seed((seed * 1_000_003 + b) % 2**63),
                     dtype=torch.float64,
                 )
                 for b in range(first, last + 1)
