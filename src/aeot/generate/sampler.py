@@ -31,6 +31,7 @@ from aeot.generate.extension import (
 )
 from aeot.generate.graph import CellGraph, estimate_cell_graph
 from aeot.generate.singular import SingularSet, detect_singular, singular_points
+from aeot.metrics.memorisation import nearest_distances
 from aeot.ot.result import SemiDiscreteResult
 
 __all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
@@ -275,7 +276,7 @@ class AEOTSampler:
             return
         g = torch.Generator().manual_seed(seed + 7_919)
         queries = torch.randperm(n_targets, generator=g)[: min(n, n_targets)].to(y.device)
-        fresh = _nearest_distances(y[queries], y, exclude=queries)
+        fresh = nearest_distances(y[queries], y, exclude=queries)
         target = self.spread * float(fresh.median())
         x = result.problem.source.sample(n, seed=seed + 7_920, dtype=y.dtype, device=y.device)
         base = self.generate(x, seed=seed + 7_921)  # spread_scale_ is 0 here: the PL codes
@@ -283,7 +284,7 @@ class AEOTSampler:
         z0 = base.codes.to(torch.float64)
 
         def median_distance(scale: float) -> float:
-            return float(_nearest_distances(z0 + scale * direction, y).median())
+            return float(nearest_distances(z0 + scale * direction, y).median())
 
         plain = median_distance(0.0)
         lo, hi = 0.0, 1.0
@@ -645,23 +646,6 @@ class AEOTSampler:
         if p.shape[0] != dim:
             raise ValueError(f"{name} must be a cell index or a source point of dimension {dim}")
         return p, int(result.assign(p.to(result.targets.dtype))[0])
-
-
-def _nearest_distances(
-    queries: torch.Tensor, items: torch.Tensor, exclude: torch.Tensor | None = None
-) -> torch.Tensor:
-    """min_j |q − y_j| per query (float64), skipping item ``exclude[i]`` for query i."""
-    out = torch.empty(queries.shape[0], dtype=torch.float64, device=items.device)
-    sq = items.pow(2).sum(1)
-    rows = max(1, 2**24 // items.shape[0])
-    for start in range(0, queries.shape[0], rows):
-        q = queries[start : start + rows]
-        d2 = torch.addmm(sq, q, items.t(), alpha=-2.0) + q.pow(2).sum(1, keepdim=True)
-        if exclude is not None:
-            d2[torch.arange(q.shape[0], device=q.device), exclude[start : start + rows]] = math.inf
-        best = d2.argmin(1)
-        out[start : start + rows] = (q - items[best]).norm(dim=1)
-    return out
 
 
 def _check_method(method: str) -> str:

@@ -27,7 +27,7 @@ from aeot._validation import as_float_tensor
 __all__ = ["Memorisation", "memorisation", "nearest_distances"]
 
 
-def nearest_distances(queries, items, *, block: int = 2**24) -> torch.Tensor:
+def nearest_distances(queries, items, *, block: int = 2**24, exclude=None) -> torch.Tensor:
     """d(q, X) = min_x |q − x| for each query, exactly (float64, brute force).
 
     Parameters
@@ -36,6 +36,9 @@ def nearest_distances(queries, items, *, block: int = 2**24) -> torch.Tensor:
     items : (N, ...) array or tensor, same sample shape
     block : int
         Bound on the entries of one (rows, N) distance block.
+    exclude : (M,) long tensor, optional
+        Item left out for each query (leave-one-out distances when the queries are
+        items themselves).
 
     Returns
     -------
@@ -58,6 +61,9 @@ def nearest_distances(queries, items, *, block: int = 2**24) -> torch.Tensor:
         qs = q[start : start + rows]
         # |q − x|² by the expansion, then the minimiser's distance recomputed exactly
         sq = torch.addmm(x_sq, qs, x.t(), alpha=-2.0) + qs.pow(2).sum(1, keepdim=True)
+        if exclude is not None:
+            rows_here = torch.arange(qs.shape[0], device=x.device)
+            sq[rows_here, exclude[start : start + rows].to(x.device)] = torch.inf
         best = sq.argmin(1)
         out[start : start + rows] = (qs - x[best]).norm(dim=1)
     return out
