@@ -92,19 +92,23 @@ def make_problem(name: str) -> tuple[SemiDiscreteProblem, str]:
     return SemiDiscreteProblem(y, source=BoxUniform(y.shape[1], -1.0, 1.0)), what
 
 
-def fresh_check(problem: SemiDiscreteProblem, h: torch.Tensor, n: int) -> dict[str, float]:
-    """L1 error of h on n fresh i.i.d. samples in two halves, with noise and floor."""
-    kernel = ScoreKernel(problem.targets.float())
-    heights = h.float()
+def fresh_check(
+    problem: SemiDiscreteProblem, h: torch.Tensor, n: int, device: str | torch.device = "cpu"
+) -> dict[str, float]:
+    """L1 error of h on n fresh i.i.d. samples in two halves, with noise and floor
+    (the samples scored on ``device``)."""
+    kernel = ScoreKernel(problem.targets.float().to(device))
+    heights = h.float().to(device)
     n_targets = problem.n_targets
     halves = []
     for part in range(2):
-        counts = torch.zeros(n_targets, dtype=torch.float64)
+        counts = torch.zeros(n_targets, dtype=torch.float64, device=device)
         for k, start in enumerate(range(0, n // 2, 2**20)):
             size = min(2**20, n // 2 - start)
             x = problem.source.sample(size, seed=90_000 + 1000 * part + k, qmc=False)
-            counts += torch.bincount(kernel.argmax(x, heights)[0], minlength=n_targets).double()
-        halves.append(counts / (n // 2))
+            index = kernel.argmax(x.to(device), heights)[0]
+            counts += torch.bincount(index, minlength=n_targets).double()
+        halves.append((counts / (n // 2)).cpu())
     masses = (halves[0] + halves[1]) / 2
     nu = problem.weights
     raw = float((masses - nu).abs().sum())
