@@ -4,10 +4,8 @@ round trip run once on the CPU and once on CUDA (the CUDA instances skip without
 
 The OT catalogue (closed forms, each solved by the Monte-Carlo solver on the device):
 
-* 1-D quantiles: in d = 1 the cell of the i-th smallest target is
-  [F⁻¹(Σ_{k<i} ν_k), F⁻¹(Σ_{k≤i} ν_k)] and h_{i+1} − h_i = −t_i (y_{i+1} − y_i);
-* the Voronoi grid: targets at the centres of a k×k grid of the unit square get equal
-  masses at h_i = −|y_i|²/2 + const;
+* 1-D quantiles and the Voronoi grid: in tests/ot/test_ot_montecarlo.py, which takes the
+  same ``device`` fixture;
 * collinear strips: targets on a horizontal line of the unit square get vertical strips
   whose widths are their weights;
 * a convex-gradient target: targets y_i = A x_i + b (A symmetric positive definite) with
@@ -27,43 +25,6 @@ import ot
 from aeot.metrics import frechet_distance
 from aeot.ot import SemiDiscreteProblem, solve_discrete_accelerated, solve_semidiscrete
 from aeot.ot.kernels import ScoreKernel
-
-
-def _returned(result) -> None:
-    """Whatever device solved, a result's heights come back on the CPU in float64."""
-    assert result.h.device.type == "cpu" and result.h.dtype == torch.float64
-
-
-def test_one_dimensional_quantiles(device):
-    rng = np.random.default_rng(0)
-    y = np.sort(rng.uniform(0, 1, 6))[:, None]
-    nu = rng.uniform(0.5, 1.5, 6)
-    nu /= nu.sum()
-    result = solve_semidiscrete(
-        SemiDiscreteProblem(y, nu), tol=4e-3, seed=1, batch_size=2**14, device=device
-    )
-    assert result.converged
-    t = torch.linspace(0, 1, 200_001, dtype=torch.float64)[:, None].float()
-    cells = result.assign(t.to(device)).cpu().numpy()
-    boundaries = t[np.nonzero(np.diff(cells))[0], 0].numpy()
-    expected = np.cumsum(nu)[:-1]
-    np.testing.assert_allclose(boundaries, expected, atol=4e-3)
-    dh = np.diff(result.h.cpu().double().numpy())
-    np.testing.assert_allclose(dh, -expected * np.diff(y[:, 0]), atol=4e-3 * 0.5 + 1e-4)
-
-
-def test_voronoi_grid(device):
-    k = 5
-    centres = (np.arange(k) + 0.5) / k
-    y = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
-    h0 = -0.5 * (y**2).sum(1) + np.random.default_rng(1).normal(0, 0.02, k * k)
-    result = solve_semidiscrete(SemiDiscreteProblem(y), tol=5e-3, seed=0, h0=h0, device=device)
-    assert result.converged
-    _returned(result)
-    shifted = result.h.cpu().double().numpy() + 0.5 * (y**2).sum(1)
-    assert np.ptp(shifted) < 5e-3
-    masses = result.measure_masses(2**20, seed=3).cpu().numpy()
-    np.testing.assert_allclose(masses, 1 / k**2, atol=2e-3)
 
 
 def test_collinear_strips(device):
