@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import NotFittedError
 
 from aeot.aeotgan import (
     AEOTGAN,
@@ -265,7 +266,7 @@ def test_fit_resumes_from_its_checkpoint_dir(digits_aeot, digits_gan, tmp_path):
 
 def test_estimator_errors(digits_aeot):
     data, base = digits_aeot
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AEOTGAN().sample(4)
     with pytest.raises(TypeError, match="aeot must be an AEOT"):
         AEOTGAN(aeot="model")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from aeot.data import grid_mixture, load_digits8
 from aeot.pipeline import AEOT
@@ -99,7 +100,7 @@ def test_bad_input(tmp_path, digits_model):
         model.interpolate(0, 10**6)
     with pytest.raises(ValueError, match="data must be"):
         AEOT().fit(torch.zeros(5))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AEOT().sample(3)
     with pytest.raises(FileNotFoundError, match="model folder"):
         AEOT.load(tmp_path / "nothing")

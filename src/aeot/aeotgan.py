@@ -59,6 +59,7 @@ from aeot._io import (
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.data.dataset import Dataset
+from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import ConvAutoencoder
 from aeot.nets.gan import (
     ConvDiscriminator,
@@ -456,17 +457,21 @@ def _sample_of_target(aeot: AEOT) -> torch.Tensor:
     return first.scatter_reduce(0, inverse, torch.arange(n), reduce="amin")
 
 
-class AEOTGAN:
-    """AE-OT-GAN generative model (scikit-learn style estimator) built on :class:`AEOT`.
+class AEOTGAN(ConfigEstimator):
+    """AE-OT-GAN generative model built on :class:`AEOT` (the estimator contract of
+    :mod:`aeot.models.base`).
 
     Parameters
     ----------
-    config : AEOTGANConfig, optional
-        GAN settings; keyword arguments override single fields.
+    config : AEOTGANConfig or dict, optional
+        GAN settings; keyword arguments (the fields of :class:`AEOTGANConfig`) override
+        single fields.
     aeot : AEOT, optional
         The AE-OT model supplying the latent codes: fitted (used as is, not copied; the
         data passed to :meth:`fit` must be its training data) or unfitted (fitted by
-        :meth:`fit`). Default: ``AEOT(seed=config.seed, device=config.device)``.
+        :meth:`fit`). Default: ``AEOT(seed=config.seed, device=config.device)``. A
+        parameter like the config fields: ``get_params()["aeot"]``, ``aeot__epochs``
+        with ``deep=True``; ``clone`` clones it unfitted, as scikit-learn does.
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -487,14 +492,20 @@ class AEOTGAN:
     >>> images = model.sample(64, seed=1)                                   # doctest: +SKIP
     """
 
+    config_class = AEOTGANConfig
+    _fitted_attribute = "generator_"
+    _estimator_params = ("aeot",)
+
     def __init__(
-        self, config: AEOTGANConfig | None = None, *, aeot: AEOT | None = None, **overrides
+        self, config: AEOTGANConfig | dict | None = None, *, aeot: AEOT | None = None, **params
     ):
-        base = config.to_dict() if config is not None else {}
-        self.config = AEOTGANConfig.from_dict({**base, **overrides})
-        if aeot is not None and not isinstance(aeot, AEOT):
-            raise TypeError(f"aeot must be an AEOT model, got {type(aeot).__name__}")
-        self.aeot = aeot
+        super().__init__(config, **params)
+        self._set_estimator_param("aeot", aeot)
+
+    def _set_estimator_param(self, name: str, value) -> None:
+        if value is not None and not isinstance(value, AEOT):
+            raise TypeError(f"aeot must be an AEOT model, got {type(value).__name__}")
+        self.aeot = value
 
     def fit(self, data, *, checkpoint_dir: str | os.PathLike | None = None) -> AEOTGAN:
         """Fit AE-OT if needed, sample the code pool and train the GAN.
@@ -570,12 +581,6 @@ class AEOTGAN:
             raise ValueError("data are not the data the AEOT model was fitted on (codes differ)")
 
     # -------------------------------------------------------------- generation
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "generator_"):
-            raise RuntimeError(
-                "this AEOTGAN model is not fitted yet: call fit(data) or AEOTGAN.load(path)"
-            )
-
     def generate(self, codes, *, batch_size: int = 1024) -> torch.Tensor:
         """G(z) for normalised AE-OT codes (n, k) -> samples (n, *input_shape) on CPU."""
         self._check_fitted()
@@ -681,7 +686,3 @@ class AEOTGAN:
         model.aeot_, model.generator_, model.discriminator_ = aeot, generator, discriminator
         model.history_ = copy.deepcopy(meta.get("history", {}))
         return model
-
-    def __repr__(self) -> str:
-        state = "fitted" if hasattr(self, "generator_") else "not fitted"
-        return f"AEOTGAN({state}, {json.dumps(self.config.to_dict())})"

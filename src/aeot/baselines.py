@@ -35,7 +35,6 @@ Lin, Khetan, Fanti & Oh 2018, "PacGAN" (2D mixture protocol).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -46,13 +45,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from sklearn.exceptions import NotFittedError
 from torch import nn
 from tqdm.auto import tqdm
 
 from aeot._io import load_checkpoint
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.data.dataset import Dataset
+from aeot.models.base import ConfigEstimator
 from aeot.nets.gan import (
     ConvDiscriminator,
     ConvDiscriminatorConfig,
@@ -284,48 +283,14 @@ def load_baseline_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- estimator
 
 
-class _Baseline:
-    """Shared estimator logic: config handling, the resumable loop, sampling."""
+class _Baseline(ConfigEstimator):
+    """Shared estimator logic: the contract of :mod:`aeot.models.base` over a
+    :class:`BaselineConfig`, the resumable loop, sampling."""
 
     name: ClassVar[str] = "baseline"
     config_class: ClassVar[type[BaselineConfig]] = BaselineConfig
+    _fitted_attribute: ClassVar[str] = "n_iter_"
     _history_keys: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, config: BaselineConfig | dict | None = None, **overrides: Any):
-        if config is None:
-            config = self.config_class()
-        elif isinstance(config, dict):
-            config = self.config_class(**config)
-        elif not isinstance(config, self.config_class):
-            raise TypeError(
-                f"config must be a {self.config_class.__name__} or a dict, "
-                f"got {type(config).__name__}"
-            )
-        self.config = dataclasses.replace(config, **overrides) if overrides else config
-
-    # -- scikit-learn style parameters
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The config fields as a dict."""
-        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
-
-    def set_params(self, **params: Any) -> _Baseline:
-        """Replace config fields (validated); returns ``self``."""
-        self.config = dataclasses.replace(self.config, **params)
-        return self
-
-    def clone(self, **params: Any) -> _Baseline:
-        """A new, unfitted estimator with a copy of this config (fields in ``params`` replaced)."""
-        return type(self)(copy.deepcopy(self.config), **params)
-
-    def __repr__(self) -> str:
-        default = self.config_class()
-        changed = {
-            f.name: getattr(self.config, f.name)
-            for f in dataclasses.fields(self.config)
-            if getattr(self.config, f.name) != getattr(default, f.name)
-        }
-        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
-        return f"{type(self).__name__}({args})"
 
     # -- subclass hooks
     def _build(self, dataset: Dataset) -> dict[str, nn.Module]:
@@ -470,10 +435,6 @@ class _Baseline:
         )
 
     # -- sampling
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "n_iter_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
-
     @torch.no_grad()
     def sample(self, n: int, *, seed: int = 0, batch_size: int = 4096) -> torch.Tensor:
         """Draw ``n`` samples ``G(z)``, ``z ~ N(0, I_L)``, deterministically from ``seed``.

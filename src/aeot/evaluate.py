@@ -30,7 +30,6 @@ model here (:mod:`aeot.baselines`, ``aeot.pipeline.AEOT``).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import math
 import os
@@ -42,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from sklearn.base import clone as sklearn_clone
 
 from aeot._io import atomic_write, save_json
 from aeot._validation import as_float_tensor, check_positive_int
@@ -489,41 +489,41 @@ def evaluate_samples(
 
 
 def _seeded(model, seed: int):
-    """A fresh copy of ``model`` whose training seed is ``seed``.
+    """A fresh, unfitted copy of ``model`` whose training seed is ``seed``.
 
-    Order of attempts: a callable factory ``model(seed)``; ``model.clone(seed=...)``; a
-    deep copy whose ``config`` dataclass (or ``seed`` attribute) gets the seed. A
-    ``checkpoint_path`` in the config is suffixed with ``-seed<k>`` so runs never share
-    a checkpoint.
+    A factory (callable without ``fit``) is called as ``model(seed)``. An estimator
+    (``get_params``: every aeot model, any scikit-learn one) is cloned with
+    :func:`sklearn.base.clone` and given ``seed`` (or ``random_state``) by
+    ``set_params``; a ``checkpoint_path`` parameter gets a ``-seed<k>`` suffix so runs
+    never share a checkpoint. Any other object is deep-copied and its ``seed``
+    attribute set, or, without one, a warning says that only the sampling seed changes.
     """
     if callable(model) and not hasattr(model, "fit"):
         return model(seed)
-    config = getattr(model, "config", None)
-    overrides: dict[str, Any] = {}
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        names = {f.name for f in dataclasses.fields(config)}
-        if "seed" in names:
-            overrides["seed"] = seed
-        ckpt = getattr(config, "checkpoint_path", None)
-        if ckpt is not None:
-            p = Path(ckpt)
-            overrides["checkpoint_path"] = str(p.with_name(f"{p.stem}-seed{seed}{p.suffix}"))
-    if callable(getattr(model, "clone", None)):
-        try:
-            return model.clone(**overrides)
-        except TypeError:
-            pass
-    new = copy.deepcopy(model)
-    if overrides and dataclasses.is_dataclass(getattr(new, "config", None)):
-        new.config = dataclasses.replace(new.config, **overrides)
-    elif hasattr(new, "seed") and not callable(new.seed):
-        new.seed = seed
+    if callable(getattr(model, "get_params", None)):
+        new = sklearn_clone(model)
+        params = new.get_params(deep=False)
+        updates: dict[str, Any] = {}
+        for name in ("seed", "random_state"):
+            if name in params:
+                updates[name] = seed
+        if params.get("checkpoint_path") is not None:
+            path = Path(params["checkpoint_path"])
+            updates["checkpoint_path"] = str(path.with_name(f"{path.stem}-seed{seed}{path.suffix}"))
+        if updates:
+            new.set_params(**updates)
+        if "seed" in updates or "random_state" in updates:
+            return new
     else:
-        warnings.warn(
-            f"cannot set the training seed of {type(model).__name__}; "
-            "only the sampling seed changes between seeds",
-            stacklevel=3,
-        )
+        new = copy.deepcopy(model)
+        if hasattr(new, "seed") and not callable(new.seed):
+            new.seed = seed
+            return new
+    warnings.warn(
+        f"cannot set the training seed of {type(model).__name__}; "
+        "only the sampling seed changes between seeds",
+        stacklevel=3,
+    )
     return new
 
 
@@ -565,10 +565,10 @@ def compare(
     Parameters
     ----------
     models : dict name -> model
-        Unfitted models (``fit`` / ``sample``), e.g. :class:`aeot.baselines.GANBaseline`
-        or ``aeot.pipeline.AEOT``, or factories ``seed -> model``. A model is copied per
-        seed, its ``config.seed`` (or ``seed``) set to the seed; a ``checkpoint_path`` in
-        its config gets a ``-seed<s>`` suffix.
+        Unfitted models (``fit`` / ``sample``), e.g. :class:`aeot.models.GANBaseline`
+        or :class:`aeot.models.AEOT`, or factories ``seed -> model``. An estimator is
+        cloned per seed (:func:`sklearn.base.clone`) with its ``seed`` parameter set to
+        the seed; a ``checkpoint_path`` parameter gets a ``-seed<s>`` suffix.
     dataset : Dataset
         Training data.
     n_samples : int

@@ -18,7 +18,6 @@ which is how the talk's 2D pictures of the singular set are made.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
@@ -46,6 +45,7 @@ from aeot._io import (
 from aeot._validation import as_float_tensor, as_working_tensor, check_seed, resolve_device
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
+from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import (
     Autoencoder,
     ConvAutoencoderConfig,
@@ -209,13 +209,14 @@ class _Normaliser:
         return z * self.scale.to(z) + self.center.to(z)
 
 
-class AEOT:
-    """The AE-OT generative model (scikit-learn style estimator).
+class AEOT(ConfigEstimator):
+    """The AE-OT generative model (the estimator contract of :mod:`aeot.models.base`).
 
     Parameters
     ----------
-    config : AEOTConfig, optional
-        All settings; keyword arguments override single fields.
+    config : AEOTConfig or dict, optional
+        All settings; keyword arguments (the fields of :class:`AEOTConfig`) override
+        single fields. ``get_params`` / ``set_params`` / ``clone`` work on those fields.
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -237,9 +238,8 @@ class AEOT:
     >>> images = model.sample(64, seed=1)
     """
 
-    def __init__(self, config: AEOTConfig | None = None, **overrides):
-        base = config.to_dict() if config is not None else {}
-        self.config = AEOTConfig.from_dict({**base, **overrides})
+    config_class = AEOTConfig
+    _fitted_attribute = "ot_"
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data, *, checkpoint_dir: str | os.PathLike | None = None) -> AEOT:
@@ -406,12 +406,6 @@ class AEOT:
         return 0.0 if getattr(self, "autoencoder_", None) is None else DEFAULT_SPREAD
 
     # ---------------------------------------------------------------- encoding
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "ot_"):
-            raise RuntimeError(
-                "this AEOT model is not fitted yet: call fit(data) or AEOT.load(path)"
-            )
-
     def _encode_raw(self, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         if self.autoencoder_ is None:
             return x.clone()
@@ -664,10 +658,6 @@ class AEOT:
         model.sampler_ = model._build_sampler()
         model.history_ = {}
         return model
-
-    def __repr__(self) -> str:
-        state = "fitted" if hasattr(self, "ot_") else "not fitted"
-        return f"AEOT({state}, {json.dumps(self.config.to_dict())})"
 
 
 def _check_codes_match_targets(path: Path, codes: torch.Tensor, problem) -> None:
