@@ -2,15 +2,10 @@
 round trip run once on the CPU and once on CUDA (the CUDA instances skip without CUDA;
 ``pytest -m cuda`` runs them alone, as ``benchmarks/gpu_check.sh`` does).
 
-The OT catalogue (closed forms, each solved by the Monte-Carlo solver on the device):
+The OT known-answer catalogue (1-D quantiles, Voronoi grid, collinear strips, a
+convex-gradient target), replayed against every semi-discrete solver on each device, is
+tests/ot/test_solvers.py (same ``device`` fixture). Here:
 
-* 1-D quantiles and the Voronoi grid: in tests/ot/test_ot_montecarlo.py, which takes the
-  same ``device`` fixture;
-* collinear strips: targets on a horizontal line of the unit square get vertical strips
-  whose widths are their weights;
-* a convex-gradient target: targets y_i = A x_i + b (A symmetric positive definite) with
-  weights of the A-images of a grid's cells are the exact image of that grid's
-  partition, so the map is x ↦ A x + b on cell centres;
 * discrete OT: the accelerated solver's certified bounds bracket POT's exact cost and
   equal uniform weights on a line match sorted points.
 """
@@ -25,36 +20,6 @@ import ot
 from aeot.metrics import frechet_distance
 from aeot.ot import SemiDiscreteProblem, solve_discrete_accelerated, solve_semidiscrete
 from aeot.ot.kernels import ScoreKernel
-
-
-def test_collinear_strips(device):
-    """Targets (t_i, 1/2) with weights ν_i: the cells are the strips between the
-    cumulative weights, whatever the t_i."""
-    t = np.array([0.05, 0.2, 0.5, 0.6, 0.95])
-    nu = np.array([0.3, 0.1, 0.25, 0.15, 0.2])
-    y = np.stack([t, np.full_like(t, 0.5)], 1)
-    result = solve_semidiscrete(
-        SemiDiscreteProblem(y, nu), tol=4e-3, seed=2, batch_size=2**15, device=device
-    )
-    assert result.converged
-    x = torch.rand(2**16, 2, generator=torch.Generator().manual_seed(5))
-    cells = result.assign(x.to(device)).cpu().numpy()
-    expected = np.searchsorted(np.cumsum(nu)[:-1], x[:, 0].numpy())
-    assert (cells == expected).mean() > 0.99
-
-
-def test_convex_gradient_target(device):
-    """ν = A-image of a uniform grid partition, y = A c + b: the OT map sends each grid
-    cell centre c to A c + b, since x ↦ A x + b is the gradient of a convex function."""
-    k = 4
-    centres = (np.arange(k) + 0.5) / k
-    c = np.stack(np.meshgrid(centres, centres), -1).reshape(-1, 2)
-    a = np.array([[1.5, 0.4], [0.4, 0.8]])
-    y = c @ a.T + np.array([0.3, -0.2])
-    result = solve_semidiscrete(SemiDiscreteProblem(y), tol=4e-3, seed=3, device=device)
-    assert result.converged
-    cells = result.assign(torch.as_tensor(c, dtype=torch.float32).to(device)).cpu().numpy()
-    np.testing.assert_array_equal(cells, np.arange(k * k))
 
 
 def test_score_kernel_matches_dense_argmax(device):

@@ -55,7 +55,15 @@ from aeot.nets.autoencoder import (
     save_autoencoder,
 )
 from aeot.nets.train import LOSSES, train_autoencoder
-from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult, solve_semidiscrete
+from aeot.ot import (
+    BoxUniform,
+    ExactNewton2D,
+    MonteCarloNewton,
+    MonteCarloSettings,
+    SemiDiscreteProblem,
+    SemiDiscreteResult,
+    solve,
+)
 from aeot.ot.montecarlo import METHODS as OT_METHODS
 
 AUTOENCODERS = ("auto", "mlp", "conv", "identity")
@@ -95,6 +103,9 @@ def _bounded_int(value, name: str, limit: int) -> int:
     return int(value)
 
 
+# exact 2D solves (AEOTConfig.exact_2d) stop at this largest relative cell-mass error:
+# the sampler's cell graph cannot see 1e-8 of a cell, and it saves the last Newton step
+EXACT_2D_TOL = 1e-8
 DEFAULT_SPREAD = 0.8  # AEOTConfig.spread=None on an autoencoder's codes
 
 
@@ -365,6 +376,12 @@ class AEOT(ConfigEstimator):
         cfg = self.config
 
         def report(info) -> None:
+            if info.batch_size == 0:  # the exact 2D solver: no samples, no noise
+                self._say(
+                    f"OT Newton iteration {info.iteration}: exact L1 error {info.error:.2e}, "
+                    f"{info.elapsed:.1f} s"
+                )
+                return
             self._say(
                 f"OT iteration {info.iteration}: L1 error {info.error:.4f} (sampling noise "
                 f"{info.noise:.4f}), batch {info.batch_size}, {info.elapsed:.0f} s"
@@ -374,18 +391,21 @@ class AEOT(ConfigEstimator):
         weights = counts.double() / counts.sum()
         k = codes.shape[1]
         problem = SemiDiscreteProblem(unique, weights, source=BoxUniform(k, -1.0, 1.0))
-        if k == 2 and cfg.exact_2d:
-            from aeot.ot.exact2d import solve_exact_2d
-
-            return solve_exact_2d(problem, tol=1e-8)
-        return solve_semidiscrete(
-            problem,
-            method=cfg.ot_method,
-            tol=cfg.ot_tol,
-            max_iter=cfg.ot_max_iter,
-            seed=cfg.seed,
-            device=cfg.device,
+        monte_carlo = MonteCarloNewton(
+            MonteCarloSettings(
+                method=cfg.ot_method,
+                tol=cfg.ot_tol,
+                max_iter=cfg.ot_max_iter,
+                seed=cfg.seed,
+                device=cfg.device,
+            ),
             checkpoint_path=checkpoint,
+        )
+        return solve(
+            problem,
+            "auto" if cfg.exact_2d else MonteCarloNewton.name,
+            exact=ExactNewton2D(tol=EXACT_2D_TOL),
+            monte_carlo=monte_carlo,
             callback=report if cfg.progress else None,
         )
 

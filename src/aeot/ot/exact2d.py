@@ -22,12 +22,14 @@ optimal transport", J. Eur. Math. Soc. 21 (2019), 2603–2651.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from aeot.ot.montecarlo import IterationInfo
 from aeot.ot.power2d import PowerDiagram2D, _power_diagram, spatial_order
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
@@ -54,6 +56,7 @@ def solve_exact_2d(
     max_iter: int = 100,
     h0=None,
     verbose: bool = False,
+    callback: Callable[[IterationInfo], bool | None] | None = None,
 ) -> SemiDiscreteResult:
     """Solve a 2D semi-discrete OT problem with a uniform box source to machine precision.
 
@@ -102,6 +105,11 @@ def solve_exact_2d(
         empties no cell.  Adding a constant to ``h0`` changes nothing.
     verbose : bool
         Print one line per iteration.
+    callback : callable, optional
+        Called with an :class:`~aeot.ot.montecarlo.IterationInfo` after each Newton
+        iteration (the exact L1 error as ``error`` and ``raw_error``, ``noise = 0``,
+        ``batch_size = 0``); returning True stops the solve there (``converged`` then
+        says whether ``tol`` was met).
 
     Returns
     -------
@@ -233,6 +241,19 @@ def solve_exact_2d(
                 f"min_mass={mu.min():.3e} solve={t_solve:.2f}s "
                 f"iter={time.perf_counter() - t_it:.2f}s total={time.perf_counter() - t_start:.2f}s"
             )
+        if callback is not None:
+            info = IterationInfo(
+                iteration=n_iter,
+                error=errors[-1],
+                batch_size=0,
+                h=torch.from_numpy((psi - sq) / scale),
+                masses=torch.from_numpy(mu.copy()),
+                elapsed=time.perf_counter() - t_start,
+                raw_error=errors[-1],
+                noise=0.0,
+            )
+            if callback(info):
+                break
     return SemiDiscreteResult(
         problem=problem,
         h=torch.from_numpy((psi - sq) / scale),
