@@ -1,6 +1,8 @@
 """The command line on tiny data."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 from typer.testing import CliRunner
@@ -218,3 +220,19 @@ def test_fit_spread_default_is_the_config_default():
     from aeot.pipeline import AEOTConfig
 
     assert inspect.signature(fit).parameters["spread"].default == AEOTConfig().spread
+
+
+def test_only_the_cli_package_imports_typer():
+    """The library (models, evaluation, experiments, ReLU geometry) runs without typer;
+    aeot.cli is the one package that imports it."""
+    code = (
+        "import sys\n"
+        "import aeot.experiments, aeot.evaluate, aeot.models, aeot.relu.loading\n"
+        "from aeot.relu import decompose_slice\n"
+        "from aeot import AEOT, AEOTGAN, load_dataset\n"
+        "assert 'typer' not in sys.modules, sorted(m for m in sys.modules if 'typer' in m)\n"
+        "import aeot.cli\n"
+        "assert 'typer' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -6,11 +6,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from aeot.cli.compare import compare
 from aeot.experiments import (
     EXPERIMENTS,
     _seed_list,
     build_experiment,
-    compare,
     format_summary,
     run_experiment,
 )

@@ -51,8 +51,8 @@ rows:
   mixtures the autoencoder is the identity, so this row is real data too).
 
 :func:`run_experiment` runs one experiment over seeds with :func:`aeot.evaluate.compare`
-and optionally writes ``<name>.json`` / ``<name>.md``; :func:`compare` is the
-command-line entry (``aeot compare``) that runs one or all and prints the tables.
+and optionally writes ``<name>.json`` / ``<name>.md``; :func:`aeot.cli.compare.compare`
+is the command-line entry (``aeot compare``) that runs one or all and prints the tables.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ import torch
 
 from aeot._io import atomic_write, save_json
 from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
-from aeot.compare_command import compare
 from aeot.data import grid_mixture, load_digits8, ring_mixture, stacked_digits
 from aeot.data.dataset import Dataset
 from aeot.evaluate import _jsonable, render_table
@@ -87,7 +86,6 @@ __all__ = [
     "STACKED_THRESHOLD",
     "Experiment",
     "build_experiment",
-    "compare",
     "format_summary",
     "machine_info",
     "run_experiment",

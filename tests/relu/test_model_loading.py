@@ -17,8 +17,9 @@ from safetensors.torch import save_file
 from torch import nn
 from typer.testing import CliRunner
 
+from aeot.cli.cells import cells
 from aeot.relu import decompose_slice, random_relu_net
-from aeot.relu.command import cells, load_model, load_weights
+from aeot.relu.loading import load_model, load_weights
 
 
 class _Payload:

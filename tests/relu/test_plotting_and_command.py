@@ -7,6 +7,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from aeot.cli.cells import cells
 from aeot.relu import (
     PlaneSlice,
     decompose_slice,
@@ -15,7 +16,7 @@ from aeot.relu import (
     plot_decomposition,
     random_relu_net,
 )
-from aeot.relu.command import cells, load_model
+from aeot.relu.loading import load_model
 
 
 def _png_ok(path) -> None:

@@ -14,7 +14,7 @@ convex cells of constant activated path ρ(x), and on each cell ``f(x) = A x + b
   :func:`serra_bound`, :func:`can_encode` — rectified-linear complexity bounds;
 * :func:`plot_cells`, :func:`plot_decomposition`, :func:`plot_autoencoder_cells`.
 
-The submodules load on first use of a name (PEP 562), so that ``aeot.relu.command``
+The submodules load on first use of a name (PEP 562), so that ``aeot.cli.cells``
 (the ``aeot cells`` command line) imports without torch.
 """
 

@@ -1,4 +1,9 @@
-"""The ``aeot`` command line."""
+"""The ``aeot`` command line: the only package of aeot that imports typer.
+
+The commands live here (``fit``, ``fit-gan``, ``sample``, ``interpolate``, ``demo``) and
+in :mod:`aeot.cli.compare` (``compare``) and :mod:`aeot.cli.cells` (``cells``); the work
+they run is the library's.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from aeot._checks import check_output_path, check_seed
-from aeot.compare_command import compare
-from aeot.relu.command import cells
+from aeot.cli.cells import cells
+from aeot.cli.compare import compare
 
 #: Errors that describe the user's input or environment. OSError (unreadable or
 #: unwritable files) and MemoryError always are; the others when aeot's own code raised
@@ -21,7 +26,7 @@ from aeot.relu.command import cells
 #: numpy, and every other exception, are bugs: they keep their traceback.
 _ENVIRONMENT_ERRORS = (OSError, MemoryError)
 _INPUT_ERRORS = (ValueError, TypeError, FloatingPointError, RuntimeError)
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/aeot
 
 
 def _raised_by_aeot(exc: BaseException) -> bool:
