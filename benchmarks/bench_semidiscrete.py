@@ -121,7 +121,7 @@ def bench_kernel(n_targets: int = 10_000, dim: int = 64, n_samples: int = 2**17)
 def bench_lift(n_cells: int = 2048, dim: int = 32, n_samples: int = 2**18) -> list[tuple]:
     """The empty-cell lift of the Newton solver: fused C kernel against its torch path."""
     from aeot.ot import _native
-    from aeot.ot.montecarlo import _lift_empty_cells
+    from aeot.ot.montecarlo import lift_empty_cells
 
     torch.manual_seed(0)
     x = torch.rand(n_samples, dim) * 2 - 1
@@ -137,7 +137,7 @@ def bench_lift(n_cells: int = 2048, dim: int = 32, n_samples: int = 2**18) -> li
         _native.fused_available = lambda: use_fused and original()
         try:
             t0 = time.perf_counter()
-            _lift_empty_cells(h, empty, x, y, best)
+            lift_empty_cells(h, empty, x, y, best)
             return time.perf_counter() - t0, h
         finally:
             _native.fused_available = original

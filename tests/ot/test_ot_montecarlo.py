@@ -256,7 +256,7 @@ def test_lift_empty_cells_matches_its_definition(fused, monkeypatch):
     """h_i = min_x (u_h(x) − <x, y_i>) + 1e-3 std_x(...): each lifted cell then wins its
     most favourable sample; lifting a subset of the cells gives those heights bit for bit."""
     from aeot.ot import _native
-    from aeot.ot.montecarlo import _LIFT_ROWS, _lift_empty_cells
+    from aeot.ot.montecarlo import _LIFT_ROWS, lift_empty_cells
 
     if fused and not _native.fused_available():
         pytest.skip("fused kernels need AVX2/FMA and a C compiler")
@@ -270,7 +270,7 @@ def test_lift_empty_cells_matches_its_definition(fused, monkeypatch):
     best = (x @ y.t() + h).amax(1)
     empty = torch.rand(n, generator=gen) < 0.9
     lifted = h.clone()
-    _lift_empty_cells(lifted, empty, x, y, best)
+    lift_empty_cells(lifted, empty, x, y, best)
     gap = best.double()[:, None] - x.double() @ y.double()[empty].t()
     expected = gap.amin(0) + 1e-3 * gap.std(0, unbiased=False)
     torch.testing.assert_close(lifted[empty].double(), expected, rtol=0, atol=1e-5)
@@ -283,10 +283,10 @@ def test_lift_empty_cells_matches_its_definition(fused, monkeypatch):
     part = empty.clone()
     part[: n // 2] = False
     sub = h.clone()
-    _lift_empty_cells(sub, part, x, y, best)
+    lift_empty_cells(sub, part, x, y, best)
     assert torch.equal(sub[part], lifted[part])
     # so do the cells in another order (other neighbours in each block of targets)
     perm = torch.randperm(n, generator=gen)
     shuffled = h[perm].clone()
-    _lift_empty_cells(shuffled, empty[perm], x, y[perm], best)
+    lift_empty_cells(shuffled, empty[perm], x, y[perm], best)
     assert torch.equal(shuffled, lifted[perm])

@@ -189,3 +189,19 @@ def test_bad_input_names_the_problem():
         solve(_CENTRES)
     with pytest.raises(TypeError, match="exact must be a ExactNewton2D"):
         solve(plane, exact=MonteCarloNewton())
+
+
+def test_both_scorers_are_scorers():
+    """The solver loop's one seam: the single-process and the sharded scorer both
+    implement the public Scorer protocol."""
+    from aeot.ot import Scorer
+    from aeot.ot.distributed import ShardedScorer
+    from aeot.ot.montecarlo import LocalScorer
+
+    assert isinstance(LocalScorer(_uniform_points(10, 3, 0)), Scorer)
+    missing = [
+        name
+        for name in ("argmax", "top2", "topk", "lift_empty_cells", "agree", "smallest")
+        if not callable(getattr(ShardedScorer, name, None))
+    ]
+    assert not missing

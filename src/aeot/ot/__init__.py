@@ -23,6 +23,7 @@ from aeot.ot.fftot import FFTOTResult, solve_fftot
 from aeot.ot.montecarlo import (
     IterationInfo,
     MonteCarloSettings,
+    Scorer,
     energy,
     energy_gradient,
     estimate_masses,
@@ -45,6 +46,7 @@ __all__ = [
     "MonteCarloNewton",
     "MonteCarloSettings",
     "NearDuplicateTargetsWarning",
+    "Scorer",
     "SemiDiscreteProblem",
     "SemiDiscreteResult",
     "Solver",

@@ -31,10 +31,10 @@ from aeot.ot.montecarlo import (
     IterationInfo,
     LocalScorer,
     MonteCarloSettings,
-    _Frame,
-    _lift_empty_cells,
-    _solve,
-    _source_probe,
+    WorkingFrame,
+    lift_empty_cells,
+    solve_with_scorer,
+    source_probe,
 )
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import SemiDiscreteResult
@@ -127,7 +127,7 @@ class ShardedScorer(LocalScorer):
         local = empty[self.lo : self.hi]
         if self.kernel is not None and bool(local.any()):
             shard_h = h[self.lo : self.hi].clone()
-            _lift_empty_cells(shard_h, local, x, self.targets, best)
+            lift_empty_cells(shard_h, local, x, self.targets, best)
             lifted[self.lo : self.hi][local] = shard_h[local]
         dist.all_reduce(lifted, op=dist.ReduceOp.SUM, group=self.group)
         h[empty] = lifted[empty]
@@ -219,13 +219,13 @@ def solve_semidiscrete_distributed(
         raise ValueError(
             f"ranks {differing} were given a different problem or settings than rank 0"
         )
-    frame = _Frame.fit(problem, _source_probe(problem))
+    frame = WorkingFrame.fit(problem, source_probe(problem))
     lo, hi = shard_bounds(problem.n_targets, world_size, rank)
     sub = problem.targets[lo:hi].double() * frame.scale + frame.shift
     scorer = ShardedScorer(
         sub.to(device=device, dtype=settings.dtype), lo, problem.n_targets, group, settings.chunk
     )
-    return _solve(
+    return solve_with_scorer(
         problem,
         settings,
         scorer,

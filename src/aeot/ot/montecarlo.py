@@ -82,7 +82,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -257,7 +257,7 @@ def noise_floor(weights: torch.Tensor, n: int) -> float:
 
 
 @dataclass(frozen=True)
-class _Frame:
+class WorkingFrame:
     """Working coordinates z_i = a y_i + b of the targets, chosen from the source's scale.
 
     The scores satisfy <x, z_i> + a h_i = a (<x, y_i> + h_i) + <x, b>, and <x, b> is the
@@ -278,7 +278,7 @@ class _Frame:
     WELL_SCALED = 4.0
 
     @classmethod
-    def fit(cls, problem: SemiDiscreteProblem, x: torch.Tensor) -> _Frame:
+    def fit(cls, problem: SemiDiscreteProblem, x: torch.Tensor) -> WorkingFrame:
         """Frame from the targets' mean and spread and those of source samples ``x`` (m, d)."""
         x_mean = x.mean(0)
         x_spread = float((x - x_mean).abs().max())
@@ -301,7 +301,7 @@ class _Frame:
             yield part.double() * self.scale + self.shift
 
 
-def _source_probe(problem: SemiDiscreteProblem) -> torch.Tensor:
+def source_probe(problem: SemiDiscreteProblem) -> torch.Tensor:
     """1024 fixed pseudo-random source samples (float64) that measure the source's scale."""
     return problem.source.sample(1024, seed=987654321, qmc=False, dtype=torch.float64)
 
@@ -326,13 +326,13 @@ def _check_h0_spread(
         )
 
 
-def _initial_h(frame: _Frame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
+def _initial_h(frame: WorkingFrame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
     """h̃_i = −|z_i|²/2: the power diagram starts as the Voronoi diagram of the targets."""
     half_sq = [-0.5 * (z * z).sum(1) for z in frame.targets(problem)]
     return torch.cat(half_sq).to(dtype=dtype, device=device)
 
 
-def _default_lr(frame: _Frame, problem: SemiDiscreteProblem, x: torch.Tensor) -> float:
+def _default_lr(frame: WorkingFrame, problem: SemiDiscreteProblem, x: torch.Tensor) -> float:
     """A step in h̃ of about a tenth of the typical score gap between neighbouring cells."""
     spread_x = float((x - x.mean(0)).norm(dim=1).mean())
     spread_y = 1.0
@@ -345,7 +345,9 @@ def _default_lr(frame: _Frame, problem: SemiDiscreteProblem, x: torch.Tensor) ->
     )
 
 
-def _working_targets(frame: _Frame, problem: SemiDiscreteProblem, dtype, device) -> torch.Tensor:
+def _working_targets(
+    frame: WorkingFrame, problem: SemiDiscreteProblem, dtype, device
+) -> torch.Tensor:
     """The targets z = a y + b, (N, d), on the working device and dtype (built chunk-wise)."""
     if frame.scale == 1.0 and not bool(frame.shift.any()):
         return problem.targets.to(device=device, dtype=dtype)
@@ -366,7 +368,7 @@ def _lifted_heights(
     return lowest + 1e-3 * spread
 
 
-def _lift_empty_cells(
+def lift_empty_cells(
     h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, y: torch.Tensor, best: torch.Tensor
 ) -> None:
     """Raise h_i of each empty cell until y_i just wins at its most favourable sample.
@@ -412,12 +414,50 @@ def _lift_empty_cells(
         h[part] = _lifted_heights(lowest, total, total_sq, x.shape[0])
 
 
-class LocalScorer:
-    """Scores every target in this process: the single-process back end of the solver.
+@runtime_checkable
+class Scorer(Protocol):
+    """The one seam between the Monte-Carlo solver loop (:func:`solve_with_scorer`) and
+    where the targets live: the loop computes everything else identically in every
+    process, so two scorers that return the same winners give the same iterates.
 
-    The solver talks to its scorer only through :meth:`argmax`, :meth:`top2`,
-    :meth:`lift_empty_cells`, :meth:`agree` and :meth:`smallest`;
-    :class:`aeot.ot.distributed.ShardedScorer` implements the same five with the
+    :class:`LocalScorer` scores every target in this process;
+    :class:`aeot.ot.distributed.ShardedScorer` splits them across ``torch.distributed``
+    ranks. Shapes: x (M, d) samples, h (N,) heights, cells and scores per sample.
+    """
+
+    targets: torch.Tensor
+
+    def argmax(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Winning cell σ(x) = argmax_i <x, y_i> + h_i and u_h(x): (M,), (M,)."""
+        ...
+
+    def top2(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two best scores and cells per sample, best first: (M, 2), (M, 2)."""
+        ...
+
+    def topk(self, x: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` best scores and cells per sample, best first: (M, k), (M, k)."""
+        ...
+
+    def lift_empty_cells(
+        self, h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, best: torch.Tensor
+    ) -> None:
+        """Raise the heights of the ``empty`` (N,) cells in place; ``best`` (M,) is u_h(x)."""
+        ...
+
+    def agree(self, flag: bool) -> bool:
+        """A stop decision shared by every process of the solve."""
+        ...
+
+    def smallest(self, value: int) -> int:
+        """The smallest of ``value`` over every process of the solve."""
+        ...
+
+
+class LocalScorer:
+    """Scores every target in this process: the single-process :class:`Scorer`.
+
+    :class:`aeot.ot.distributed.ShardedScorer` implements the same methods with the
     targets split across ``torch.distributed`` ranks.
 
     Parameters
@@ -458,7 +498,7 @@ class LocalScorer:
         self, h: torch.Tensor, empty: torch.Tensor, x: torch.Tensor, best: torch.Tensor
     ) -> None:
         """Raise the heights of the ``empty`` (N,) cells in place; ``best`` (M,) is u_h(x)."""
-        _lift_empty_cells(h, empty, x, self.targets, best)
+        lift_empty_cells(h, empty, x, self.targets, best)
 
     def agree(self, flag: bool) -> bool:
         """A stop decision shared by all processes of the solve (here just ``flag``)."""
@@ -471,7 +511,7 @@ class LocalScorer:
 
 def _hessian_step(
     x: torch.Tensor,
-    scorer: LocalScorer,
+    scorer: Scorer,
     h: torch.Tensor,
     rhs: np.ndarray,
     slab_fraction: float,
@@ -697,9 +737,9 @@ def solve_semidiscrete(
     settings = replace(settings or MonteCarloSettings(), **overrides).validate()
     settings = settings.for_dimension(problem.dim)
     device = resolve_device(settings.device)
-    frame = _Frame.fit(problem, _source_probe(problem))
+    frame = WorkingFrame.fit(problem, source_probe(problem))
     y = _working_targets(frame, problem, settings.dtype, device)
-    return _solve(
+    return solve_with_scorer(
         problem,
         settings,
         LocalScorer(y, settings.chunk),
@@ -713,12 +753,12 @@ def solve_semidiscrete(
     )
 
 
-def _solve(
+def solve_with_scorer(
     problem: SemiDiscreteProblem,
     settings: MonteCarloSettings,
-    scorer: LocalScorer,
+    scorer: Scorer,
     device: torch.device,
-    frame: _Frame,
+    frame: WorkingFrame,
     *,
     h0,
     callback: Callable[[IterationInfo], bool | None] | None,
@@ -753,7 +793,7 @@ def _solve(
         state = _SolverState.from_payload(payload, dtype, device)
         resumed_pool = payload.get("pool")
     else:
-        probe = _source_probe(problem)
+        probe = source_probe(problem)
         if h0_tensor is None:
             h = _initial_h(frame, problem, dtype, device)
         else:
@@ -980,7 +1020,7 @@ def _measured_worse(s: _SolverState, error: float, noise: float) -> bool:
 def _update(
     s: _SolverState,
     settings: MonteCarloSettings,
-    scorer: LocalScorer,
+    scorer: Scorer,
     problem: SemiDiscreteProblem,
     x: torch.Tensor,
     best: torch.Tensor,
@@ -1096,7 +1136,7 @@ def _jacobi_tau(
 def _jacobi_step(
     s: _SolverState,
     settings: MonteCarloSettings,
-    scorer: LocalScorer,
+    scorer: Scorer,
     x: torch.Tensor,
     masses: torch.Tensor,
     nu: torch.Tensor,
@@ -1189,7 +1229,7 @@ class _SamplePool:
     ``cand_top2``: one pass over M·K entries). Memory: M (d + 2K + 2) numbers.
     """
 
-    def __init__(self, scorer: LocalScorer, k: int, limit: int):
+    def __init__(self, scorer: Scorer, k: int, limit: int):
         self.scorer, self.k, self.limit = scorer, k, limit
         y = scorer.targets
         self.targets = y
