@@ -236,3 +236,23 @@ def test_only_the_cli_package_imports_typer():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_cli_defaults_are_the_configs_defaults():
+    """The commands spell their defaults out (``aeot --help`` imports no torch); each
+    one that names a config field must equal that field's default."""
+    import dataclasses
+    import inspect
+
+    import aeot.cli
+    from aeot.aeotgan import AEOTGANConfig
+    from aeot.pipeline import AEOTConfig
+
+    for command, config in ((aeot.cli.fit, AEOTConfig), (aeot.cli.fit_gan, AEOTGANConfig)):
+        fields = {f.name: f for f in dataclasses.fields(config)}
+        checked = 0
+        for name, param in inspect.signature(command).parameters.items():
+            if name in fields and fields[name].default is not dataclasses.MISSING:
+                assert param.default == fields[name].default, (command.__name__, name)
+                checked += 1
+        assert checked >= 4, command.__name__
