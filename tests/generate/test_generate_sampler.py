@@ -437,3 +437,12 @@ def test_spread_chunks_equal_one_draw(cloud_fit):
 def test_spread_bad_values(bad):
     with pytest.raises(ValueError, match="spread"):
         AEOTSampler(spread=bad)
+
+
+def test_unfitted_sampler_says_so():
+    from sklearn.exceptions import NotFittedError
+
+    from aeot.generate import AEOTSampler
+
+    with pytest.raises(NotFittedError, match="AEOTSampler is not fitted"):
+        AEOTSampler().sample(3)

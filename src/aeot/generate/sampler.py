@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.sparse.csgraph import dijkstra
+from sklearn.exceptions import NotFittedError
 
 from aeot._validation import as_float_tensor, check_positive_int, check_seed
 from aeot.generate.extension import (
@@ -332,7 +333,7 @@ class AEOTSampler:
 
     def _fitted(self) -> tuple[SemiDiscreteResult, CellGraph, SingularSet]:
         if self.result_ is None or self.graph_ is None or self.singular_ is None:
-            raise RuntimeError("call fit(result) first")
+            raise NotFittedError("this AEOTSampler is not fitted yet: call fit(result) first")
         return self.result_, self.graph_, self.singular_
 
     @property
