@@ -254,7 +254,8 @@ def plot(
         n_modes = runs[0]["settings"]["n_modes"]
         axes[2].set_ylabel(f"KL(modes || uniform), {n_modes} samples")
         axes[2].grid(alpha=0.3, which="both")
-        axes[2].legend()
+        axes[2].set_ylim(kl_floor / 3, None)  # room below the floor lines for the legend
+        axes[2].legend(loc="lower left", fontsize=8, ncols=2)
     floor = runs[0]["floor"]["FD"]
     column = runs[0].get("fd_column", "FD")
     for ax, xlabel in zip(
