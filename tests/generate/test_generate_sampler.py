@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from aeot.generate import AEOTSampler, GeneratedCodes, Interpolation, simplex_weights
 from aeot.ot import BoxUniform, SemiDiscreteProblem, SemiDiscreteResult
@@ -320,7 +321,7 @@ def test_runs_on_the_device_of_the_targets():
 
 def test_bad_input(grid_fit):
     sampler = grid_fit[-1]
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="AEOTSampler is not fitted"):
         AEOTSampler().sample(10)
     for n in (0, -5):
         with pytest.raises(ValueError):
@@ -437,12 +438,3 @@ def test_spread_chunks_equal_one_draw(cloud_fit):
 def test_spread_bad_values(bad):
     with pytest.raises(ValueError, match="spread"):
         AEOTSampler(spread=bad)
-
-
-def test_unfitted_sampler_says_so():
-    from sklearn.exceptions import NotFittedError
-
-    from aeot.generate import AEOTSampler
-
-    with pytest.raises(NotFittedError, match="AEOTSampler is not fitted"):
-        AEOTSampler().sample(3)
