@@ -60,7 +60,8 @@ def mixture(n: int, d: int, k: int, seed: int, spread: float, sheet: int | None 
 
 def mnist_codes(n: int = 20000, latent: int = 16, seed: int = 0) -> torch.Tensor:
     from aeot.data import load_dataset
-    from aeot.nets.autoencoder import MLPAutoencoderConfig, build_autoencoder
+    from aeot.nets.autoencoder import MLPAutoencoderConfig
+    from aeot.nets.factory import build_autoencoder
     from aeot.nets.train import train_autoencoder
 
     data = load_dataset("mnist", split="train+valid")

@@ -50,10 +50,8 @@ from aeot.nets.autoencoder import (
     Autoencoder,
     ConvAutoencoderConfig,
     MLPAutoencoderConfig,
-    build_autoencoder,
-    load_autoencoder,
-    save_autoencoder,
 )
+from aeot.nets.factory import build_autoencoder, load_autoencoder, save_autoencoder
 from aeot.nets.train import LOSSES, train_autoencoder
 from aeot.ot import (
     BoxUniform,

@@ -10,10 +10,8 @@ from aeot.nets.autoencoder import (
     ConvAutoencoderConfig,
     MLPAutoencoder,
     MLPAutoencoderConfig,
-    build_autoencoder,
-    load_autoencoder,
-    save_autoencoder,
 )
+from aeot.nets.factory import build_autoencoder, load_autoencoder, save_autoencoder
 from aeot.nets.gan import (
     ConvDiscriminator,
     ConvDiscriminatorConfig,
