@@ -20,13 +20,13 @@ from aeot.ot.discrete import (
     wasserstein_distance,
 )
 from aeot.ot.fftot import FFTOTResult, solve_fftot
+from aeot.ot.measure import estimate_masses
 from aeot.ot.montecarlo import (
     IterationInfo,
     MonteCarloSettings,
     Scorer,
     energy,
     energy_gradient,
-    estimate_masses,
     noise_floor,
     solve_semidiscrete,
 )

@@ -8,6 +8,7 @@ import torch
 
 from aeot._validation import as_float_tensor, check_positive_int, check_seed
 from aeot.ot.kernels import ScoreKernel
+from aeot.ot.measure import estimate_masses
 from aeot.ot.problem import SemiDiscreteProblem
 
 
@@ -149,8 +150,6 @@ class SemiDiscreteResult:
         The scores <x, y_i> + h_i are computed in the targets' dtype (float32 or
         float64): a float64 problem is measured in float64, never cast down.
         """
-        from aeot.ot.montecarlo import estimate_masses
-
         seed = check_seed(seed, maximum=2**49)  # batch seeds are seed * 7919 + part
         return estimate_masses(
             self.problem, self.h, n_samples, seed=seed, qmc=qmc, dtype=self.problem.targets.dtype
