@@ -1811,7 +1811,7 @@ CLI_COMMANDS = {
     "demo": ("folder", ["demo", "--quick", "-o", "{out}"]),
     "compare": ("folder", ["compare", "grid25", "--quick", "-o", "{out}"]),
     "sample": ("file", ["sample", "{model}", "-n", "10", "-o", "{out}"]),
-    "interpolate": ("file", ["interpolate", "{model}", "--a", "0", "--b", "1", "-o", "{out}"]),
+    "interpolate": ("file", ["interpolate", "{model}", "--from", "0", "--to", "1", "-o", "{out}"]),
     "cells": ("file-png", ["cells", "--widths", "2,8,8", "-o", "{out}"]),
 }
 
@@ -1857,7 +1857,7 @@ def cli_cases() -> list[Case]:
         (["sample", "{model}", "-o", "s.npy", "--device", "tpu"], r"device"),
         (["sample", "{model}", "-o", "s.npy", "--device", "cuda"], r"CUDA|device"),
         (["sample", "{model}", "-o", "s.npy", "--device", "meta"], r"meta|device"),
-        (["sample", "{model}", "-o", "s.png", "-n", "4"], r"PNG output needs an image"),
+        (["sample", "{model}", "-o", "s.png", "-n", "4"], r"a PNG shows images or 2D points"),
         (["sample", "{model}", "-o", "s.png", "-n", "20000"], r"at most 10000"),
         (["sample", "nowhere", "-o", "s.npy"], r"model folder not found"),
         (["sample", "{points}", "-o", "s.npy"], r"not found|folder"),
@@ -1884,25 +1884,25 @@ def cli_cases() -> list[Case]:
             r"image|points|needs an AEOT model with an autoencoder",
         ),
         (
-            ["interpolate", "{model}", "--a", "-1", "--b", "1", "-o", "i.npy"],
+            ["interpolate", "{model}", "--from", "-1", "--to", "1", "-o", "i.npy"],
             r"index -1 out of range",
         ),
-        (["interpolate", "{model}", "--a", "0", "--b", str(10**6), "-o", "i.npy"], r"out of range"),
+        (["interpolate", "{model}", "--from", "0", "--to", str(10**6), "-o", "i.npy"], r"out of range"),
         (
-            ["interpolate", "{model}", "--a", "0", "--b", "1", "--steps", "0", "-o", "i.npy"],
+            ["interpolate", "{model}", "--from", "0", "--to", "1", "--steps", "0", "-o", "i.npy"],
             r"steps",
         ),
         (
-            ["interpolate", "{model}", "--a", "0", "--b", "1", "--steps", "-2", "-o", "i.npy"],
+            ["interpolate", "{model}", "--from", "0", "--to", "1", "--steps", "-2", "-o", "i.npy"],
             r"steps",
         ),
         (
             [
                 "interpolate",
                 "{model}",
-                "--a",
+                "--from",
                 "0",
-                "--b",
+                "--to",
                 "1",
                 "--steps",
                 str(10**9),
@@ -1911,10 +1911,10 @@ def cli_cases() -> list[Case]:
             ],
             r"steps",
         ),
-        (["interpolate", "{model}", "--a", "x", "--b", "1", "-o", "i.npy"], r"Invalid value|--a"),
+        (["interpolate", "{model}", "--from", "x", "--to", "1", "-o", "i.npy"], r"Invalid value|--from"),
         (
-            ["interpolate", "{model}", "--a", "0", "--b", "1", "-o", "i.png"],
-            r"PNG output needs an image",
+            ["interpolate", "{model}", "--from", "0", "--to", "1", "-o", "i.png"],
+            r"a PNG shows images or 2D points",
         ),
         (["cells", "--widths", "a,b"], r"comma separated integers"),
         (["cells", "--widths", "2"], r"widths|layer"),
