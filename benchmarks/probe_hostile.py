@@ -1887,7 +1887,10 @@ def cli_cases() -> list[Case]:
             ["interpolate", "{model}", "--from", "-1", "--to", "1", "-o", "i.npy"],
             r"index -1 out of range",
         ),
-        (["interpolate", "{model}", "--from", "0", "--to", str(10**6), "-o", "i.npy"], r"out of range"),
+        (
+            ["interpolate", "{model}", "--from", "0", "--to", str(10**6), "-o", "i.npy"],
+            r"out of range",
+        ),
         (
             ["interpolate", "{model}", "--from", "0", "--to", "1", "--steps", "0", "-o", "i.npy"],
             r"steps",
@@ -1911,7 +1914,10 @@ def cli_cases() -> list[Case]:
             ],
             r"steps",
         ),
-        (["interpolate", "{model}", "--from", "x", "--to", "1", "-o", "i.npy"], r"Invalid value|--from"),
+        (
+            ["interpolate", "{model}", "--from", "x", "--to", "1", "-o", "i.npy"],
+            r"Invalid value|--from",
+        ),
         (
             ["interpolate", "{model}", "--from", "0", "--to", "1", "-o", "i.png"],
             r"a PNG shows images or 2D points",
