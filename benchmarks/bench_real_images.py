@@ -120,14 +120,18 @@ def fid_label(n: int) -> str:
     return f"FID-{n // 1000}k" if n % 1000 == 0 else f"FID-{n}"
 
 
+def stacked_mnist(n_train: int, seed: int) -> tuple[Dataset, Dataset]:
+    """The Stacked MNIST protocol's data: ``n_train`` stacked training images (the
+    protocol draws 128,000) and 10,000 stacked test images as the reference."""
+    train = stacked_digits(load_dataset("mnist", split="train+valid"), n=n_train, seed=seed)
+    reference = stacked_digits(load_dataset("mnist", split="test"), n=10000, seed=seed + 1)
+    return train, reference
+
+
 def _data(name: str, budget: Budget, seed: int) -> tuple[Dataset, Dataset, int]:
     """Training subset, held-out reference and the number of samples to score."""
     if name == "stacked-mnist":
-        mnist_train = load_dataset("mnist", split="train+valid")
-        mnist_test = load_dataset("mnist", split="test")
-        train = stacked_digits(mnist_train, n=budget.n_train_stacked, seed=seed)
-        reference = stacked_digits(mnist_test, n=10000, seed=seed + 1)
-        return train, reference, budget.n_samples_stacked
+        return (*stacked_mnist(budget.n_train_stacked, seed), budget.n_samples_stacked)
     split = "train+valid" if name == "mnist" else "train"
     train = _subset(load_dataset(name, split=split), budget.n_train, seed)
     return train, load_dataset(name, split="test"), budget.n_samples
