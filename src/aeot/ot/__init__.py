@@ -22,7 +22,6 @@ from aeot.ot.discrete import (
 from aeot.ot.fftot import FFTOTResult, solve_fftot
 from aeot.ot.measure import estimate_masses
 from aeot.ot.montecarlo import (
-    IterationInfo,
     MonteCarloSettings,
     Scorer,
     energy,
@@ -31,7 +30,7 @@ from aeot.ot.montecarlo import (
     solve_semidiscrete,
 )
 from aeot.ot.problem import NearDuplicateTargetsWarning, SemiDiscreteProblem
-from aeot.ot.result import SemiDiscreteResult
+from aeot.ot.result import IterationInfo, SemiDiscreteResult
 from aeot.ot.solvers import ExactNewton2D, MonteCarloNewton, Solver, solve
 from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
 

@@ -28,7 +28,6 @@ from aeot._io import tensor_hash
 from aeot._validation import resolve_device
 from aeot.ot.kernels import ScoreKernel
 from aeot.ot.montecarlo import (
-    IterationInfo,
     LocalScorer,
     MonteCarloSettings,
     WorkingFrame,
@@ -37,7 +36,7 @@ from aeot.ot.montecarlo import (
     source_probe,
 )
 from aeot.ot.problem import SemiDiscreteProblem
-from aeot.ot.result import SemiDiscreteResult
+from aeot.ot.result import IterationInfo, SemiDiscreteResult
 
 
 def shard_bounds(n_targets: int, world_size: int, rank: int) -> tuple[int, int]:

@@ -29,10 +29,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-from aeot.ot.montecarlo import IterationInfo
 from aeot.ot.power2d import PowerDiagram2D, _power_diagram, spatial_order
 from aeot.ot.problem import SemiDiscreteProblem
-from aeot.ot.result import SemiDiscreteResult
+from aeot.ot.result import IterationInfo, SemiDiscreteResult
 from aeot.ot.sources import BoxUniform
 
 __all__ = ["default_heights_2d", "masses_and_hessian_2d", "solve_exact_2d"]
@@ -106,7 +105,7 @@ def solve_exact_2d(
     verbose : bool
         Print one line per iteration.
     callback : callable, optional
-        Called with an :class:`~aeot.ot.montecarlo.IterationInfo` after each Newton
+        Called with an :class:`~aeot.ot.result.IterationInfo` after each Newton
         iteration (the exact L1 error as ``error`` and ``raw_error``, ``noise = 0``,
         ``batch_size = 0``); returning True stops the solve there (``converged`` then
         says whether ``tol`` was met).

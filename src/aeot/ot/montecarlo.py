@@ -94,7 +94,7 @@ from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.ot import _native
 from aeot.ot.kernels import ScoreKernel, pack_panels
 from aeot.ot.problem import SemiDiscreteProblem
-from aeot.ot.result import SemiDiscreteResult
+from aeot.ot.result import IterationInfo, SemiDiscreteResult
 
 METHODS = ("auto", "pool", "jacobi", "newton", "adam", "nesterov")
 # "auto": the sampled-Laplacian Newton step up to this dimension (few neighbours per
@@ -234,20 +234,6 @@ class MonteCarloSettings:
 def _is_real(value) -> bool:
     """A real number (int or float, not bool): what the numeric settings accept."""
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass
-class IterationInfo:
-    """What a callback sees after each iteration."""
-
-    iteration: int
-    error: float  # L1 cell-mass error of the current h on a fresh batch, noise removed
-    batch_size: int
-    h: torch.Tensor
-    masses: torch.Tensor
-    elapsed: float
-    raw_error: float  # Σ|μ̂(W_i) − ν_i| as measured, sampling noise included
-    noise: float  # the sampling noise of that measurement, Σ|μ̂_A − μ̂_B|/2 over two halves
 
 
 def noise_floor(weights: torch.Tensor, n: int) -> float:

@@ -12,6 +12,24 @@ from aeot.ot.measure import estimate_masses
 from aeot.ot.problem import SemiDiscreteProblem
 
 
+@dataclass
+class IterationInfo:
+    """What a solver's callback sees after each iteration (every semi-discrete solver).
+
+    The exact 2D solver reports its exact L1 error as ``error`` and ``raw_error``, with
+    ``noise = 0`` and ``batch_size = 0`` (it draws no samples).
+    """
+
+    iteration: int
+    error: float  # L1 cell-mass error of the current h on a fresh batch, noise removed
+    batch_size: int
+    h: torch.Tensor
+    masses: torch.Tensor
+    elapsed: float
+    raw_error: float  # Σ|μ̂(W_i) − ν_i| as measured, sampling noise included
+    noise: float  # the sampling noise of that measurement, Σ|μ̂_A − μ̂_B|/2 over two halves
+
+
 @dataclass(eq=False)
 class SemiDiscreteResult:
     """Brenier potential u_h(x) = max_i <x, y_i> + h_i solving a :class:`SemiDiscreteProblem`.

@@ -5,7 +5,7 @@ Every solver is a small frozen dataclass of its settings with
     solver.why_not(problem) -> str | None      # why it cannot solve ``problem``, or None
     solver(problem, *, h0=None, callback=None) -> SemiDiscreteResult
 
-``callback`` receives an :class:`~aeot.ot.montecarlo.IterationInfo` after every
+``callback`` receives an :class:`~aeot.ot.result.IterationInfo` after every
 iteration and stops the solve by returning True; ``h0`` warm-starts the heights. The
 result is the same :class:`~aeot.ot.result.SemiDiscreteResult` whichever solver ran
 (``result.method`` says which).
@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
-from aeot.ot.montecarlo import IterationInfo, MonteCarloSettings, solve_semidiscrete
+from aeot.ot.montecarlo import MonteCarloSettings, solve_semidiscrete
 from aeot.ot.problem import SemiDiscreteProblem
-from aeot.ot.result import SemiDiscreteResult
+from aeot.ot.result import IterationInfo, SemiDiscreteResult
 from aeot.ot.sources import BoxUniform
 
 __all__ = ["METHODS", "ExactNewton2D", "MonteCarloNewton", "Solver", "solve"]
