@@ -7,10 +7,13 @@ energy E(h) = ∫ u_h dμ − Σ h_i ν_i (Gu, Luo, Sun, Yau 2016; Lei et al. 20
 Monte-Carlo one elsewhere (:mod:`aeot.ot.solvers`: one call signature for both).
 Between two densities on a 2D or 3D grid, :func:`solve_fftot` solves the Monge–Ampère
 equation by FFT-OT (Lei & Gu 2021); :func:`solve_discrete_accelerated` solves discrete OT
-by FISTA on the smoothed Kantorovich dual (An, Lei, Xu & Gu 2022).
+by FISTA on the smoothed Kantorovich dual (An, Lei, Xu & Gu 2022), and
+:func:`solve_discrete_auxiliary` finds the discrete plan's support from two semi-discrete
+solves against one auxiliary measure (An, Lei & Gu 2022), then solves it exactly.
 """
 
 from aeot.ot.accelerated import AcceleratedOTResult, solve_discrete_accelerated
+from aeot.ot.auxiliary import AuxiliaryPlanResult, solve_discrete_auxiliary
 from aeot.ot.discrete import (
     c_transform,
     cost_matrix,
@@ -36,6 +39,7 @@ from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
 
 __all__ = [
     "AcceleratedOTResult",
+    "AuxiliaryPlanResult",
     "BoxUniform",
     "CallableSource",
     "ExactNewton2D",
@@ -61,6 +65,7 @@ __all__ = [
     "semidiscrete_dual",
     "solve",
     "solve_discrete_accelerated",
+    "solve_discrete_auxiliary",
     "solve_fftot",
     "solve_semidiscrete",
     "wasserstein_distance",
