@@ -90,7 +90,7 @@ class AuxiliaryPlanResult:
         ``estimate_marginal_error`` (L1, both sides summed) of a and b.
     estimate_marginal_error : float
     rounds : list of dict
-        Per restricted program: support size, cost, dual, gap, pairs added, seconds.
+        Per restricted program: round, support size, cost, dual, gap, pairs added.
     sources : tuple of SemiDiscreteResult
         The solves ζ → μ and ζ → ν.
     seconds : dict
@@ -192,16 +192,15 @@ def _sampled_pairs(result_x, result_y, source, n_samples, neighbours, seed, devi
     pair of the estimate by one facet; the certificate checks every pair in float64.
     """
     f32 = torch.float32
-    parts = []
-    for result in (result_x, result_y):
-        kernel = ScoreKernel(result.problem.targets.to(device=device, dtype=f32))
-        parts.append((kernel, result.h.to(device=device, dtype=f32), result.problem.n_targets))
-    (kx, hx, n), (ky, hy, m) = parts
-    k_x, k_y = min(neighbours, n), min(neighbours, m)
+    (kx, hx), (ky, hy) = (
+        (ScoreKernel(r.problem.targets.to(device=device, dtype=f32)), r.h.to(device, f32))
+        for r in (result_x, result_y)
+    )
+    m = ky.n_targets
+    k_x, k_y = min(neighbours, kx.n_targets), min(neighbours, m)
     first, widened = [], []
     for z in source.sample_chunks(n_samples, _CHUNK, seed=seed, dtype=f32, device=device):
-        ci = kx.topk(z, hx, k_x)[1] if k_x > 1 else kx.argmax(z, hx)[0][:, None]
-        cj = ky.topk(z, hy, k_y)[1] if k_y > 1 else ky.argmax(z, hy)[0][:, None]
+        ci, cj = _best_cells(kx, hx, z, k_x), _best_cells(ky, hy, z, k_y)
         first.append(ci[:, 0] * m + cj[:, 0])
         if k_x * k_y > 1:
             widened.append((ci[:, :, None] * m + cj[:, None, :]).reshape(-1).unique())
@@ -224,12 +223,12 @@ def _c_transform(kernel: ScoreKernel, norms_sites: torch.Tensor, potential, quer
     return queries.pow(2).sum(1) - kernel.argmax(queries, potential - norms_sites)[1]
 
 
-def _best_sites(kernel: ScoreKernel, norms_sites, potential, queries, k: int) -> torch.Tensor:
-    """The k sites of smallest |q − s|² − potential_s per query: (M, k), -1 past the end."""
+def _best_cells(kernel: ScoreKernel, h: torch.Tensor, queries, k: int) -> torch.Tensor:
+    """The k cells of largest <q, y_i> + h_i per query, best first: (M, k)."""
     k = min(k, kernel.n_targets)
     if k == 1:
-        return kernel.argmax(queries, potential - norms_sites)[0][:, None]
-    return kernel.topk(queries, potential - norms_sites, k)[1]
+        return kernel.argmax(queries, h)[0][:, None]
+    return kernel.topk(queries, h, k)[1]
 
 
 def solve_discrete_auxiliary(
@@ -386,8 +385,9 @@ def solve_discrete_auxiliary(
             margin = 1e-12 * max(abs(cost), 1e-300)
             jj = torch.nonzero(psi < psi_lp - margin).flatten()
             ii = torch.nonzero(phi_c < phi - margin).flatten()
-            best_i = _best_sites(kernel_x, norm_x, phi, yt[jj], add_per_point)
-            best_j = _best_sites(kernel_y, norm_y, psi_lp, xt[ii], add_per_point)
+            # the sites of smallest reduced cost: largest <q, 2 s> + potential_s − |s|²
+            best_i = _best_cells(kernel_x, phi - norm_x, yt[jj], add_per_point)
+            best_j = _best_cells(kernel_y, psi_lp - norm_y, xt[ii], add_per_point)
             cols_new = jj[:, None].expand_as(best_i)
             rows_new = ii[:, None].expand_as(best_j)
             new = (
@@ -411,7 +411,7 @@ def solve_discrete_auxiliary(
                 "cost": cost,
                 "dual": dual,
                 "gap": gap,
-                "added": int(added),
+                "added": added,
             }
         )
         if gap <= tol:
