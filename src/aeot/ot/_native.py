@@ -1,311 +1,31 @@
-"""Build-on-first-use loader for the C kernels in ``_native.c`` (row reductions, fused
-score reductions, Lawson flips).
+"""The C kernels of the extension ``aeot.ot._native_ext`` (row reductions, fused score
+reductions, Lawson flips), behind argument checks.
 
-The shared library is compiled with the system C compiler and loaded with ctypes.
-Where ``AEOT_NATIVE=0`` is set :func:`load` returns ``None`` and callers use the
-pure-torch path, which gives identical answers more slowly; where no compiler is
-available, or compiling fails, the same happens after a one-time ``RuntimeWarning``
-saying so.
+``pip install`` compiles the extension (setup.py): the kernels for the compiler's
+default target and, on x86, again for AVX2 + FMA and for AVX-512. At import it picks
+the best variant the CPU runs (:func:`variant`), so one build serves every CPU of its
+platform: nothing is compiled at run time, and no code meets an instruction its CPU
+lacks. Only the AVX2 and AVX-512 variants have the fused kernels. The variants give the
+same answers, but that the sums of :func:`gather_dot` and the flip test of
+:func:`lawson_flips` use fma where the variant has it (as a ``-march=native`` build did),
+so their last bits, or a flip at an exact near-degeneracy, can differ between variants.
 
-The cache
----------
-Built libraries are kept in ``$AEOT_CACHE_DIR/native`` (default
-``~/.cache/aeot/native``) and loaded by later processes, so nothing that could be
-planted or damaged there is trusted blindly:
-
-* the cache key hashes the C source, the compiler flags, the compiler binary, the
-  machine type and the CPU's feature flags (``/proc/cpuinfo``): a cache shared
-  between machines never hands one CPU's ``-march=native`` build to another;
-* each build is compiled under a temporary name and renamed into place, then a
-  small JSON manifest beside it records its SHA-256 with the source hash, flags,
-  compiler and CPU signature (also written atomically);
-* before loading, the manifest must match and the file's SHA-256 must equal the
-  recorded one; the file must be a regular file owned by the current user and not
-  writable by group or others. Any mismatch, or a failure to load, rebuilds it (a
-  truncated library, which once made every later process die of SIGBUS, is simply
-  replaced);
-* the cache folder itself (and its parent) must be owned by the current user and
-  not writable by group or others: otherwise another user could plant a library
-  with a matching manifest. Such a folder is refused with a one-time
-  ``RuntimeWarning`` and the kernels are built in a private temporary folder for
-  this process instead (about a second), which is deleted once loaded.
+``AEOT_NATIVE`` chooses: unset or ``1`` the best variant; a variant's name (``avx512``,
+``avx2``, ``baseline``) that one, where the CPU runs it; ``0`` the pure-torch path, which
+gives the same answers more slowly. Where the extension is missing (aeot installed
+without a C compiler) the pure-torch path is used after a one-time ``RuntimeWarning``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import json
 import os
-import platform
-import shutil
-import stat
-import subprocess
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
-
-from aeot._io import file_sha256
-
-_SOURCE = Path(__file__).with_name("_native.c")
-_FLAGS = [
-    "-O3",
-    "-fno-math-errno",
-    "-fno-trapping-math",
-    "-fno-signed-zeros",
-    "-ffinite-math-only",
-    "-shared",
-    "-fPIC",
-]
-_MANIFEST_VERSION = 1
-
-
-def _cache_root() -> Path:
-    """``$AEOT_CACHE_DIR`` or ``~/.cache/aeot``."""
-    root = os.environ.get("AEOT_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "aeot"
-    )
-    return Path(root)
-
-
-def _cache_dir() -> Path:
-    """The folder of the built libraries: ``native`` under :func:`_cache_root`."""
-    return _cache_root() / "native"
-
-
-@cache
-def _cpu_signature() -> str:
-    """SHA-256 of the machine type and the CPU feature flags (what -march=native sees)."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip().lower() in ("flags", "features"):
-                    flags = " ".join(sorted(value.split()))
-                    break
-    except OSError:
-        pass
-    if not flags:  # not Linux: the best description at hand
-        flags = f"{platform.processor()} {platform.platform()}"
-    return hashlib.sha256(f"{platform.machine()}|{flags}".encode()).hexdigest()
-
-
-def _find_compiler() -> str | None:
-    """``$CC``, else ``cc`` or ``gcc`` on the PATH."""
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-
-
-def _compiler_id(compiler: str) -> str:
-    """The compiler's resolved path, size and modification time (a new compiler: a new key)."""
-    path = shutil.which(compiler) or compiler
-    try:
-        info = os.stat(path)
-    except OSError:
-        return path
-    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
-
-
-def _unsafe_reason(path: Path, *, folder: bool) -> str | None:
-    """Why ``path`` cannot be trusted, or ``None``: it must be a folder (or a regular
-    file) owned by the current user and not writable by group or others."""
-    try:
-        info = os.stat(path) if folder else os.lstat(path)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-    if folder and not stat.S_ISDIR(info.st_mode):
-        return "not a folder"
-    if not folder and not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return f"owned by user id {info.st_uid}, not by the current user ({os.getuid()})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
-    return None
-
-
-def _private_cache() -> tuple[Path | None, str | None]:
-    """The cache folder, created owner-only if missing, or ``None`` and why not."""
-    root, folder = _cache_root(), _cache_dir()
-    for path in (root, folder):  # the root is checked before anything is made in it
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            return None, f"{path} cannot be created ({exc.strerror or exc})"
-        reason = _unsafe_reason(path, folder=True)
-        if reason is not None:
-            return None, f"{path} is {reason}, so a library planted there could run code here"
-    return folder, None
-
-
-def _manifest(source: bytes, flags: list[str], compiler: str) -> dict:
-    """What a cached library must have been built from (its SHA-256 is added beside)."""
-    return {
-        "version": _MANIFEST_VERSION,
-        "source_sha256": hashlib.sha256(source).hexdigest(),
-        "flags": list(flags),
-        "compiler": _compiler_id(compiler),
-        "machine": platform.machine(),
-        "cpu": _cpu_signature(),
-    }
-
-
-def _paths(folder: Path, expected: dict) -> tuple[Path, Path]:
-    """The library and manifest paths, named by a hash of everything in ``expected``."""
-    key = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:16]
-    return folder / f"aeot_kernels_{key}.so", folder / f"aeot_kernels_{key}.json"
-
-
-_LAST_ERROR = [""]  # the last build failure, for the warning
-
-
-def _compile(source: bytes, target: Path, flags: list[str], compiler: str) -> str | None:
-    """Compile ``source`` into ``target`` (temp name, then an atomic rename).
-
-    Returns the SHA-256 of the built library, or ``None`` when compiling failed
-    (the compiler's message then goes to :data:`_LAST_ERROR`).
-    """
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as tmp:
-        src = Path(tmp) / "kernels.c"
-        src.write_bytes(source)
-        out = Path(tmp) / target.name
-        try:
-            result = subprocess.run(
-                [compiler, *flags, str(src), "-o", str(out)], capture_output=True, timeout=120
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            _LAST_ERROR[0] = f"{compiler} could not run: {exc}"
-            return None
-        if result.returncode != 0 or not out.is_file():
-            stderr = result.stderr.decode(errors="replace").strip().splitlines()
-            _LAST_ERROR[0] = f"{compiler} failed: {' / '.join(stderr[-3:]) or result.returncode}"
-            return None
-        os.chmod(out, 0o755)  # never group/other-writable, whatever the umask
-        digest = file_sha256(out)
-        os.replace(out, target)  # atomic: concurrent builders never see a partial file
-    return digest
-
-
-def _write_manifest(path: Path, manifest: dict) -> None:
-    """Write ``manifest`` as JSON to ``path`` atomically (temp file, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(manifest, handle, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_verified(target: Path, manifest_path: Path, expected: dict) -> ctypes.CDLL | None:
-    """Load ``target`` only if its manifest matches ``expected`` and its SHA-256 the
-    manifest's; both files must be owned by the current user, not group/other-writable."""
-    if not target.exists() or not manifest_path.exists():
-        return None
-    for path in (target, manifest_path):
-        if _unsafe_reason(path, folder=False) is not None:
-            return None
-    try:
-        recorded = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(recorded, dict) or any(recorded.get(k) != v for k, v in expected.items()):
-        return None
-    try:
-        before = os.stat(target)
-        if file_sha256(target) != recorded.get("sha256"):
-            return None
-        after = os.stat(target)
-        if (before.st_ino, before.st_size, before.st_mtime_ns) != (
-            after.st_ino,
-            after.st_size,
-            after.st_mtime_ns,
-        ):
-            return None  # replaced while hashing: check again on the rebuild path
-        return _configure(ctypes.CDLL(str(target)))
-    except (OSError, AttributeError):  # unloadable, or a symbol missing
-        return None
-
-
-def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
-    """Declare the argument and result types of the kernels in ``lib``."""
-    signature = [
-        ctypes.c_void_p,
-        ctypes.c_int64,
-        ctypes.c_int64,
-        ctypes.c_int64,
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-    ]
-    for name in ("argmax_rows_f32", "argmax_rows_f64", "top2_rows_f32", "top2_rows_f64"):
-        fn = getattr(lib, name)
-        fn.argtypes = signature
-        fn.restype = None
-    for suffix in ("f32", "f64"):
-        # (x, rows, d, y, cells, k, raw)
-        fn = getattr(lib, f"gather_dot_{suffix}")
-        fn.argtypes = [ctypes.c_void_p, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 2]
-        fn.argtypes += [ctypes.c_int64, ctypes.c_void_p]
-        fn.restype = None
-        # (raw, cells, rows, k, h, skip, idx, val)
-        fn = getattr(lib, f"cand_top2_{suffix}")
-        fn.argtypes = [*[ctypes.c_void_p] * 2, *[ctypes.c_int64] * 2, *[ctypes.c_void_p] * 4]
-        fn.restype = None
-    lib.lawson_flips.argtypes = [*[ctypes.c_void_p] * 6, *[ctypes.c_int64] * 3]
-    lib.lawson_flips.restype = ctypes.c_int64
-    lib.fused_available.argtypes = []
-    lib.fused_available.restype = ctypes.c_int
-    if lib.fused_available():
-        # (x, rows, d, ldx, yt, h, npad[, k], idx, val)
-        head = [ctypes.c_void_p, *[ctypes.c_int64] * 3, ctypes.c_void_p, ctypes.c_void_p]
-        tail = [ctypes.c_void_p, ctypes.c_void_p]
-        for name, n_ints in (
-            ("fused_argmax_f32", 1),
-            ("fused_top2_f32", 1),
-            ("fused_topk_f32", 2),
-        ):
-            fn = getattr(lib, name)
-            fn.argtypes = [*head, *[ctypes.c_int64] * n_ints, *tail]
-            fn.restype = None
-        # (x, rows, d, ldx, best, yt, npad, lowest, total, total_sq)
-        lib.fused_lift_f32.argtypes = [
-            ctypes.c_void_p,
-            *[ctypes.c_int64] * 3,
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            *[ctypes.c_void_p] * 3,
-        ]
-        lib.fused_lift_f32.restype = None
-    return lib
-
-
-def _build_and_load(
-    source: bytes, flags: list[str], compiler: str, folder: Path
-) -> ctypes.CDLL | None:
-    """The verified cached library for ``flags`` in ``folder``, (re)built when missing,
-    damaged, foreign or unloadable."""
-    expected = _manifest(source, flags, compiler)
-    target, manifest_path = _paths(folder, expected)
-    lib = _load_verified(target, manifest_path, expected)
-    if lib is not None:
-        return lib
-    try:
-        digest = _compile(source, target, flags, compiler)
-        if digest is None:
-            return None
-        _write_manifest(manifest_path, {**expected, "sha256": digest})
-    except OSError as exc:  # a full disk, a folder gone read-only
-        _LAST_ERROR[0] = f"writing into {folder} failed: {exc}"
-        return None
-    return _load_verified(target, manifest_path, expected)
 
 
 def _warn(message: str) -> None:
@@ -313,51 +33,31 @@ def _warn(message: str) -> None:
 
 
 @cache
-def load() -> ctypes.CDLL | None:
-    """The compiled kernel library, or ``None`` when it cannot be built here.
+def load() -> ModuleType | None:
+    """The kernel extension with its variant chosen, or ``None`` for the pure-torch path.
 
-    ``None`` without a word under ``AEOT_NATIVE=0``; otherwise a missing compiler, a
-    failed build or a refused cache folder each give a one-time ``RuntimeWarning``
-    naming the consequence (see the module docstring for the cache's checks).
+    ``None`` without a word under ``AEOT_NATIVE=0``; where the extension cannot be
+    imported, ``None`` after a one-time ``RuntimeWarning``. ``AEOT_NATIVE`` naming a
+    variant this CPU does not run warns once and keeps the best one.
     """
-    if os.environ.get("AEOT_NATIVE", "1") == "0":
+    choice = os.environ.get("AEOT_NATIVE", "1")
+    if choice == "0":
         return None
-    compiler = _find_compiler()
-    if compiler is None:
-        _warn(
-            "no C compiler found (set CC, or install cc or gcc): the native kernels are not "
-            "built and aeot uses its pure-torch path, which gives the same answers more "
-            "slowly (set AEOT_NATIVE=0 to silence this)"
-        )
-        return None
-    source = _SOURCE.read_bytes()
-    folder, refused = _private_cache()
-    private = None
-    if folder is None:
-        _warn(
-            f"not using the native-kernel cache: {refused}. Building the kernels in a "
-            "private temporary folder instead (about a second per process); give the "
-            "folder to the current user alone (chmod go-w), or point AEOT_CACHE_DIR at one"
-        )
-        try:
-            private = Path(tempfile.mkdtemp(prefix="aeot-native-"))
-        except OSError as exc:
-            _warn(f"no private temporary folder either ({exc}): aeot uses its pure-torch path")
-            return None
-        folder = private
     try:
-        for flags in (["-march=native", *_FLAGS], _FLAGS):
-            lib = _build_and_load(source, flags, compiler, folder)
-            if lib is not None:
-                return lib
-    finally:
-        if private is not None:  # the loaded library stays mapped
-            shutil.rmtree(private, ignore_errors=True)
-    _warn(
-        f"the native kernels could not be built ({_LAST_ERROR[0]}): aeot uses its "
-        "pure-torch path, which gives the same answers more slowly"
-    )
-    return None
+        from aeot.ot import _native_ext
+    except ImportError as exc:
+        _warn(
+            f"the native kernels are not installed ({exc}): aeot uses its pure-torch path, "
+            "which gives the same answers more slowly. Reinstall aeot with a C compiler "
+            "present (pip install .), or set AEOT_NATIVE=0 to silence this"
+        )
+        return None
+    if choice not in ("", "1"):
+        try:
+            _native_ext.select(choice)
+        except ValueError as exc:
+            _warn(f"AEOT_NATIVE={choice!r} ignored: {exc}; using {_native_ext.variant()!r}")
+    return _native_ext
 
 
 def available() -> bool:
@@ -365,10 +65,19 @@ def available() -> bool:
     return load() is not None
 
 
-def fused_available() -> bool:
-    """Whether the fused score-and-reduce kernels (AVX2 + FMA, float32) were built."""
+def variant() -> str:
+    """The kernel variant in use: ``"avx512"`` or ``"avx2"`` (AVX2 + FMA, with the fused
+    kernels; the first with AVX-512 too), ``"baseline"`` (the compiler's default target),
+    or ``"torch"`` (no native kernels)."""
     lib = load()
-    return lib is not None and bool(lib.fused_available())
+    return "torch" if lib is None else lib.variant()
+
+
+def fused_available() -> bool:
+    """Whether the fused score-and-reduce kernels (float32; the avx2 and avx512 variants)
+    are in use."""
+    lib = load()
+    return lib is not None and lib.fused_available()
 
 
 # --------------------------------------------------------------- argument checks
@@ -380,13 +89,13 @@ def fused_available() -> bool:
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
-def _lib() -> ctypes.CDLL:
-    """The loaded library, or a RuntimeError saying why it is not there."""
+def _lib() -> ModuleType:
+    """The kernel extension, or a RuntimeError saying why it is not there."""
     lib = load()
     if lib is None:
         raise RuntimeError(
-            "the native kernels are not available (no C compiler, or AEOT_NATIVE=0); "
-            "use the torch path"
+            "the native kernels are not available (the extension is not installed, or "
+            "AEOT_NATIVE=0); use the torch path"
         )
     return lib
 
@@ -458,7 +167,7 @@ def _split_rows(rows: int) -> list[tuple[int, int]]:
 def _run_split(fn, calls: list[tuple]) -> None:
     """``fn(*args)`` for each argument tuple, on the pool when there are several.
 
-    Threads rather than OpenMP (ctypes releases the GIL during each call): a second
+    Threads rather than OpenMP (the extension releases the GIL during each call): a second
     OpenMP runtime beside torch's spins against it and can slow both by orders of
     magnitude on a loaded machine.
     """
@@ -631,10 +340,12 @@ def _check_panels(yt: torch.Tensor, dim: int) -> int:
     return npad
 
 
-def _fused_lib() -> ctypes.CDLL:
+def _fused_lib() -> ModuleType:
     lib = _lib()
     if not lib.fused_available():
-        raise RuntimeError("the fused kernels were not built here (they need AVX2 and FMA)")
+        raise RuntimeError(
+            f"the fused kernels need AVX2 and FMA, not the {lib.variant()!r} variant"
+        )
     return lib
 
 

@@ -6,8 +6,8 @@ buffer sized to stay in cache. With few targets the block is all of them; with m
 (N · 64 rows beyond the buffer) the targets are streamed in blocks and the row
 maxima merged, so memory stays O(chunk · block) instead of O(chunk · N). Ties go
 to the lowest target index in both cases. On CPU the row reductions (argmax, top-2)
-run in the vectorised C kernels of :mod:`aeot.ot._native`; elsewhere (CUDA, or no C
-compiler) in torch.
+run in the vectorised C kernels of :mod:`aeot.ot._native`; elsewhere (CUDA, or aeot
+installed without its C extension) in torch.
 
 In few dimensions (d ≤ ``FUSED_MAX_DIM``, float32, CPU with AVX2/FMA) there is no GEMM:
 the fused C kernels form each score h_i + Σ_k x_k y_ik in registers and reduce it on

@@ -1,4 +1,13 @@
-/* Row reductions for the semi-discrete OT inner loop.
+/* The C kernels of the extension aeot.ot._native_ext, compiled once per variant.
+ *
+ * _native_ext.c includes this file for the baseline variant (the compiler's default
+ * target: SSE2 on x86-64); on x86, _native_avx2.c and _native_avx512.c include it again,
+ * compiled with -mavx2 -mfma and with AVX-512 as well (setup.py), and so also get the
+ * fused kernels. Each includer names its table AEOT_TABLE and its variant AEOT_VARIANT;
+ * the kernels are static, so the copies never clash, and the extension calls the table
+ * it picks at import.
+ *
+ * Row reductions for the semi-discrete OT inner loop.
  *
  * The score matrix S (rows = samples, cols = targets, row-major, leading
  * dimension ld) comes from a BLAS GEMM. Torch's value+index reduction over it is
@@ -10,10 +19,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The kernels of one variant; the fused ones are NULL where compiled without AVX2 + FMA. */
+typedef struct {
+  const char* name;
+  void (*argmax_rows_f32)(const float*, int64_t, int64_t, int64_t, int64_t*, float*);
+  void (*argmax_rows_f64)(const double*, int64_t, int64_t, int64_t, int64_t*, double*);
+  void (*top2_rows_f32)(const float*, int64_t, int64_t, int64_t, int64_t*, float*);
+  void (*top2_rows_f64)(const double*, int64_t, int64_t, int64_t, int64_t*, double*);
+  void (*gather_dot_f32)(const float*, int64_t, int64_t, const float*, const int32_t*,
+                         int64_t, float*);
+  void (*gather_dot_f64)(const double*, int64_t, int64_t, const double*, const int32_t*,
+                         int64_t, double*);
+  void (*cand_top2_f32)(const float*, const int32_t*, int64_t, int64_t, const float*,
+                        const uint8_t*, int64_t*, float*);
+  void (*cand_top2_f64)(const double*, const int32_t*, int64_t, int64_t, const double*,
+                        const uint8_t*, int64_t*, double*);
+  int64_t (*lawson_flips)(const double*, const double*, const double*, int64_t*, int64_t*,
+                          const int64_t*, int64_t, int64_t, int64_t);
+  void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
+                           const float*, int64_t, int64_t*, float*);
+  void (*fused_top2_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
+                         int64_t, int64_t*, float*);
+  void (*fused_topk_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
+                         int64_t, int64_t, int64_t*, float*);
+  void (*fused_lift_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
+                         int64_t, float*, double*, double*);
+} aeot_kernels;
+
 #define BLK 64
 
 #define DEFINE_KERNELS(T, SUFFIX)                                                        \
-void argmax_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,            \
+static void argmax_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,     \
                           int64_t* idx, T* val) {                                        \
   for (int64_t r = 0; r < rows; ++r) {                                                   \
     const T* row = s + r * ld;                                                           \
@@ -32,7 +68,7 @@ void argmax_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,   
   }                                                                                      \
 }                                                                                        \
                                                                                          \
-void top2_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,              \
+static void top2_rows_##SUFFIX(const T* s, int64_t rows, int64_t cols, int64_t ld,       \
                         int64_t* idx, T* val) {                                          \
   for (int64_t r = 0; r < rows; ++r) {                                                   \
     const T* row = s + r * ld;                                                           \
@@ -77,7 +113,7 @@ DEFINE_KERNELS(double, f64)
  * the lower column. A row with fewer than two such columns gets index -1 and the
  * lowest value of the type in the missing slots. */
 #define DEFINE_POOL_KERNELS(T, SUFFIX, LOWEST)                                           \
-void gather_dot_##SUFFIX(const T* x, int64_t rows, int64_t d, const T* y,               \
+static void gather_dot_##SUFFIX(const T* x, int64_t rows, int64_t d, const T* y,        \
                          const int32_t* cells, int64_t k, T* raw) {                      \
   for (int64_t r = 0; r < rows; ++r) {                                                   \
     const T* xr = x + r * d;                                                             \
@@ -93,8 +129,9 @@ void gather_dot_##SUFFIX(const T* x, int64_t rows, int64_t d, const T* y,       
   }                                                                                      \
 }                                                                                        \
                                                                                          \
-void cand_top2_##SUFFIX(const T* raw, const int32_t* cells, int64_t rows, int64_t k,     \
-                        const T* h, const uint8_t* skip, int64_t* idx, T* val) {         \
+static void cand_top2_##SUFFIX(const T* raw, const int32_t* cells, int64_t rows,        \
+                               int64_t k, const T* h, const uint8_t* skip, int64_t* idx, \
+                               T* val) {                                                 \
   for (int64_t r = 0; r < rows; ++r) {                                                   \
     int64_t i1 = -1, i2 = -1; T v1 = LOWEST, v2 = LOWEST;                                \
     for (int64_t l = 0; l < k; ++l) {                                                    \
@@ -127,6 +164,7 @@ DEFINE_POOL_KERNELS(double, f64, -1.7976931348623157e+308)
  * lane state of each row kept in `state` between blocks.
  */
 #if defined(__AVX2__) && defined(__FMA__)
+#define AEOT_FUSED 1
 #include <float.h>
 #include <immintrin.h>
 
@@ -134,8 +172,6 @@ DEFINE_POOL_KERNELS(double, f64, -1.7976931348623157e+308)
 #define WIDE_MIN_DIM 16 /* the argmax kernel takes 16 targets at a time from this d on */
 #endif
 #define RB 256 /* rows per pass over the targets: their lane state stays in L1 */
-
-int fused_available(void) { return 1; }
 
 /* targets per block: tb·d floats of yt, about 256 KiB (within L2) */
 static inline int64_t target_block(int64_t d) {
@@ -380,16 +416,18 @@ static void top2_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
   }
   for (int64_t r = 0; r < rows; ++r) lanes_top2(state + 32 * r, idx + 2 * r, val + 2 * r);
 }
-void fused_argmax_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
-                      const float* yt, const float* h, int64_t npad, int64_t* idx, float* val) {
+static void fused_argmax_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                             const float* yt, const float* h, int64_t npad, int64_t* idx,
+                             float* val) {
   float state[16 * RB] __attribute__((aligned(32)));
   for (int64_t r = 0; r < rows; r += RB)
     argmax_pass(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, yt, h, npad,
                 idx + r, val + r, state);
 }
 
-void fused_top2_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
-                    const float* yt, const float* h, int64_t npad, int64_t* idx, float* val) {
+static void fused_top2_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                           const float* yt, const float* h, int64_t npad, int64_t* idx,
+                           float* val) {
   float state[32 * RB] __attribute__((aligned(32)));
   for (int64_t r = 0; r < rows; r += RB)
     top2_pass(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, yt, h, npad,
@@ -465,9 +503,9 @@ static void topk_pass(const float* x, int64_t rows, int64_t d, int64_t ldx,
     }
 }
 
-void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
-                    const float* yt, const float* h, int64_t npad, int64_t k,
-                    int64_t* idx, float* val) {
+static void fused_topk_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                           const float* yt, const float* h, int64_t npad, int64_t k,
+                           int64_t* idx, float* val) {
   topk_row* state = (topk_row*)malloc(sizeof(topk_row) * RB);
   if (!state) {  /* out of memory: report every slot empty */
     for (int64_t r = 0; r < rows * k; ++r) { idx[r] = -1; val[r] = -FLT_MAX; }
@@ -544,16 +582,14 @@ static void lift_block(const float* x, int64_t rows, int64_t d, int64_t ldx,
   }
 }
 
-void fused_lift_f32(const float* x, int64_t rows, int64_t d, int64_t ldx, const float* best,
-                    const float* yt, int64_t npad, float* lowest, double* total,
-                    double* total_sq) {
+static void fused_lift_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
+                           const float* best, const float* yt, int64_t npad, float* lowest,
+                           double* total, double* total_sq) {
   for (int64_t j = 0; j < npad; ++j) { lowest[j] = FLT_MAX; total[j] = 0; total_sq[j] = 0; }
   for (int64_t r = 0; r < rows; r += RB)
     lift_block(x + r * ldx, rows - r < RB ? rows - r : RB, d, ldx, best + r, yt, npad,
                lowest, total, total_sq);
 }
-#else
-int fused_available(void) { return 0; }
 #endif
 
 /* Lawson edge flips towards the regular triangulation of weighted 2D sites.
@@ -581,9 +617,9 @@ static inline int64_t slot_of(const int64_t* v, int64_t x) {
   return v[0] == x ? 0 : (v[1] == x ? 1 : (v[2] == x ? 2 : -1));
 }
 
-int64_t lawson_flips(const double* px, const double* py, const double* psi, int64_t* S,
-                     int64_t* NB, const int64_t* edges, int64_t n0, int64_t max_flips,
-                     int64_t stop_at_hidden) {
+static int64_t lawson_flips(const double* px, const double* py, const double* psi,
+                            int64_t* S, int64_t* NB, const int64_t* edges, int64_t n0,
+                            int64_t max_flips, int64_t stop_at_hidden) {
   int64_t cap = n0 > 512 ? 2 * n0 : 1024, top = n0, flips = 0, result = -1;
   int64_t* stack = (int64_t*)malloc((size_t)cap * sizeof(int64_t));
   if (stack == NULL) return -1;
@@ -637,3 +673,22 @@ done:
   free(stack);
   return result;
 }
+
+const aeot_kernels AEOT_TABLE = {
+    .name = AEOT_VARIANT,
+    .argmax_rows_f32 = argmax_rows_f32,
+    .argmax_rows_f64 = argmax_rows_f64,
+    .top2_rows_f32 = top2_rows_f32,
+    .top2_rows_f64 = top2_rows_f64,
+    .gather_dot_f32 = gather_dot_f32,
+    .gather_dot_f64 = gather_dot_f64,
+    .cand_top2_f32 = cand_top2_f32,
+    .cand_top2_f64 = cand_top2_f64,
+    .lawson_flips = lawson_flips,
+#ifdef AEOT_FUSED
+    .fused_argmax_f32 = fused_argmax_f32,
+    .fused_top2_f32 = fused_top2_f32,
+    .fused_topk_f32 = fused_topk_f32,
+    .fused_lift_f32 = fused_lift_f32,
+#endif
+};

@@ -1,0 +1,255 @@
+/* The CPython extension aeot.ot._native_ext: the kernels of _native_kernels.h behind a
+ * run-time CPU dispatch.
+ *
+ * Variants: "baseline", the copy in this file, compiled for the compiler's default
+ * target (SSE2 on x86-64); on x86 (AEOT_X86_VARIANTS, set by setup.py) also "avx2"
+ * (_native_avx2.c: AVX2 + FMA, and the fused kernels) and "avx512" (_native_avx512.c:
+ * the same with AVX-512 F/CD/VL/BW/DQ). At import the extension takes the best variant
+ * for which __builtin_cpu_supports reports every feature it was compiled for (which
+ * includes the OS saving the vector state); select() may step down. No instruction
+ * beyond the chosen variant's ever runs, so one build serves every CPU of its platform.
+ *
+ * The Python functions take the kernels' arguments as they are: addresses as ints and
+ * int64 lengths, strides and flags. They check nothing (aeot.ot._native does that) and
+ * release the GIL while the kernel runs, so threads run kernels on row ranges in parallel.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define AEOT_TABLE aeot_kernels_baseline
+#define AEOT_VARIANT "baseline"
+#include "_native_kernels.h"
+#undef AEOT_TABLE
+#undef AEOT_VARIANT
+
+#ifdef AEOT_X86_VARIANTS
+extern const aeot_kernels aeot_kernels_avx2, aeot_kernels_avx512;
+#endif
+#define MAX_VARIANTS 3
+
+/* the variant in use; changed only by select(), before any kernel runs */
+static const aeot_kernels* active = &aeot_kernels_baseline;
+
+/* the variants this CPU runs, best first; returns their number */
+static int usable(const aeot_kernels* out[MAX_VARIANTS]) {
+  int n = 0;
+#ifdef AEOT_X86_VARIANTS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq"))
+      out[n++] = &aeot_kernels_avx512;
+    out[n++] = &aeot_kernels_avx2;
+  }
+#endif
+  out[n++] = &aeot_kernels_baseline;
+  return n;
+}
+
+typedef unsigned long long addr; /* a pointer passed as a Python int */
+typedef long long i64;
+#define PTR(T, a) ((T)(uintptr_t)(a))
+
+#define ROW_REDUCTION(NAME, T)                                                              \
+  static PyObject* py_##NAME(PyObject* self, PyObject* args) {                              \
+    addr s, idx, val;                                                                       \
+    i64 rows, cols, ld;                                                                     \
+    if (!PyArg_ParseTuple(args, "KLLLKK:" #NAME, &s, &rows, &cols, &ld, &idx, &val))        \
+      return NULL;                                                                          \
+    const aeot_kernels* k = active;                                                         \
+    Py_BEGIN_ALLOW_THREADS                                                                  \
+    k->NAME(PTR(const T*, s), rows, cols, ld, PTR(int64_t*, idx), PTR(T*, val));            \
+    Py_END_ALLOW_THREADS                                                                    \
+    Py_RETURN_NONE;                                                                         \
+  }
+ROW_REDUCTION(argmax_rows_f32, float)
+ROW_REDUCTION(argmax_rows_f64, double)
+ROW_REDUCTION(top2_rows_f32, float)
+ROW_REDUCTION(top2_rows_f64, double)
+
+#define POOL_KERNELS(SUFFIX, T)                                                             \
+  static PyObject* py_gather_dot_##SUFFIX(PyObject* self, PyObject* args) {                 \
+    addr x, y, cells, raw;                                                                  \
+    i64 rows, d, k;                                                                         \
+    if (!PyArg_ParseTuple(args, "KLLKKLK:gather_dot_" #SUFFIX, &x, &rows, &d, &y, &cells,   \
+                          &k, &raw))                                                        \
+      return NULL;                                                                          \
+    const aeot_kernels* t = active;                                                         \
+    Py_BEGIN_ALLOW_THREADS                                                                  \
+    t->gather_dot_##SUFFIX(PTR(const T*, x), rows, d, PTR(const T*, y),                     \
+                           PTR(const int32_t*, cells), k, PTR(T*, raw));                    \
+    Py_END_ALLOW_THREADS                                                                    \
+    Py_RETURN_NONE;                                                                         \
+  }                                                                                         \
+  static PyObject* py_cand_top2_##SUFFIX(PyObject* self, PyObject* args) {                  \
+    addr raw, cells, h, skip, idx, val;                                                     \
+    i64 rows, k;                                                                            \
+    if (!PyArg_ParseTuple(args, "KKLLKKKK:cand_top2_" #SUFFIX, &raw, &cells, &rows, &k, &h, \
+                          &skip, &idx, &val))                                               \
+      return NULL;                                                                          \
+    const aeot_kernels* t = active;                                                         \
+    Py_BEGIN_ALLOW_THREADS                                                                  \
+    t->cand_top2_##SUFFIX(PTR(const T*, raw), PTR(const int32_t*, cells), rows, k,          \
+                          PTR(const T*, h), PTR(const uint8_t*, skip), PTR(int64_t*, idx),  \
+                          PTR(T*, val));                                                    \
+    Py_END_ALLOW_THREADS                                                                    \
+    Py_RETURN_NONE;                                                                         \
+  }
+POOL_KERNELS(f32, float)
+POOL_KERNELS(f64, double)
+
+/* the active variant's fused kernel NAME, or NULL and a RuntimeError */
+#define FUSED(t, NAME)                                                                      \
+  const aeot_kernels* t = active;                                                           \
+  if (t->NAME == NULL) {                                                                    \
+    PyErr_Format(PyExc_RuntimeError, #NAME " needs AVX2 + FMA, not variant %s", t->name);   \
+    return NULL;                                                                            \
+  }
+
+/* (x, rows, d, ldx, yt, h, npad, idx, val) */
+#define FUSED_REDUCTION(NAME)                                                               \
+  static PyObject* py_##NAME(PyObject* self, PyObject* args) {                              \
+    addr x, yt, h, idx, val;                                                                \
+    i64 rows, d, ldx, npad;                                                                 \
+    if (!PyArg_ParseTuple(args, "KLLLKKLKK:" #NAME, &x, &rows, &d, &ldx, &yt, &h, &npad,    \
+                          &idx, &val))                                                      \
+      return NULL;                                                                          \
+    FUSED(t, NAME)                                                                          \
+    Py_BEGIN_ALLOW_THREADS                                                                  \
+    t->NAME(PTR(const float*, x), rows, d, ldx, PTR(const float*, yt), PTR(const float*, h), \
+            npad, PTR(int64_t*, idx), PTR(float*, val));                                    \
+    Py_END_ALLOW_THREADS                                                                    \
+    Py_RETURN_NONE;                                                                         \
+  }
+FUSED_REDUCTION(fused_argmax_f32)
+FUSED_REDUCTION(fused_top2_f32)
+
+/* (x, rows, d, ldx, yt, h, npad, k, idx, val) */
+static PyObject* py_fused_topk_f32(PyObject* self, PyObject* args) {
+  addr x, yt, h, idx, val;
+  i64 rows, d, ldx, npad, k;
+  if (!PyArg_ParseTuple(args, "KLLLKKLLKK:fused_topk_f32", &x, &rows, &d, &ldx, &yt, &h, &npad,
+                        &k, &idx, &val))
+    return NULL;
+  FUSED(t, fused_topk_f32)
+  Py_BEGIN_ALLOW_THREADS
+  t->fused_topk_f32(PTR(const float*, x), rows, d, ldx, PTR(const float*, yt),
+                    PTR(const float*, h), npad, k, PTR(int64_t*, idx), PTR(float*, val));
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+/* (x, rows, d, ldx, best, yt, npad, lowest, total, total_sq) */
+static PyObject* py_fused_lift_f32(PyObject* self, PyObject* args) {
+  addr x, best, yt, lowest, total, total_sq;
+  i64 rows, d, ldx, npad;
+  if (!PyArg_ParseTuple(args, "KLLLKKLKKK:fused_lift_f32", &x, &rows, &d, &ldx, &best, &yt,
+                        &npad, &lowest, &total, &total_sq))
+    return NULL;
+  FUSED(t, fused_lift_f32)
+  Py_BEGIN_ALLOW_THREADS
+  t->fused_lift_f32(PTR(const float*, x), rows, d, ldx, PTR(const float*, best),
+                    PTR(const float*, yt), npad, PTR(float*, lowest), PTR(double*, total),
+                    PTR(double*, total_sq));
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
+/* (px, py, psi, S, NB, edges, n0, max_flips, stop_at_hidden) -> int */
+static PyObject* py_lawson_flips(PyObject* self, PyObject* args) {
+  addr px, py, psi, s, nb, edges;
+  i64 n0, max_flips, stop_at_hidden, flips;
+  if (!PyArg_ParseTuple(args, "KKKKKKLLL:lawson_flips", &px, &py, &psi, &s, &nb, &edges, &n0,
+                        &max_flips, &stop_at_hidden))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  flips = t->lawson_flips(PTR(const double*, px), PTR(const double*, py),
+                          PTR(const double*, psi), PTR(int64_t*, s), PTR(int64_t*, nb),
+                          PTR(const int64_t*, edges), n0, max_flips, stop_at_hidden);
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(flips);
+}
+
+static PyObject* py_variant(PyObject* self, PyObject* noargs) {
+  return PyUnicode_FromString(active->name);
+}
+
+static PyObject* py_variants(PyObject* self, PyObject* noargs) {
+  const aeot_kernels* found[MAX_VARIANTS];
+  int n = usable(found);
+  PyObject* names = PyTuple_New(n);
+  if (names == NULL) return NULL;
+  for (int i = 0; i < n; ++i) {
+    PyObject* name = PyUnicode_FromString(found[i]->name);
+    if (name == NULL) {
+      Py_DECREF(names);
+      return NULL;
+    }
+    PyTuple_SET_ITEM(names, i, name);
+  }
+  return names;
+}
+
+static PyObject* py_select(PyObject* self, PyObject* args) {
+  const char* name;
+  if (!PyArg_ParseTuple(args, "s:select", &name)) return NULL;
+  const aeot_kernels* found[MAX_VARIANTS];
+  int n = usable(found);
+  for (int i = 0; i < n; ++i)
+    if (strcmp(found[i]->name, name) == 0) {
+      active = found[i];
+      Py_RETURN_NONE;
+    }
+  PyObject* names = py_variants(self, NULL);
+  if (names != NULL) {
+    PyErr_Format(PyExc_ValueError, "no kernel variant '%s' on this CPU, which runs %R", name,
+                 names);
+    Py_DECREF(names);
+  }
+  return NULL;
+}
+
+static PyObject* py_fused_available(PyObject* self, PyObject* noargs) {
+  return PyBool_FromLong(active->fused_argmax_f32 != NULL);
+}
+
+#define KERNEL(NAME) {#NAME, py_##NAME, METH_VARARGS, NULL}
+static PyMethodDef methods[] = {
+    KERNEL(argmax_rows_f32),
+    KERNEL(argmax_rows_f64),
+    KERNEL(top2_rows_f32),
+    KERNEL(top2_rows_f64),
+    KERNEL(gather_dot_f32),
+    KERNEL(gather_dot_f64),
+    KERNEL(cand_top2_f32),
+    KERNEL(cand_top2_f64),
+    KERNEL(fused_argmax_f32),
+    KERNEL(fused_top2_f32),
+    KERNEL(fused_topk_f32),
+    KERNEL(fused_lift_f32),
+    KERNEL(lawson_flips),
+    {"variant", py_variant, METH_NOARGS,
+     "The kernel variant in use: 'avx512', 'avx2' or 'baseline'."},
+    {"variants", py_variants, METH_NOARGS, "The variants this CPU runs, best first."},
+    {"select", py_select, METH_VARARGS, "Use the variant named (one of variants())."},
+    {"fused_available", py_fused_available, METH_NOARGS,
+     "Whether the variant in use has the fused kernels (avx2, avx512)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "aeot.ot._native_ext",
+    .m_doc = "The C kernels of aeot.ot, dispatched on the CPU's features (see aeot.ot._native).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__native_ext(void) {
+  const aeot_kernels* found[MAX_VARIANTS];
+  usable(found);
+  active = found[0];
+  return PyModule_Create(&module);
+}
