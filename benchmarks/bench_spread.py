@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--taus", default="0,0.8,0.9,1.0")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--neighbours", default="16", help="spread_neighbours, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,16 +77,18 @@ def main() -> None:
         m_h = float(nearest_distances(held_codes, targets).median())
         n_eval = min(n, len(reference)) if name not in ("digits",) else len(heldout)
         print(f"\n{name}: {targets.shape[0]} codes in d = {targets.shape[1]}", flush=True)
-        for tau in taus:
+        for tau, k in [(t, int(k)) for k in args.neighbours.split(",") for t in taus]:
             start = time.perf_counter()
-            sampler = AEOTSampler(spread=tau).fit(
+            sampler = AEOTSampler(spread=tau, spread_neighbours=k).fit(
                 model.ot_,
                 n_graph_samples=cfg.n_graph_samples,
                 threshold=cfg.threshold,
                 seed=cfg.seed,
             )
             seconds = time.perf_counter() - start
+            start = time.perf_counter()
             codes = sampler.sample(n, seed=1).codes
+            sample_seconds = time.perf_counter() - start
             images = model.decode(codes)
             scores = evaluate_samples(reference, images[:n_eval], seed=0)
             keys = [k for k in scores if k.startswith("FD") or k in ("precision", "recall")]
@@ -94,7 +97,8 @@ def main() -> None:
             latent = float(nearest_distances(codes.to(targets.dtype), targets).median()) / m_h
             nn = memorisation(images[:2000], train.x, heldout[:2000]).nn_ratio
             print(
-                f"tau={tau:g}: scale {sampler.spread_scale_:.3f} (fit {seconds:.1f} s), "
+                f"tau={tau:g} K={k}: scale {sampler.spread_scale_:.3f} (fit {seconds:.1f} s, "
+                f"{n} samples {sample_seconds:.1f} s), "
                 f"codes' NN distance / held-out codes' {latent:.3f}, NN ratio {nn:.3f}, {row}",
                 flush=True,
             )

@@ -170,8 +170,10 @@ def _spread_summary(sampler) -> str:
     if sampler.spread <= 0 or not report:
         return "New codes are the piecewise-linear extension's (no spread). "
     return (
-        f"New codes are spread (τ = {sampler.spread:g}): moved within the span of the "
-        f"codes they mix until their median distance to the nearest training code is "
+        f"New codes are spread (τ = {sampler.spread:g}): each takes a Gaussian step shaped "
+        f"like the local covariance of its {sampler.spread_neighbours} nearest mutually "
+        f"non-singular training codes, scaled until their median distance to the nearest "
+        f"training code is "
         f"{sampler.spread:g} × that of a fresh code (a training code to its nearest "
         f"other one); the extension alone places them at "
         f"{report['plain_ratio']:.2f} × (spread = 0 turns this off). "

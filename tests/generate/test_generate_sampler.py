@@ -399,31 +399,39 @@ def test_spread_places_codes_at_the_asked_distance(cloud_fit, tau):
     assert reached == pytest.approx(tau * fresh, rel=0.08)
 
 
-def test_spread_stays_in_the_span_of_the_mixed_codes(cloud_fit):
-    """z is an affine combination of the accepted cells' codes only, so it never mixes
-    across a flagged pair; codes with one cell are not moved."""
-    sampler = AEOTSampler(spread=1.0).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+def test_spread_mixes_only_mutually_non_singular_codes(cloud_fit):
+    """z' − z is an affine-zero combination (Σ c_k = 0) of the spread neighbours K(z);
+    K(z) holds the accepted cells and no two of its codes are singular to each other
+    (nor to the winner), so z' never mixes across the singular set. Four neighbours in
+    d = 6 leave the step a 3-dimensional subspace to stay in."""
+    sampler = AEOTSampler(spread=1.0, spread_neighbours=4)
+    sampler.fit(cloud_fit, n_graph_samples=2**14, seed=0)
     out = sampler.sample(500, seed=4)
+    plain = sampler.generate(out.points, spread=False)
     y = cloud_fit.targets.double()
-    flagged = {tuple(p) for p in sampler.singular_pairs_.tolist()}
-    moved = 0
-    for z, cells, w in zip(out.codes.double(), out.cells, out.weights, strict=True):
-        on = cells >= 0
-        cells, w = cells[on], w[on].double()
-        base = (w[:, None] * y[cells]).sum(0)
-        if len(cells) == 1:
-            torch.testing.assert_close(z, base, rtol=0, atol=1e-6)
-            continue
-        assert not any(
-            (int(a), int(b)) in flagged or (int(b), int(a)) in flagged
-            for a, b in itertools.combinations(cells.tolist(), 2)
-        )
-        basis = (y[cells[1:]] - y[cells[0]]).T  # (d, k-1)
-        coef = torch.linalg.lstsq(basis, (z - y[cells[0]])[:, None]).solution
-        residual = (basis @ coef)[:, 0] - (z - y[cells[0]])
-        assert float(residual.norm()) < 1e-5
-        moved += int(float((z - base).norm()) > 1e-6)
-    assert moved > 100
+    singular = sampler.singular_
+    assert out.neighbours is not None and plain.neighbours is None
+    assert out.neighbours.shape == (500, 4)
+    sizes = []
+    for z, base, cells, near, winner in zip(
+        out.codes.double(),
+        plain.codes.double(),
+        out.cells,
+        out.neighbours,
+        out.winners,
+        strict=True,
+    ):
+        near = near[near >= 0]
+        sizes.append(len(near))
+        assert set(cells[cells >= 0].tolist()) <= set(near.tolist())
+        a, b = torch.triu_indices(len(near), len(near), 1)
+        assert not bool(singular.is_singular(near[a], near[b]).any())
+        assert not bool(singular.is_singular(winner, near).any())
+        basis = (y[near[1:]] - y[near[0]]).T  # (d, |K| − 1): directions with Σ c_k = 0
+        step = (z - base)[:, None]
+        coef = torch.linalg.lstsq(basis, step).solution
+        assert float((basis @ coef - step).norm()) < 1e-6 * max(1.0, float(step.norm()))
+    assert min(sizes) >= 2 and max(sizes) == 4
 
 
 def test_spread_chunks_equal_one_draw(cloud_fit):
@@ -438,3 +446,9 @@ def test_spread_chunks_equal_one_draw(cloud_fit):
 def test_spread_bad_values(bad):
     with pytest.raises(ValueError, match="spread"):
         AEOTSampler(spread=bad)
+
+
+@pytest.mark.parametrize("bad", [0, 1, -3, 2.5, True])
+def test_spread_neighbours_bad_values(bad):
+    with pytest.raises((ValueError, TypeError), match="spread_neighbours"):
+        AEOTSampler(spread=0.8, spread_neighbours=bad)

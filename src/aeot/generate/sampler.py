@@ -57,13 +57,16 @@ class GeneratedCodes:
         best-scoring cells (winner first).
     weights : (M, k) float64 tensor
         Their weights λ (rows sum to 1): z = Σ_j λ_j y_{cells_j}, before the sampler's
-        ``spread`` moves z within the span of those codes (:class:`AEOTSampler`).
+        ``spread`` moves z (:class:`AEOTSampler`).
     gates : (M, k) float64 tensor
         Gates g_j of the cells (``"pl"``; for ``"pairwise"`` 1 where mixed).
     winners : (M,) long tensor
         The power cell containing each source point, argmax_i <x, y_i> + h_i.
     method : str
         ``"pl"`` or ``"pairwise"``.
+    neighbours : (M, K) long tensor or None
+        With the sampler's ``spread``: the training codes whose local covariance shaped
+        each code's step (:class:`AEOTSampler`), −1 padding; None otherwise.
     """
 
     codes: torch.Tensor
@@ -73,6 +76,7 @@ class GeneratedCodes:
     gates: torch.Tensor
     winners: torch.Tensor
     method: str
+    neighbours: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -146,14 +150,19 @@ class AEOTSampler:
         of the distance from a fresh code to its nearest training code. The PL
         extension's codes are convex combinations of a few neighbouring training codes
         and sit closer to them than fresh codes of the data distribution do (on 20,000
-        MNIST codes, about 0.7× the median distance). With τ > 0 each code with at least two
-        accepted cells j (weights λ_j) is moved within the affine span of those cells'
-        codes: z = Σ_j λ_j y_j + s Σ_j ξ_j (y_j − Σ_l λ_l y_l) / sqrt(#cells), ξ_j ~ N(0, 1)
-        — still an affine combination of mutually non-singular codes only. ``fit`` picks
+        MNIST codes, about 0.7× the median distance). With τ > 0 each code z is moved by
+        a Gaussian step shaped like its neighbourhood: with y_k, k ∈ K(z), the
+        ``spread_neighbours`` nearest training codes of z that are not singular to z's
+        accepted cells nor to one another (the accepted cells first),
+        z' = z + s Σ_k ξ_k (y_k − ȳ) / sqrt(|K(z)|), ξ_k ~ N(0, 1), ȳ their mean — a
+        step of covariance s² × their local covariance (a "manifold Parzen" kernel), and
+        still an affine combination of mutually non-singular codes only. ``fit`` picks
         the scale s (``spread_scale_``) by bisection so that the median distance of
         generated codes to their nearest training code equals τ times the median
         leave-one-out nearest-neighbour distance of the training codes (what a fresh code
         of the same distribution has). 0 (the default) is the plain PL extension.
+    spread_neighbours : int
+        |K(z)| at most, the neighbours that shape the spread (default 16; at least 2).
 
     Examples
     --------
@@ -173,6 +182,7 @@ class AEOTSampler:
         pair_weight: float = 0.25,
         chunk: int = 4096,
         spread: float = 0.0,
+        spread_neighbours: int = 16,
     ):
         if n_cells is not None:
             check_positive_int(n_cells, "n_cells")
@@ -201,6 +211,9 @@ class AEOTSampler:
         self.pair_weight = float(pair_weight)
         self.chunk = check_positive_int(chunk, "chunk")
         self.spread = float(spread)
+        self.spread_neighbours = check_positive_int(spread_neighbours, "spread_neighbours")
+        if self.spread_neighbours < 2:
+            raise ValueError(f"spread_neighbours must be at least 2, got {spread_neighbours}")
         self.spread_scale_ = 0.0
         self.spread_report_: dict[str, float] = {}
         self.result_: SemiDiscreteResult | None = None
@@ -305,12 +318,33 @@ class AEOTSampler:
             "reached_median_distance": median_distance(self.spread_scale_),
         }
 
-    def _spread_direction(self, out: GeneratedCodes, seed: int, offset: int) -> torch.Tensor:
-        """Σ_j ξ_j (y_j − z) / sqrt(#cells) for rows ``offset``... of a seeded draw: the
-        standard normals ξ of global row r come from fixed blocks of 4096 rows, so a
-        sample drawn in chunks gets the rows the whole draw gets."""
+    def _spread_neighbours(self, out: GeneratedCodes) -> torch.Tensor:
+        """K(z) of each code (class docstring, ``spread``): (M, spread_neighbours) long,
+        −1 padding. The accepted cells come first (mutually non-singular already); then
+        the nearest training codes of z, nearest first, each kept when it is singular to
+        none kept before it nor to the winner (:func:`select_cells`' walk)."""
         y = self._targets64
-        cells = out.cells
+        k = self.spread_neighbours
+        search = min(k + 8, y.shape[0])
+        dist, near = nearest_centroids(out.codes.to(torch.float64), y, search + 1)
+        first = out.cells
+        again = (near[:, :, None] == first[:, None, :]).any(2) & (near >= 0)
+        near = torch.where(again, torch.full_like(near, -1), near)
+        cells = torch.cat([first, near], 1)
+        dist = torch.cat([torch.zeros_like(first, dtype=torch.float64), dist], 1)
+        kept, _ = select_cells(
+            dist, cells, None, None, None, None, k, singular=self.singular_, anchor=out.winners
+        )
+        return kept
+
+    def _spread_direction(self, out: GeneratedCodes, seed: int, offset: int) -> torch.Tensor:
+        """Σ_k ξ_k (y_k − ȳ) / sqrt(|K(z)|) for rows ``offset``... of a seeded draw (K(z):
+        :meth:`_spread_neighbours`); the standard normals ξ of global row r come from
+        fixed blocks of 4096 rows, so a sample drawn in chunks gets the rows the whole
+        draw gets. Sets ``out.neighbours``."""
+        y = self._targets64
+        cells = self._spread_neighbours(out)
+        out.neighbours = cells
         m, k = cells.shape
         block = 4096
         first, last = offset // block, (offset + m - 1) // block
@@ -318,7 +352,7 @@ class AEOTSampler:
             [
                 torch.randn(
                     block,
-                    MAX_CELLS,
+                    self.spread_neighbours,
                     generator=torch.Generator().manual_seed((seed * 1_000_003 + b) % 2**63),
                     dtype=torch.float64,
                 )
@@ -328,7 +362,9 @@ class AEOTSampler:
         on = cells >= 0
         count = on.sum(1, keepdim=True)
         xi = torch.where(on & (count > 1), xi, torch.zeros_like(xi))
-        deviation = y[cells.clamp_min(0)] - out.codes.to(torch.float64)[:, None]
+        near = torch.where(on[..., None], y[cells.clamp_min(0)], torch.zeros(()).to(y))
+        mean = near.sum(1) / count.clamp_min(1)
+        deviation = torch.where(on[..., None], near - mean[:, None], torch.zeros(()).to(y))
         return (xi[..., None] * deviation).sum(1) / count.clamp_min(1).sqrt()
 
     def _fitted(self) -> tuple[SemiDiscreteResult, CellGraph, SingularSet]:
