@@ -52,6 +52,8 @@ __all__ = [
 # ----------------------------------------------------------------------------- helpers
 #: elements per block of the blocked (P, n) computations (~2 MB of float64)
 _BLOCK_ELEMS = 1 << 18
+#: elements of one batch's (cells, 3, n) pre-activation maps in the depth-first descent
+_BATCH_ELEMS = 1 << 20
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
@@ -90,61 +92,87 @@ def _check_box(box) -> tuple[float, float, float, float]:
     return s0, s1, t0, t1
 
 
+def _affine(h: np.ndarray, wt: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Pre-activation maps ``h @ W^T + [0, 0, b]`` of maps ``h`` (B, 3, m): (B, 3, n).
+
+    The one place where maps meet weights, so that :func:`decompose_slice` and the
+    maps recomputed later from the patterns (:class:`_PatternMaps`) round alike.
+    """
+    n_out = wt.shape[1]
+    out = np.empty((h.shape[0], 3, n_out))
+    np.matmul(h.reshape(-1, wt.shape[0]), wt, out=out.reshape(-1, n_out))
+    out[:, 2, :] += bias
+    return out
+
+
 @dataclass
-class _Stage:
-    """Polygons after one layer with neurons: lineage and bits of that layer."""
-
-    src: np.ndarray  # (P,) source polygon (polygon index at the start of the layer)
-    bits: np.ndarray  # (P, n) bool, z > 0
-
-
-@dataclass
-class _MapState:
-    """Homogeneous maps ``[s, t, 1] @ H_p`` of P polygons, stored lazily as
-    ``H = base[src] * where(bits, 1, slope)`` (``src``/``bits`` None: identity)."""
+class _Maps:
+    """Homogeneous maps ``[s, t, 1] @ H_p`` of a batch of polygons, stored lazily as
+    ``H = base[src] * where(bits, 1, slope)`` (``src`` None: ``H = base``)."""
 
     base: np.ndarray  # (P0, 3, m)
     src: np.ndarray | None = None  # (P,)
     bits: np.ndarray | None = None  # (P, m) bool
     slope: float = 0.0
 
-    def __len__(self) -> int:
-        return int(self.base.shape[0] if self.src is None else self.src.size)
-
-    def rows(self, sl: slice) -> np.ndarray:
-        """Materialise ``H`` for the polygons in ``sl``: (B, 3, m)."""
+    def apply(self, wt: np.ndarray, bias: np.ndarray, sl: slice) -> np.ndarray:
+        """Next stage's pre-activation maps of the polygons in ``sl``: (B, 3, n_out)."""
         if self.src is None:
-            return self.base[sl]
+            return _affine(self.base[sl], wt, bias)
         h = self.base[self.src[sl]]
-        if self.bits is not None:
-            h *= np.where(self.bits[sl], 1.0, self.slope)[:, None, :]
-        return h
+        h *= np.where(self.bits[sl], 1.0, self.slope)[:, None, :]
+        return _affine(h, wt, bias)
 
-    def _blocks(self):
-        block = max(1, _BLOCK_ELEMS // (3 * max(self.base.shape[2], 1)))
-        for b0 in range(0, len(self), block):
-            yield slice(b0, b0 + block)
 
-    def apply(self, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """Pre-activation maps of the next stage, ``H W^T + [0, 0, b]``: (P, 3, n_out)."""
-        n_out, m = weight.shape
-        out = np.empty((len(self), 3, n_out))
-        wt = np.ascontiguousarray(weight.T)
-        for sl in self._blocks():
-            h = self.rows(sl)
-            zb = out[sl]
-            np.matmul(h.reshape(-1, m), wt, out=zb.reshape(-1, n_out))
-            zb[:, 2, :] += bias
-        return out
+class _PackedPatterns:
+    """Activation bits of P cells, packed: layer ``k`` is ``np.packbits(bits_k, axis=1)``
+    in bytes ``byte_offsets[k]:byte_offsets[k + 1]`` of each row of ``packed`` (P, B)."""
 
-    def materialize(self) -> np.ndarray:
-        """All maps ``H``: (P, 3, m)."""
-        if self.src is None:
-            return self.base
-        out = np.empty((len(self), 3, self.base.shape[2]))
-        for sl in self._blocks():
-            out[sl] = self.rows(sl)
-        return out
+    def __init__(self, packed: np.ndarray, widths: Sequence[int]):
+        self.packed = packed
+        self.widths = tuple(int(w) for w in widths)
+        self.byte_offsets = _offsets(np.array([(w + 7) // 8 for w in self.widths], dtype=np.int64))
+
+    def layer_bytes(self, k: int, rows: slice | np.ndarray) -> np.ndarray:
+        """Packed bits of layer ``k`` of the given rows: uint8 (R, ceil(n_k / 8))."""
+        return self.packed[rows, self.byte_offsets[k] : self.byte_offsets[k + 1]]
+
+    def layer(self, k: int, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Bits of layer ``k`` of the given rows: bool (R, n_k)."""
+        bits = np.unpackbits(self.layer_bytes(k, rows), axis=1, count=self.widths[k])
+        return bits.view(bool)
+
+
+def _pattern_maps(
+    network: ReluNetwork, plane: PlaneSlice, patterns: _PackedPatterns, sl: slice
+) -> np.ndarray:
+    """Homogeneous (s, t) → output maps of the cells in ``sl`` from their patterns:
+    (B, 3, d_out).
+
+    The map of a cell after layer ``k`` depends only on its bits up to ``k``, so
+    consecutive cells with equal bits so far share one map: each layer multiplies
+    one map per such run (cells of :func:`decompose_slice` come depth first, so the
+    runs are its polygons at that layer and the products are the ones it made).
+    """
+    n = sl.stop - sl.start
+    h = plane.homogeneous[None]  # (G, 3, m): one map per run of equal bits so far
+    run = np.zeros(n, dtype=np.int64)  # each cell's run
+    k = 0
+    for st in network.stages:
+        z = _affine(h, np.ascontiguousarray(st.weight.T), st.bias)
+        if not st.n_neurons:
+            h = z
+            continue
+        packed = patterns.layer_bytes(k, sl)
+        new = np.ones(n, dtype=bool)
+        new[1:] = (run[1:] != run[:-1]) | (packed[1:] != packed[:-1]).any(axis=1)
+        first = np.flatnonzero(new)
+        bits = patterns.layer(k, first + sl.start)
+        h = z[run[first]]
+        h *= np.where(bits, 1.0, st.negative_slope)[:, None, :]
+        run = np.cumsum(new) - 1
+        k += 1
+    return h[run]
 
 
 def _split_layer(
@@ -377,9 +405,11 @@ class CellDecomposition:
     offsets : np.ndarray, shape (P + 1,)
         Cell ``i`` has vertices ``vertices[offsets[i]:offsets[i + 1]]``.
     patterns : list of np.ndarray of bool, shapes (P, n_l)
-        Activation bits of each cell, one array per layer with neurons.
+        Activation bits of each cell, one array per layer with neurons (kept packed,
+        8 cells' bits a byte, and unpacked on first use).
     st_maps : np.ndarray, shape (P, 3, d_out)
-        Homogeneous affine maps: ``f = [s, t, 1] @ st_maps[i]`` on cell ``i``.
+        Homogeneous affine maps: ``f = [s, t, 1] @ st_maps[i]`` on cell ``i``
+        (recomputed from the patterns on first use when not given).
     """
 
     def __init__(
@@ -389,8 +419,8 @@ class CellDecomposition:
         box: tuple[float, float, float, float],
         vertices: np.ndarray,
         offsets: np.ndarray,
-        patterns: list[np.ndarray],
-        st_maps: np.ndarray | _MapState,
+        patterns: list[np.ndarray] | _PackedPatterns,
+        st_maps: np.ndarray | None,
         rtol: float,
     ):
         self.network = network
@@ -398,18 +428,48 @@ class CellDecomposition:
         self.box = box
         self.vertices = vertices
         self.offsets = offsets
-        self.patterns = patterns
+        self._patterns: list[np.ndarray] | None = None
+        if isinstance(patterns, _PackedPatterns):
+            self._packed = patterns
+        else:
+            self._patterns = list(patterns)
+            packed = [np.packbits(p, axis=1) for p in self._patterns]
+            self._packed = _PackedPatterns(
+                np.concatenate(packed, axis=1) if packed else np.zeros((self.n_cells, 0), np.uint8),
+                [p.shape[1] for p in self._patterns],
+            )
         self._st_maps = st_maps
         self.rtol = rtol
         self._areas: np.ndarray | None = None
 
     @property
+    def patterns(self) -> list[np.ndarray]:
+        """Activation bits of each cell, one bool array (P, n_l) per layer with neurons
+        (unpacked on first use)."""
+        if self._patterns is None:
+            self._patterns = [self._packed.layer(k) for k in range(len(self._packed.widths))]
+        return self._patterns
+
+    @property
     def st_maps(self) -> np.ndarray:
         """Homogeneous (s, t) → output maps, shape (P, 3, d_out): ``f = [s, t, 1] @ M``
         (computed on first use)."""
-        if isinstance(self._st_maps, _MapState):
-            self._st_maps = self._st_maps.materialize()
+        if self._st_maps is None:
+            out = np.empty((self.n_cells, 3, self.network.output_dim))
+            for sl, maps in self._map_blocks():
+                out[sl] = maps
+            self._st_maps = out
         return self._st_maps
+
+    def _map_blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """``st_maps`` in blocks of cells (recomputed from the patterns when not kept)."""
+        block = max(1, _BLOCK_ELEMS // (3 * max(self.network.widths)))
+        for b0 in range(0, self.n_cells, block):
+            sl = slice(b0, min(b0 + block, self.n_cells))
+            if self._st_maps is not None:
+                yield sl, self._st_maps[sl]
+            else:
+                yield sl, _pattern_maps(self.network, self.plane, self._packed, sl)
 
     # -- sizes --------------------------------------------------------------------
     @property
@@ -498,10 +558,9 @@ class CellDecomposition:
     def n_activation_regions(self) -> int:
         """Number of distinct activation patterns among the cells (== ``n_cells``: each
         pattern's region is convex, so it meets the box in one polygon)."""
-        bits = self.pattern_matrix
-        if bits.shape[1] == 0:
+        if not self._packed.widths:
             return 1
-        return int(np.unique(np.packbits(bits, axis=1), axis=0).shape[0])
+        return int(unique_rows(self._packed.packed).shape[0])
 
     def st_affine_maps(self) -> tuple[np.ndarray, np.ndarray]:
         """Affine maps of the cells in slice coordinates.
@@ -537,8 +596,9 @@ class CellDecomposition:
         a_parts, b_parts = [], []
         for lo in range(0, max(idx.size, 1), chunk):
             sel = idx[lo : lo + chunk]
-            if self.patterns:
-                a, b = self.network.affine_maps([p[sel] for p in self.patterns])
+            if self._packed.widths:
+                layers = range(len(self._packed.widths))
+                a, b = self.network.affine_maps([self._packed.layer(k, sel) for k in layers])
             else:  # no neurons: one affine map everywhere
                 a, b = self.network.affine_maps([])
                 a, b = np.repeat(a, sel.size, 0), np.repeat(b, sel.size, 0)
@@ -560,18 +620,15 @@ class CellDecomposition:
         ``2^e >= max |M|`` the next power of two, and the integer keys are grouped
         by a 128-bit random linear hash (collisions have probability ~ P² 2^-128).
         """
-        state = self._st_maps
-        if not isinstance(state, _MapState):
-            state = _MapState(state)
         if self.n_cells == 0:
             return np.zeros(0, dtype=np.int64)
-        m = 3 * state.base.shape[2]
+        m = 3 * self.network.output_dim
         rng = np.random.default_rng(0x5EED)
         mult = rng.integers(1, 2**62, size=(m, 2)) | 1
         mult_e = rng.integers(1, 2**62, size=2) | 1
         hashed = np.empty((self.n_cells, 2), dtype=np.int64)
-        for sl in state._blocks():
-            rows = state.rows(sl).reshape(-1, m)
+        for sl, maps in self._map_blocks():
+            rows = maps.reshape(-1, m)
             big = np.abs(rows).max(axis=1)
             _, expo = np.frexp(big)  # big < 2**expo, expo = 0 for a zero map
             quantum = np.ldexp(rtol, expo)
@@ -626,9 +683,13 @@ class CellDecomposition:
         np.ndarray, shape (V, d_k), aligned with :attr:`vertices` / :attr:`offsets`.
         """
         if upto is None:
-            s = np.concatenate([self.vertices, np.ones((self.vertices.shape[0], 1))], axis=1)
-            poly = np.repeat(np.arange(self.n_cells), self.counts)
-            return np.einsum("vk,vkn->vn", s, self.st_maps[poly])
+            out = np.empty((self.vertices.shape[0], self.network.output_dim))
+            for sl, maps in self._map_blocks():
+                v0, v1 = self.offsets[sl.start], self.offsets[sl.stop]
+                poly = np.repeat(np.arange(sl.stop - sl.start), self.counts[sl])
+                s = np.concatenate([self.vertices[v0:v1], np.ones((v1 - v0, 1))], axis=1)
+                out[v0:v1] = np.einsum("vk,vkn->vn", s, maps[poly])
+            return out
         return self.network.forward(self.plane.to_input(self.vertices), upto=upto)
 
     def image_polygons(self, upto: int | None = None, projection=None) -> list[np.ndarray]:
@@ -687,6 +748,60 @@ def _resolve_plane(network: ReluNetwork, plane: PlaneSlice | None) -> PlaneSlice
     return plane
 
 
+def _descend(
+    network: ReluNetwork,
+    plane: PlaneSlice,
+    verts: np.ndarray,
+    counts: np.ndarray,
+    rtol: float,
+    scale: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, _PackedPatterns]:
+    """Split the polygons ``verts``/``counts`` by every layer, depth first.
+
+    A batch of polygons entering stage ``k`` gets its pre-activation maps (one
+    matrix product), is split by the stage's neurons, and its children go through
+    the following stages before the next batch enters stage ``k``.  The cells of
+    different batches never interact, so the result is the layer-by-layer one;
+    only one batch per stage is alive at a time, so memory stays ``O(batch · depth)``
+    besides the output, and the temporaries are reused rather than page-faulted in.
+
+    Returns
+    -------
+    vertices (V, 2), counts (P,) and the packed patterns of the final cells.
+    """
+    stages = network.stages
+    wts = [np.ascontiguousarray(st.weight.T) for st in stages]
+    last = max((k for k, st in enumerate(stages) if st.n_neurons), default=-1)
+    leaves: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def visit(k: int, verts: np.ndarray, counts: np.ndarray, maps: _Maps, packed: np.ndarray):
+        if k > last:  # no neurons left: these are cells
+            leaves.append((verts, counts, packed))
+            return
+        st = stages[k]
+        batch = max(1, _BATCH_ELEMS // (3 * st.n_out))
+        off = _offsets(counts)
+        for c0 in range(0, counts.size, batch):
+            sl = slice(c0, min(c0 + batch, counts.size))
+            z = maps.apply(wts[k], st.bias, sl)
+            v, c, p = verts[off[sl.start] : off[sl.stop]], counts[sl], packed[sl]
+            if not st.n_neurons:
+                visit(k + 1, v, c, _Maps(z), p)
+                continue
+            v, c, src, bits = _split_layer(v, c, z, rtol, scale, area_tol)
+            p = np.concatenate([p[src], np.packbits(bits, axis=1)], axis=1)
+            visit(k + 1, v, c, _Maps(z, src, bits, st.negative_slope), p)
+
+    visit(0, verts, counts, _Maps(plane.homogeneous[None]), np.zeros((1, 0), dtype=np.uint8))
+    widths = [st.n_out for st in stages if st.n_neurons]
+    return (
+        np.concatenate([leaf[0] for leaf in leaves]),
+        np.concatenate([leaf[1] for leaf in leaves]),
+        _PackedPatterns(np.concatenate([leaf[2] for leaf in leaves]), widths),
+    )
+
+
 def decompose_slice(
     net,
     plane: PlaneSlice | None = None,
@@ -731,24 +846,7 @@ def decompose_slice(
     scale = np.array([max(abs(s0), abs(s1)), max(abs(t0), abs(t1)), 1.0])
     diam = float(np.hypot(s1 - s0, t1 - t0))
     area_tol = (rtol * diam) ** 2
-    # current map (s, t, 1) -> h as a lazy product z[src] * slope(bits)
-    state = _MapState(plane.homogeneous[None])
-    stages: list[_Stage] = []
-    for st in network.stages:
-        z = state.apply(st.weight, st.bias)
-        if not st.n_neurons:
-            state = _MapState(z)
-            continue
-        verts, counts, src, bits = _split_layer(verts, counts, z, rtol, scale, area_tol)
-        state = _MapState(z, src, bits, st.negative_slope)
-        stages.append(_Stage(src=src, bits=bits))
-    # follow the lineage back to give every final cell its bits in every layer
-    n_final = counts.size
-    patterns: list[np.ndarray] = [np.zeros((n_final, 0), dtype=bool)] * len(stages)
-    idx = np.arange(n_final)
-    for k in range(len(stages) - 1, -1, -1):
-        patterns[k] = stages[k].bits[idx]
-        idx = stages[k].src[idx]
+    verts, counts, patterns = _descend(network, plane, verts, counts, rtol, scale, area_tol)
     return CellDecomposition(
         network=network,
         plane=plane,
@@ -756,7 +854,7 @@ def decompose_slice(
         vertices=verts,
         offsets=_offsets(counts),
         patterns=patterns,
-        st_maps=state,
+        st_maps=None,
         rtol=rtol,
     )
 
