@@ -11,7 +11,13 @@ Baselines, in the same run:
 * ``naive``: a straightforward per-polygon Python implementation of the same
   algorithm (Sutherland–Hodgman clipping of one polygon by one line at a time);
   it must find the same number of cells;
-* ``grid``: distinct activation patterns on a ``res × res`` grid (a lower bound).
+* ``grid``: distinct activation patterns on a ``res × res`` grid (a lower bound);
+* ``regioncam``: the Regioncam package (Rust, float32), when it is importable; its
+  face count is printed beside ours.
+
+``--large`` adds 2-256-256-256-256 (about 4.4·10^5 cells, one run of each method).
+The last column gives cells per second; the peak RSS of the process is printed at
+the end (run ``--large`` alone to read it for that net).
 
 Rows: ``exact`` counts cells (with their patterns and polygons); ``exact + affine
 maps`` also materialises every cell's affine map and counts the distinct ones
@@ -20,12 +26,14 @@ maps`` also materialises every cell's affine map and counts the distinct ones
 Timings are the minimum (and median) of ``--repeats`` runs; other jobs on the
 machine make them noisy.
 
-Run: ``python benchmarks/bench_relu_cells.py [--repeats 3] [--skip-naive]``.
+Run: ``python benchmarks/bench_relu_cells.py [--repeats 3] [--skip-naive] [--large]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -87,6 +95,21 @@ def naive_decompose(network: ReluNetwork, box=(-1.0, 1.0, -1.0, 1.0), rtol: floa
     return len(polys)
 
 
+def regioncam_faces(net) -> int:
+    """Faces found by Regioncam on [-1, 1]^2 for a ``Linear``/``ReLU`` sequential net."""
+    import regioncam
+    import torch
+
+    cam = regioncam.Regioncam(1.0)  # the square [-1, 1]^2
+    for module in net:
+        if isinstance(module, torch.nn.Linear):
+            weight = module.weight.detach().float().numpy().T.copy()
+            cam.linear(weight, module.bias.detach().float().numpy().copy())
+        elif isinstance(module, torch.nn.ReLU):
+            cam.relu()
+    return int(cam.num_faces)
+
+
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
     times, result = [], None
     for _ in range(repeats):
@@ -108,22 +131,31 @@ def main() -> None:
     parser.add_argument(
         "--grid", type=int, nargs="*", default=[256, 512, 1024], help="grid resolutions"
     )
+    parser.add_argument("--large", action="store_true", help="add 2-256-256-256-256")
     args = parser.parse_args()
+    has_regioncam = importlib.util.find_spec("regioncam") is not None
 
-    rows: list[tuple[str, str, str, str, str, str]] = []
+    rows: list[tuple[str, ...]] = []
 
     def add(net: str, method: str, tmin: float, tmed: float, count: int, ref: float | None):
         ratio = "" if ref is None else f"{tmin / ref:.1f}x"
-        rows.append((net, method, f"{tmin:.3f}", f"{tmed:.3f}", str(count), ratio))
+        rate = f"{count / tmin:,.0f}"
+        rows.append((net, method, f"{tmin:.3f}", f"{tmed:.3f}", str(count), ratio, rate))
 
-    for widths in ([2, 64, 64, 64], [2, 128, 128, 128]):
+    nets = [[2, 64, 64, 64], [2, 128, 128, 128]] + ([[2, 256, 256, 256, 256]] * args.large)
+    for widths in nets:
         name = "-".join(map(str, widths))
         net = random_relu_net(widths, seed=args.seed, bias_std=args.bias_std)
         network = as_relu_network(net)
-        reps = args.repeats if widths[1] <= 64 else max(1, args.repeats - 1)
+        reps = (
+            args.repeats if widths[1] <= 64 else 1 if widths[1] > 128 else max(1, args.repeats - 1)
+        )
         tmin, tmed, dec = timed(lambda network=network: decompose_slice(network), reps)
         add(name, "exact (vectorised)", tmin, tmed, dec.n_cells, None)
         ref = tmin
+        if has_regioncam:
+            rmin, rmed, count = timed(lambda net=net: regioncam_faces(net), reps)
+            add(name, "regioncam (float32)", rmin, rmed, count, ref)
         pmin, pmed, pieces = timed(
             lambda network=network: decompose_slice(network).n_affine_pieces, reps
         )
@@ -144,7 +176,7 @@ def main() -> None:
         decompose_slice(random_relu_net([2, 64, 64, 64], seed=k, bias_std=args.bias_std)).n_cells
         for k in range(args.count_seeds)
     ]
-    header = ("network", "method", "t_min [s]", "t_med [s]", "count", "time / exact")
+    header = ("network", "method", "t_min [s]", "t_med [s]", "count", "time / exact", "count/s")
     widths_col = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("{:<" + str(w) + "}" for w in widths_col)
     print(f"seed {args.seed}, bias std {args.bias_std}, box [-1, 1]^2, repeats {args.repeats}")
@@ -157,6 +189,8 @@ def main() -> None:
             f"2-64-64-64 cells for seeds 0..{len(counts) - 1}: {counts} "
             f"(mean {statistics.mean(counts):.0f})"
         )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -748,6 +748,20 @@ def _resolve_plane(network: ReluNetwork, plane: PlaneSlice | None) -> PlaneSlice
     return plane
 
 
+def _group_by_source(
+    verts: np.ndarray, counts: np.ndarray, src: np.ndarray, bits: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reorder split polygons so that the children of each source are consecutive
+    (then every polygon's final cells are consecutive, the runs of
+    :func:`_pattern_maps`)."""
+    order = np.argsort(src, kind="stable")
+    counts_new = counts[order]
+    start = _offsets(counts)[:-1][order]
+    shift = start - _offsets(counts_new)[:-1]
+    vidx = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(shift, counts_new)
+    return verts[vidx], counts_new, src[order], bits[order]
+
+
 def _descend(
     network: ReluNetwork,
     plane: PlaneSlice,
@@ -790,6 +804,7 @@ def _descend(
                 visit(k + 1, v, c, _Maps(z), p)
                 continue
             v, c, src, bits = _split_layer(v, c, z, rtol, scale, area_tol)
+            v, c, src, bits = _group_by_source(v, c, src, bits)
             p = np.concatenate([p[src], np.packbits(bits, axis=1)], axis=1)
             visit(k + 1, v, c, _Maps(z, src, bits, st.negative_slope), p)
 
