@@ -20,8 +20,10 @@ Implementation (all numpy float64, vectorised across polygons):
   of each source by that source's ``r``-th candidate neuron; a descendant the line
   misses just records its side), and polygons whose source has no candidate left
   are set aside.  Each round clips many polygons at once with flat vertex arrays.
-* Large ``(P, n)`` intermediates are computed in blocks, and the maps of the last
-  layer are materialised only when asked for (``CellDecomposition.st_maps``).
+* Depth first: a batch of polygons (about 2^20 map entries) goes through all later
+  layers before the next batch enters, so no ``(P, n)`` array of a whole layer is
+  ever held; the patterns are kept packed, and the maps of the last layer are
+  recomputed from them only when asked for (``CellDecomposition.st_maps``).
 * Tolerances: a vertex with ``|z| <= rtol·(|a|·S + |b|·T + |c|)`` (``z = a s + b t
   + c``, ``S``, ``T`` the box's largest ``|s|``, ``|t|``) lies *on* the line: it
   goes to both children and never creates a new cell on its own; a polygon is
@@ -849,7 +851,10 @@ def decompose_slice(
     Notes
     -----
     Cost: per layer one matrix product ``(3P, n_{l-1}) @ (n_{l-1}, n_l)`` plus
-    vectorised clipping rounds; memory ``O(P · max n_l)``.
+    vectorised clipping rounds, depth first in batches; memory: the cells' vertices
+    and packed patterns (``P · sum n_l / 8`` bytes) plus ``O(batch · depth)``.  The
+    maps are recomputed from the patterns when asked for (``st_maps``,
+    ``n_affine_pieces``).
     """
     network = as_relu_network(net, input_shape)
     plane = _resolve_plane(network, plane)
