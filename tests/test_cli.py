@@ -77,7 +77,7 @@ def test_demo_quick(tmp_path):
     assert real["NN ratio"] == 1.0 and 0.0 <= gen["copies"] <= 1.0
     assert f"{gen['NN ratio']:.2f} generated" in page
     assert f"{gen['copies']:.1%} of the generated codes" in page
-    assert "New codes are spread (τ = 0.8)" in page  # the default on an autoencoder's codes
+    assert "New codes are spread (τ = 0.85)" in page  # the default on an autoencoder's codes
     grid = metrics["grid25"]
     assert set(grid) == {"AE-OT (Sobol source)", "AE-OT (i.i.d. source)", "fresh data (i.i.d.)"}
     assert f"{grid['AE-OT (i.i.d. source)']['kl']:.4f} from an i.i.d. source" in page
