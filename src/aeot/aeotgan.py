@@ -47,6 +47,7 @@ from aeot._io import (
     MANIFEST,
     atomic_folder,
     atomic_write,
+    check_fingerprint,
     file_sha256,
     load_checkpoint,
     load_json,
@@ -58,6 +59,7 @@ from aeot._io import (
     write_manifest,
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core.rng import capture_rng, forked_rng, restore_rng
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import ConvAutoencoder
@@ -69,13 +71,6 @@ from aeot.nets.gan import (
     MLPDiscriminatorConfig,
     discriminator_loss,
     generator_loss,
-)
-from aeot.nets.train import (
-    _check_fingerprint,
-    _data_hash,
-    _forked_rng,
-    _rng_state,
-    _set_rng_state,
 )
 from aeot.pipeline import AEOT, UnverifiedModelWarning
 
@@ -332,7 +327,7 @@ def train_aeotgan(
             "discriminator": {k: list(v.shape) for k, v in discriminator.state_dict().items()},
             "discriminator_hash": tensor_hash(*discriminator.state_dict().values()),
             "data_shape": list(x.shape),
-            "data_hash": _data_hash(x),
+            "data_hash": tensor_hash(x),
             "pool_hash": tensor_hash(z_pool, cells, lam),
             **hyper,
         }
@@ -340,14 +335,14 @@ def train_aeotgan(
     history: dict[str, list[float]] = {k: [] for k in keys}
     n, p, b = x.shape[0], z_pool.shape[0], cfg.batch_size
 
-    with _forked_rng(dev):
+    with forked_rng(dev):
         torch.manual_seed(cfg.seed)
         shuffle = torch.Generator().manual_seed(cfg.seed)
         start = 0
         if ckpt is not None and ckpt.exists():
             required = {"fingerprint", "step", "history", "generator", "discriminator", "rng"}
             payload = load_checkpoint(ckpt, required | {"opt_g", "opt_d"}, what="AE-OT-GAN")
-            _check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
+            check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
             start = int(payload["step"])
             if start > cfg.steps:
                 raise ValueError(
@@ -357,7 +352,7 @@ def train_aeotgan(
             discriminator.load_state_dict(payload["discriminator"])
             opt_g.load_state_dict(payload["opt_g"])
             opt_d.load_state_dict(payload["opt_d"])
-            _set_rng_state(payload["rng"], dev, shuffle)
+            restore_rng(payload["rng"], dev, shuffle)
             history = {k: [float(v) for v in payload["history"][k]] for k in keys}
         generator.train()
         discriminator.train()
@@ -415,7 +410,7 @@ def train_aeotgan(
                     },
                     "opt_g": opt_g.state_dict(),
                     "opt_d": opt_d.state_dict(),
-                    "rng": _rng_state(dev, shuffle),
+                    "rng": capture_rng(dev, shuffle),
                 }
                 atomic_write(ckpt, lambda tmp, payload=payload: torch.save(payload, tmp))
         bar.close()

@@ -48,8 +48,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aeot._io import load_checkpoint
+from aeot._io import atomic_write, check_fingerprint, load_checkpoint, tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core.rng import capture_rng, forked_rng, restore_rng
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.gan import (
@@ -65,14 +66,6 @@ from aeot.nets.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
-)
-from aeot.nets.train import (
-    _check_fingerprint,
-    _data_hash,
-    _forked_rng,
-    _rng_state,
-    _save_checkpoint,
-    _set_rng_state,
 )
 from aeot.nets.vae import MLPVAE, ConvVAE, ConvVAEConfig, MLPVAEConfig
 
@@ -326,7 +319,7 @@ class _Baseline(ConfigEstimator):
         arch = _architecture(cfg, dataset)
         start_time = time.perf_counter()
 
-        with _forked_rng(dev):
+        with forked_rng(dev):
             torch.manual_seed(cfg.seed)
             self.data_kind_ = dataset.kind
             self.sample_shape_ = tuple(dataset.sample_shape)
@@ -343,7 +336,7 @@ class _Baseline(ConfigEstimator):
             fingerprint = self._fingerprint(modules, x, arch) if ckpt is not None else None
             if ckpt is not None and ckpt.exists():
                 payload = load_baseline_checkpoint(ckpt)
-                _check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
+                check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
                 start = int(payload["iteration"])
                 if start > cfg.iterations:
                     raise ValueError(
@@ -354,7 +347,7 @@ class _Baseline(ConfigEstimator):
                     module.load_state_dict(payload["modules"][key])
                 for key, opt in optimizers.items():
                     opt.load_state_dict(payload["optimizers"][key])
-                _set_rng_state(payload["rng"], dev, batches)
+                restore_rng(payload["rng"], dev, batches)
                 history = {k: [float(v) for v in payload["history"][k]] for k in history}
 
             def batch() -> torch.Tensor:
@@ -414,25 +407,23 @@ class _Baseline(ConfigEstimator):
             },
             "data_shape": list(x.shape),
             "data_dtype": str(x.dtype),
-            "data_hash": _data_hash(x),
+            "data_hash": tensor_hash(x),
             "hyper": hyper,
         }
 
     def _save(self, path, fingerprint, done, history, modules, optimizers, dev, batches) -> None:
-        _save_checkpoint(
-            path,
-            {
-                "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                "iteration": done,
-                "history": {k: list(v) for k, v in history.items()},
-                "modules": {
-                    key: {k: v.detach().cpu() for k, v in m.state_dict().items()}
-                    for key, m in modules.items()
-                },
-                "optimizers": {key: opt.state_dict() for key, opt in optimizers.items()},
-                "rng": _rng_state(dev, batches),
+        payload = {
+            "fingerprint": json.dumps(fingerprint, sort_keys=True),
+            "iteration": done,
+            "history": {k: list(v) for k, v in history.items()},
+            "modules": {
+                key: {k: v.detach().cpu() for k, v in m.state_dict().items()}
+                for key, m in modules.items()
             },
-        )
+            "optimizers": {key: opt.state_dict() for key, opt in optimizers.items()},
+            "rng": capture_rng(dev, batches),
+        }
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     # -- sampling
     @torch.no_grad()
