@@ -18,16 +18,15 @@ with the content loss ℓ (see :func:`content_loss`) in pixels (L1 or squared er
 in the discriminator's penultimate features φ_D plus pixel L1. D is frozen while L_G is
 back-propagated, so the content loss trains the generator only.
 
-Training draws its batches from a pool of ``n_codes`` codes sampled once, writes
-atomic checkpoints with a fingerprint of the run (as :mod:`aeot.nets.train`) and
-resumes from them; on CPU a resumed run is bit-identical to an uninterrupted one.
+Training draws its batches from a pool of ``n_codes`` codes sampled once and runs on
+the loop of :mod:`aeot.core`: atomic checkpoints with a fingerprint of the run, resumed
+from; on CPU a resumed run is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import os
 import sys
@@ -40,15 +39,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from aeot import __version__
 from aeot._io import (
     MANIFEST,
     atomic_folder,
-    atomic_write,
     file_sha256,
-    load_checkpoint,
     load_json,
     load_tensors,
     save_json,
@@ -58,6 +54,7 @@ from aeot._io import (
     write_manifest,
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import ConvAutoencoder
@@ -69,13 +66,6 @@ from aeot.nets.gan import (
     MLPDiscriminatorConfig,
     discriminator_loss,
     generator_loss,
-)
-from aeot.nets.train import (
-    _check_fingerprint,
-    _data_hash,
-    _forked_rng,
-    _rng_state,
-    _set_rng_state,
 )
 from aeot.pipeline import AEOT, UnverifiedModelWarning
 
@@ -320,9 +310,8 @@ def train_aeotgan(
     z_pool, lam = z_pool.to(dev), lam.to(dev)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    fingerprint = None
-    if ckpt is not None:
+    checkpoint = None
+    if checkpoint_path is not None:
         hyper = {k: v for k, v in cfg.to_dict().items() if k not in ("steps", "progress")}
         hyper.pop("device")
         fingerprint = {
@@ -332,46 +321,34 @@ def train_aeotgan(
             "discriminator": {k: list(v.shape) for k, v in discriminator.state_dict().items()},
             "discriminator_hash": tensor_hash(*discriminator.state_dict().values()),
             "data_shape": list(x.shape),
-            "data_hash": _data_hash(x),
+            "data_hash": tensor_hash(x),
             "pool_hash": tensor_hash(z_pool, cells, lam),
             **hyper,
         }
-    keys = ("d_loss", "g_adv", "content")
-    history: dict[str, list[float]] = {k: [] for k in keys}
+        checkpoint = Checkpoint(
+            checkpoint_path,
+            fingerprint,
+            {
+                "generator": generator,
+                "discriminator": discriminator,
+                "opt_g": opt_g,
+                "opt_d": opt_d,
+            },
+            counter="step",
+            what="AE-OT-GAN",
+        )
     n, p, b = x.shape[0], z_pool.shape[0], cfg.batch_size
 
-    with _forked_rng(dev):
-        torch.manual_seed(cfg.seed)
-        shuffle = torch.Generator().manual_seed(cfg.seed)
-        start = 0
-        if ckpt is not None and ckpt.exists():
-            required = {"fingerprint", "step", "history", "generator", "discriminator", "rng"}
-            payload = load_checkpoint(ckpt, required | {"opt_g", "opt_d"}, what="AE-OT-GAN")
-            _check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
-            start = int(payload["step"])
-            if start > cfg.steps:
-                raise ValueError(
-                    f"checkpoint {ckpt} is already at step {start} > steps={cfg.steps}"
-                )
-            generator.load_state_dict(payload["generator"])
-            discriminator.load_state_dict(payload["discriminator"])
-            opt_g.load_state_dict(payload["opt_g"])
-            opt_d.load_state_dict(payload["opt_d"])
-            _set_rng_state(payload["rng"], dev, shuffle)
-            history = {k: [float(v) for v in payload["history"][k]] for k in keys}
-        generator.train()
-        discriminator.train()
-        bar = tqdm(
-            range(start, cfg.steps),
-            initial=start,
-            total=cfg.steps,
-            disable=not cfg.progress,
-            desc="train AE-OT-GAN",
-            leave=False,
+    with forked_rng(dev, cfg.seed):
+        state = TrainState(
+            torch.Generator().manual_seed(cfg.seed),
+            dev,
+            history={"d_loss": [], "g_adv": [], "content": []},
         )
-        for step in bar:
-            real_idx = torch.randint(n, (b,), generator=shuffle)
-            code_idx = torch.randint(p, (b,), generator=shuffle)
+
+        def step(t: int) -> dict[str, float]:
+            real_idx = torch.randint(n, (b,), generator=state.generator)
+            code_idx = torch.randint(p, (b,), generator=state.generator)
             real = x[real_idx].to(dev, non_blocking=True)
             fake = generator(z_pool[code_idx.to(dev)])
             d_loss = discriminator_loss(
@@ -395,33 +372,29 @@ def train_aeotgan(
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            values = (float(d_loss.detach()), float(g_adv.detach()), float(content.detach()))
-            if not all(math.isfinite(v) for v in values):
-                raise FloatingPointError(
-                    f"AE-OT-GAN training diverged at step {step + 1} (losses {values}); "
-                    "try smaller learning rates"
-                )
-            for key, value in zip(keys, values, strict=True):
-                history[key].append(value)
-            done = step + 1
-            if ckpt is not None and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-                payload = {
-                    "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                    "step": done,
-                    "history": {k: list(v) for k, v in history.items()},
-                    "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-                    "discriminator": {
-                        k: v.detach().cpu() for k, v in discriminator.state_dict().items()
-                    },
-                    "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(),
-                    "rng": _rng_state(dev, shuffle),
-                }
-                atomic_write(ckpt, lambda tmp, payload=payload: torch.save(payload, tmp))
-        bar.close()
+            return {
+                "d_loss": float(d_loss.detach()),
+                "g_adv": float(g_adv.detach()),
+                "content": float(content.detach()),
+            }
+
+        generator.train()
+        discriminator.train()
+        run_loop(
+            step,
+            state,
+            cfg.steps,
+            checkpoint=checkpoint,
+            every=cfg.checkpoint_every,
+            name="AE-OT-GAN training",
+            unit="step",
+            hint="try smaller learning rates",
+            progress=cfg.progress,
+            desc="train AE-OT-GAN",
+        )
     generator.eval()
     discriminator.eval()
-    return history
+    return state.history
 
 
 # --------------------------------------------------------------------------- estimator

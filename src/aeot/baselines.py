@@ -36,20 +36,18 @@ Lin, Khetan, Fanti & Oh 2018, "PacGAN" (2D mixture protocol).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from aeot._io import load_checkpoint
+from aeot._io import load_checkpoint, tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.gan import (
@@ -65,14 +63,6 @@ from aeot.nets.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
-)
-from aeot.nets.train import (
-    _check_fingerprint,
-    _data_hash,
-    _forked_rng,
-    _rng_state,
-    _save_checkpoint,
-    _set_rng_state,
 )
 from aeot.nets.vae import MLPVAE, ConvVAE, ConvVAEConfig, MLPVAEConfig
 
@@ -326,8 +316,7 @@ class _Baseline(ConfigEstimator):
         arch = _architecture(cfg, dataset)
         start_time = time.perf_counter()
 
-        with _forked_rng(dev):
-            torch.manual_seed(cfg.seed)
+        with forked_rng(dev, cfg.seed):
             self.data_kind_ = dataset.kind
             self.sample_shape_ = tuple(dataset.sample_shape)
             self.architecture_ = arch
@@ -335,64 +324,44 @@ class _Baseline(ConfigEstimator):
             for module in modules.values():
                 module.to(dev)
             optimizers = self._optimizers(modules)
-            batches = torch.Generator().manual_seed(cfg.seed + 1)
-            history: dict[str, list[float]] = {k: [] for k in self._history_keys}
-            start = 0
-
-            ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path is not None else None
-            fingerprint = self._fingerprint(modules, x, arch) if ckpt is not None else None
-            if ckpt is not None and ckpt.exists():
-                payload = load_baseline_checkpoint(ckpt)
-                _check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
-                start = int(payload["iteration"])
-                if start > cfg.iterations:
-                    raise ValueError(
-                        f"checkpoint {ckpt} is already at iteration {start}, "
-                        f"beyond iterations={cfg.iterations}"
-                    )
-                for key, module in modules.items():
-                    module.load_state_dict(payload["modules"][key])
-                for key, opt in optimizers.items():
-                    opt.load_state_dict(payload["optimizers"][key])
-                _set_rng_state(payload["rng"], dev, batches)
-                history = {k: [float(v) for v in payload["history"][k]] for k in history}
+            state = TrainState(
+                torch.Generator().manual_seed(cfg.seed + 1),
+                dev,
+                history={k: [] for k in self._history_keys},
+            )
+            checkpoint = None
+            if cfg.checkpoint_path is not None:
+                checkpoint = Checkpoint(
+                    cfg.checkpoint_path,
+                    self._fingerprint(modules, x, arch),
+                    {"modules": modules, "optimizers": optimizers},
+                    counter="iteration",
+                    what="baseline",
+                )
 
             def batch() -> torch.Tensor:
-                idx = torch.randint(n, (cfg.batch_size,), generator=batches).to(x.device)
+                idx = torch.randint(n, (cfg.batch_size,), generator=state.generator).to(x.device)
                 return x[idx].to(dev, non_blocking=True)
 
             for module in modules.values():
                 module.train()
-            bar = tqdm(
-                range(start, cfg.iterations),
-                initial=start,
-                total=cfg.iterations,
-                disable=not cfg.progress,
+            run_loop(
+                lambda t: self._step(batch, modules, optimizers),
+                state,
+                cfg.iterations,
+                checkpoint=checkpoint,
+                every=cfg.checkpoint_every,
+                name=f"{self.name} training",
+                unit="iteration",
+                progress=cfg.progress,
                 desc=f"train {self.name}",
-                leave=False,
+                postfix_every=50,
             )
-            for it in bar:
-                values = self._step(batch, modules, optimizers)
-                for key, value in values.items():
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"{self.name} training diverged at iteration {it + 1} "
-                            f"({key} = {value}); try a smaller lr"
-                        )
-                    history[key].append(value)
-                done = it + 1
-                if cfg.progress and (done % 50 == 0 or done == cfg.iterations):
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
-                if ckpt is not None and (
-                    done % cfg.checkpoint_every == 0 or done == cfg.iterations
-                ):
-                    self._save(ckpt, fingerprint, done, history, modules, optimizers, dev, batches)
-            bar.close()
 
         for key, module in modules.items():
             module.eval()
             setattr(self, f"{key}_", module)
-        self.history_ = history
+        self.history_ = state.history
         self.n_iter_ = cfg.iterations
         self.device_ = dev
         self.fit_seconds_ = time.perf_counter() - start_time
@@ -414,25 +383,9 @@ class _Baseline(ConfigEstimator):
             },
             "data_shape": list(x.shape),
             "data_dtype": str(x.dtype),
-            "data_hash": _data_hash(x),
+            "data_hash": tensor_hash(x),
             "hyper": hyper,
         }
-
-    def _save(self, path, fingerprint, done, history, modules, optimizers, dev, batches) -> None:
-        _save_checkpoint(
-            path,
-            {
-                "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                "iteration": done,
-                "history": {k: list(v) for k, v in history.items()},
-                "modules": {
-                    key: {k: v.detach().cpu() for k, v in m.state_dict().items()}
-                    for key, m in modules.items()
-                },
-                "optimizers": {key: opt.state_dict() for key, opt in optimizers.items()},
-                "rng": _rng_state(dev, batches),
-            },
-        )
 
     # -- sampling
     @torch.no_grad()

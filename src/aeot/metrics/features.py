@@ -33,6 +33,7 @@ from torch import nn
 
 from aeot._io import file_sha256, load_json, load_tensors, save_json, save_tensors
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core import TrainState, forked_rng, run_loop
 from aeot.metrics.frechet import frechet_distance
 from aeot.metrics.inception import InceptionFeatures, find_inception_weights
 
@@ -392,37 +393,46 @@ class ConvClassifier:
         n = x.shape[0]
         if n < 2:
             raise ValueError(f"need at least 2 training images, got {n}")
-        fork_devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(cfg.seed)
-            gen = torch.Generator().manual_seed(cfg.seed)
+        with forked_rng(self.device, cfg.seed):
+            state = TrainState(torch.Generator().manual_seed(cfg.seed), self.device)
             opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             steps_per_epoch = math.ceil(n / cfg.batch_size)
             sched = torch.optim.lr_scheduler.OneCycleLR(
                 opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
             )
             loss_fn = nn.CrossEntropyLoss()
-            self.history = []
+
+            def epoch(t: int) -> float:
+                perm = torch.randperm(n, generator=state.generator)
+                total = 0.0
+                for start in range(0, n, cfg.batch_size):
+                    idx = perm[start : start + cfg.batch_size]
+                    if idx.numel() < 2 and n >= 2:  # BatchNorm needs >1 sample
+                        continue
+                    xb = x[idx].to(self.device, non_blocking=True)
+                    yb = y[idx].to(self.device, non_blocking=True)
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn(self.net(xb), yb)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    total += float(loss.detach()) * idx.numel()
+                return total / n
+
+            def report(state: TrainState, loss: float) -> None:
+                print(f"[{cfg.name}] epoch {state.step}/{cfg.epochs} loss {loss:.4f}")
+
+            self.history = state.history  # filled epoch by epoch
             self.net.train()
             try:
-                for epoch in range(cfg.epochs):
-                    perm = torch.randperm(n, generator=gen)
-                    total = 0.0
-                    for start in range(0, n, cfg.batch_size):
-                        idx = perm[start : start + cfg.batch_size]
-                        if idx.numel() < 2 and n >= 2:  # BatchNorm needs >1 sample
-                            continue
-                        xb = x[idx].to(self.device, non_blocking=True)
-                        yb = y[idx].to(self.device, non_blocking=True)
-                        opt.zero_grad(set_to_none=True)
-                        loss = loss_fn(self.net(xb), yb)
-                        loss.backward()
-                        opt.step()
-                        sched.step()
-                        total += float(loss.detach()) * idx.numel()
-                    self.history.append(total / n)
-                    if verbose:
-                        print(f"[{cfg.name}] epoch {epoch + 1}/{cfg.epochs} loss {total / n:.4f}")
+                run_loop(
+                    epoch,
+                    state,
+                    cfg.epochs,
+                    check_finite=False,
+                    unit="epoch",
+                    on_step=report if verbose else None,
+                )
             finally:
                 self.net.eval()
         self.fitted = True

@@ -1,4 +1,4 @@
-"""Training loop for the autoencoders (and VAEs), with atomic checkpoints and exact resume.
+"""Training of the autoencoders (and VAEs), on the resumable loop of :mod:`aeot.core`.
 
 A checkpoint holds the model and Adam states, the epoch, the loss history, the
 random-number states (global torch RNG and the shuffling generator) and a
@@ -12,24 +12,18 @@ is bit-identical to an uninterrupted run.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from aeot._io import atomic_write
-from aeot._io import check_fingerprint as _check_fingerprint
 from aeot._io import load_checkpoint as _load_checkpoint
-from aeot._io import tensor_hash as _data_hash
+from aeot._io import tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
+from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
 
 LOSSES = ("mse", "bce", "l1")
 CHECKPOINT_VERSION = 1
@@ -48,39 +42,9 @@ def _fingerprint(model: nn.Module, x: torch.Tensor, hyper: dict[str, Any]) -> di
         "parameters": {k: list(v.shape) for k, v in model.state_dict().items()},
         "data_shape": list(x.shape),
         "data_dtype": str(x.dtype),
-        "data_hash": _data_hash(x),
+        "data_hash": tensor_hash(x),
         **hyper,
     }
-
-
-@contextlib.contextmanager
-def _forked_rng(device: torch.device) -> Iterator[None]:
-    """Run with a private copy of the global RNG state(s); the caller's state is restored."""
-    devices = (
-        [device.index if device.index is not None else torch.cuda.current_device()]
-        if (device.type == "cuda")
-        else []
-    )
-    with torch.random.fork_rng(devices=devices):
-        yield
-
-
-def _rng_state(device: torch.device, shuffle: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device, shuffle: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    shuffle.set_state(state["shuffle"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -204,39 +168,23 @@ def train_autoencoder(
         "seed": seed,
         "weight_decay": weight_decay,
     }
-    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    fingerprint = _fingerprint(model, x, hyper) if ckpt is not None else None
+    checkpoint = None
+    if checkpoint_path is not None:
+        checkpoint = Checkpoint(
+            checkpoint_path,
+            _fingerprint(model, x, hyper),
+            {"model": model, "optimizer": optimizer},
+            counter="epoch",
+            what="training",
+        )
     recon_fn = _loss_fn(loss)
 
-    with _forked_rng(dev):
-        torch.manual_seed(seed)
-        shuffle = torch.Generator().manual_seed(seed)
-        history: list[float] = []
-        start = 0
-        if ckpt is not None and ckpt.exists():
-            payload = load_checkpoint(ckpt)
-            _check_fingerprint(ckpt, payload["fingerprint"], fingerprint)
-            start = int(payload["epoch"])
-            if start > epochs:
-                raise ValueError(
-                    f"checkpoint {ckpt} is already at epoch {start}, beyond epochs={epochs}"
-                )
-            model.load_state_dict(payload["model"])
-            optimizer.load_state_dict(payload["optimizer"])
-            _set_rng_state(payload["rng"], dev, shuffle)
-            history = [float(v) for v in payload["history"]]
+    with forked_rng(dev, seed):
+        state = TrainState(torch.Generator().manual_seed(seed), dev)
 
-        bar = tqdm(
-            range(start, epochs),
-            initial=start,
-            total=epochs,
-            disable=not progress,
-            desc=f"train {type(model).__name__}",
-            leave=False,
-        )
-        for epoch in bar:
+        def epoch(t: int) -> float:
             model.train()
-            perm = torch.randperm(n, generator=shuffle)
+            perm = torch.randperm(n, generator=state.generator)
             total = 0.0
             for i in range(0, n, batch_size):
                 idx = perm[i : i + batch_size].to(x.device)
@@ -249,26 +197,17 @@ def train_autoencoder(
                 value.backward()
                 optimizer.step()
                 total += float(value.detach()) * xb.shape[0]
-            epoch_loss = total / n
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch + 1} (loss {epoch_loss}); try a smaller lr"
-                )
-            history.append(epoch_loss)
-            bar.set_postfix(loss=f"{epoch_loss:.4g}")
-            done = epoch + 1
-            if ckpt is not None and (done % checkpoint_every == 0 or done == epochs):
-                _save_checkpoint(
-                    ckpt,
-                    {
-                        "fingerprint": json.dumps(fingerprint, sort_keys=True),
-                        "epoch": done,
-                        "history": list(history),
-                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                        "optimizer": optimizer.state_dict(),
-                        "rng": _rng_state(dev, shuffle),
-                    },
-                )
-        bar.close()
+            return total / n
+
+        run_loop(
+            epoch,
+            state,
+            epochs,
+            checkpoint=checkpoint,
+            every=checkpoint_every,
+            unit="epoch",
+            progress=progress,
+            desc=f"train {type(model).__name__}",
+        )
     model.eval()
-    return history
+    return state.history
