@@ -53,8 +53,8 @@ import torch
 from aeot._io import save_json
 from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
 from aeot.data import load_dataset
-from aeot.evaluate import ChannelwiseFeatures, default_cache_dir
-from aeot.experiments import machine_info
+from aeot.evaluation import ChannelwiseFeatures, default_cache_dir
+from aeot.evaluation.experiments import machine_info
 from aeot.metrics import InceptionFeatures
 from aeot.metrics.frechet import feature_statistics, gaussian_frechet
 from aeot.metrics.modes import classify_stacked, stacked_mode_metrics

@@ -1,6 +1,6 @@
 """Mode-collapse evidence: AE-OT against GAN, WGAN-GP and VAE at full budget.
 
-Runs the three named experiments of :mod:`aeot.experiments` — the 25-Gaussian grid and
+Runs the three named experiments of :mod:`aeot.evaluation.experiments` — the 25-Gaussian grid and
 the 8-Gaussian ring (3 seeds each, 2,500 samples) and stacked 8×8 digits (1 seed,
 26,000 samples, 1000 modes) — and prints, per experiment, the talk-like table
 (model, modes, KL, high-quality %, Fréchet distance, AE-OT's FD ÷ the FD of its
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from aeot._io import atomic_write
-from aeot.experiments import (
+from aeot.evaluation.experiments import (
     EXPERIMENTS,
     build_experiment,
     format_summary,

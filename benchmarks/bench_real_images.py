@@ -42,14 +42,14 @@ from aeot._io import atomic_write
 from aeot.aeotgan import AEOTGAN
 from aeot.baselines import GANBaseline, WGANGPBaseline
 from aeot.data import Dataset, load_dataset, stacked_digits
-from aeot.evaluate import (
+from aeot.evaluation import (
     MNIST_CLASSIFIER_CONFIG,
     default_cache_dir,
     evaluate_samples,
     format_table,
     mnist_classifier,
 )
-from aeot.experiments import STACKED_THRESHOLD, machine_info
+from aeot.evaluation.experiments import STACKED_THRESHOLD, machine_info
 from aeot.metrics import InceptionFeatures, load_or_train_classifier
 from aeot.metrics.frechet import feature_statistics, gaussian_frechet
 from aeot.metrics.memorisation import memorisation

@@ -4,7 +4,7 @@ For each τ the sampler alone is re-fitted (``AEOTSampler(spread=τ)`` on the mo
 solution, same graph samples and seed) and its samples are scored: the codes' median
 distance to the nearest training code over that of encoded held-out images, the NN ratio
 of the decoded images (:mod:`aeot.metrics.memorisation`), the classifier FD, precision and
-recall (:func:`aeot.evaluate.evaluate_samples`), and on the 2D mixtures mode coverage and
+recall (:func:`aeot.evaluation.evaluate_samples`), and on the 2D mixtures mode coverage and
 high-quality share.
 
 Data sets: ``digits`` (the model and split of ``aeot demo``; 1,527 samples, the 270
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from aeot.evaluate import evaluate_samples
+from aeot.evaluation import evaluate_samples
 from aeot.generate import AEOTSampler
 from aeot.metrics.memorisation import memorisation, nearest_distances
 from aeot.pipeline import AEOT

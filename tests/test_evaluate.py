@@ -7,7 +7,7 @@ import torch
 
 from aeot.baselines import GANBaseline, VAEBaseline
 from aeot.data import Dataset, gaussian_mixture, grid_mixture, load_digits8, stacked_digits
-from aeot.evaluate import (
+from aeot.evaluation import (
     DIGITS_CLASSIFIER_CONFIG,
     ChannelwiseFeatures,
     compare,
@@ -264,3 +264,16 @@ def test_write_results(tmp_path):
     assert md.startswith("# demo") and "FD-digits-cnn" in md and "1.250 ± 0.500" in md
     text = format_table(rows)
     assert "3 / 8" in text and text.splitlines()[0].startswith("model")
+
+
+def test_the_earlier_module_names_still_work():
+    """aeot.evaluate re-exports aeot.evaluation; aeot.experiments is the same module
+    object as aeot.evaluation.experiments."""
+    import aeot.evaluate
+    import aeot.evaluation
+    import aeot.evaluation.experiments
+    import aeot.experiments
+
+    for name in aeot.evaluation.__all__:
+        assert getattr(aeot.evaluate, name) is getattr(aeot.evaluation, name), name
+    assert aeot.experiments is aeot.evaluation.experiments

@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from aeot.cli.compare import compare
-from aeot.experiments import (
+from aeot.evaluation.experiments import (
     EXPERIMENTS,
     _seed_list,
     build_experiment,

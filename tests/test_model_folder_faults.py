@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import aeot._io
+import aeot.core.persist
 import aeot.pipeline
 from aeot._io import load_tensors, save_tensors, write_manifest
 from aeot.pipeline import AEOT, UnverifiedModelWarning
@@ -78,9 +79,9 @@ def test_save_writes_a_manifest_and_keeps_other_entries(models, tmp_path):
     "target, call",
     [
         ("aeot.pipeline.save_autoencoder", 1),
-        ("aeot.pipeline.save_tensors", 1),
-        ("aeot.pipeline.save_json", 1),
-        ("aeot.pipeline.write_manifest", 1),
+        ("aeot.core.persist.save_tensors", 1),
+        ("aeot.core.persist.save_json", 1),
+        ("aeot.core.persist.write_manifest", 1),
         ("os.rename", 2),  # the swap: old folder aside (1) is undone, new one in place (2)
     ],
 )
@@ -90,7 +91,11 @@ def test_a_failing_save_leaves_the_previous_model_and_no_temporary_files(
     folder = _copy(models, "a", tmp_path)
     (folder / "checkpoints").mkdir()
     module, name = target.rsplit(".", 1)
-    owner = {"aeot.pipeline": aeot.pipeline, "os": aeot._io.os}[module]
+    owner = {
+        "aeot.pipeline": aeot.pipeline,
+        "aeot.core.persist": aeot.core.persist,
+        "os": aeot._io.os,
+    }[module]
     real = getattr(owner, name)
     calls = {"n": 0}
 

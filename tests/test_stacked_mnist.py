@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from aeot.data import Dataset, load_dataset, stacked_digits
-from aeot.evaluate import (
+from aeot.evaluation import (
     MNIST_CLASSIFIER_CONFIG,
     default_feature_extractor,
     evaluate_samples,
@@ -90,7 +90,7 @@ def test_default_extractor_of_stacked_mnist_is_the_mnist_classifier(small_classi
         calls.append(cache_dir)
         return clf
 
-    monkeypatch.setattr("aeot.evaluate.mnist_classifier", fake)
+    monkeypatch.setattr("aeot.evaluation.features.mnist_classifier", fake)
     labels = torch.zeros(4, 3, dtype=torch.int64)
     stacked = Dataset(torch.rand(4, 3, 28, 28), labels=labels, kind="image")
     assert default_feature_extractor(stacked, cache) is clf and calls == [cache]

@@ -31,7 +31,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -40,21 +39,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from aeot import __version__
 from aeot._io import (
-    MANIFEST,
-    atomic_folder,
-    file_sha256,
-    load_json,
-    load_tensors,
-    save_json,
-    save_tensors,
     tensor_hash,
-    verify_manifest,
-    write_manifest,
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
+from aeot.core.persist import read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import ConvAutoencoder
@@ -67,7 +57,7 @@ from aeot.nets.gan import (
     discriminator_loss,
     generator_loss,
 )
-from aeot.pipeline import AEOT, UnverifiedModelWarning
+from aeot.pipeline import AEOT
 
 __all__ = ["AEOTGAN", "AEOTGANConfig", "content_loss", "train_aeotgan"]
 
@@ -586,26 +576,20 @@ class AEOTGAN(ConfigEstimator):
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``aeot/`` (the AE-OT model, sealed by its own manifest), generator and
         discriminator safetensors, ``config.json`` (which records the SHA-256 of
-        ``aeot/manifest.json``) and ``manifest.json`` with the SHA-256 of each file.
+        ``aeot/manifest.json``) and ``manifest.json`` with the SHA-256 of each file
+        (:func:`aeot.core.persist.save_folder`).
 
         The folder is replaced as a whole (:func:`aeot._io.atomic_folder`): an
         interrupted save leaves the previous model (or nothing), never a mix of two.
         """
         self._check_fitted()
-        with atomic_folder(path) as folder:
-            self.aeot_.save(folder / "aeot")
-            save_tensors(folder / "generator.safetensors", self.generator_.state_dict())
-            save_tensors(folder / "discriminator.safetensors", self.discriminator_.state_dict())
-            history = {k: v for k, v in self.history_.items() if isinstance(v, list)}
-            meta = {
-                "format": _FORMAT,
-                "version": __version__,
-                "config": self.config.to_dict(),
-                "history": history,
-                "aeot_manifest": file_sha256(folder / "aeot" / MANIFEST),
-            }
-            save_json(folder / "config.json", meta)
-            write_manifest(folder, _GAN_FILES)
+        history = {k: v for k, v in self.history_.items() if isinstance(v, list)}
+        with save_folder(
+            path, format=_FORMAT, config=self.config.to_dict(), meta={"history": history}
+        ) as out:
+            out.child("aeot", self.aeot_.save)
+            out.module("generator", self.generator_)
+            out.module("discriminator", self.discriminator_)
         return Path(path)
 
     @classmethod
@@ -614,48 +598,23 @@ class AEOTGAN(ConfigEstimator):
 
         Its files are checked against ``manifest.json`` (a changed, missing or added file
         is an error naming it; a folder saved before manifests loads with an
-        :class:`~aeot.pipeline.UnverifiedModelWarning`), and ``aeot/`` against the
+        :class:`~aeot.core.persist.UnverifiedModelWarning`), and ``aeot/`` against the
         manifest digest recorded at the save (another fit's AE-OT model is refused).
         """
-        folder = Path(path)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {folder}")
-        if not verify_manifest(folder, _GAN_FILES):
-            warnings.warn(
-                f"AE-OT-GAN folder {folder} has no {MANIFEST} (saved by an older aeot?): "
-                "its files cannot be checked against each other. Save it again to add one.",
-                UnverifiedModelWarning,
-                stacklevel=2,
-            )
-        meta = load_json(folder / "config.json", what="AE-OT-GAN config")
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise ValueError(f"{folder / 'config.json'} is not an AE-OT-GAN model config")
-        recorded = meta.get("aeot_manifest")
-        if recorded is not None:
-            inner = folder / "aeot" / MANIFEST
-            if not inner.is_file() or file_sha256(inner) != recorded:
-                raise ValueError(
-                    f"{folder / 'aeot'} is not the AE-OT model this AE-OT-GAN was saved "
-                    f"with (its {MANIFEST} is missing or differs from the one recorded in "
-                    f"{folder / 'config.json'})"
-                )
-        config = AEOTGANConfig.from_dict(meta["config"])
+        saved = read_folder(path, format=_FORMAT, files=_GAN_FILES, what="AE-OT-GAN")
+        aeot_folder = saved.child("aeot", "AE-OT model")
+        config = AEOTGANConfig.from_dict(saved.config)
         if device is not None:
             config.device = device
-        aeot = AEOT.load(folder / "aeot", device=config.device)
+        aeot = AEOT.load(aeot_folder, device=config.device)
         if aeot.autoencoder_ is None:
-            raise ValueError(f"{folder / 'aeot'} holds no autoencoder: not an AE-OT-GAN model")
+            raise ValueError(f"{aeot_folder} holds no autoencoder: not an AE-OT-GAN model")
         model = cls(config, aeot=aeot)
         dev = resolve_device(config.device)
         generator = Generator.from_autoencoder(aeot.autoencoder_)
         discriminator = _build_discriminator(config, aeot)
         for module, name in ((generator, "generator"), (discriminator, "discriminator")):
-            state = load_tensors(folder / f"{name}.safetensors", what=f"{name} weights")
-            try:
-                module.load_state_dict(state)
-            except RuntimeError as exc:
-                raise ValueError(f"{folder / name}.safetensors does not fit: {exc}") from None
-            module.to(dev).eval()
+            saved.load_module(name, module).to(dev).eval()
         model.aeot_, model.generator_, model.discriminator_ = aeot, generator, discriminator
-        model.history_ = copy.deepcopy(meta.get("history", {}))
+        model.history_ = copy.deepcopy(saved.meta.get("history", {}))
         return model

@@ -35,11 +35,14 @@ Lin, Khetan, Fanti & Oh 2018, "PacGAN" (2D mixture protocol).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -48,6 +51,7 @@ from torch import nn
 from aeot._io import load_checkpoint, tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
+from aeot.core.persist import read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.gan import (
@@ -80,6 +84,7 @@ __all__ = [
 
 ARCHITECTURES = ("auto", "mlp", "conv")
 CHECKPOINT_VERSION = 1
+_FORMAT = "aeot-baseline-model"
 # Config fields that do not change the training trajectory (left out of the fingerprint).
 _NOT_FINGERPRINTED = ("iterations", "device", "progress", "checkpoint_path", "checkpoint_every")
 
@@ -281,9 +286,11 @@ class _Baseline(ConfigEstimator):
     config_class: ClassVar[type[BaselineConfig]] = BaselineConfig
     _fitted_attribute: ClassVar[str] = "n_iter_"
     _history_keys: ClassVar[tuple[str, ...]] = ()
+    _module_keys: ClassVar[tuple[str, ...]] = ()  # the networks _build returns
 
     # -- subclass hooks
-    def _build(self, dataset: Dataset) -> dict[str, nn.Module]:
+    def _build(self, shape: tuple[int, ...], kind: str) -> dict[str, nn.Module]:
+        """The networks for samples of ``shape`` and data ``kind`` ("image" / "points")."""
         raise NotImplementedError
 
     def _optimizers(self, modules: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -320,7 +327,7 @@ class _Baseline(ConfigEstimator):
             self.data_kind_ = dataset.kind
             self.sample_shape_ = tuple(dataset.sample_shape)
             self.architecture_ = arch
-            modules = self._build(dataset)
+            modules = self._build(self.sample_shape_, self.data_kind_)
             for module in modules.values():
                 module.to(dev)
             optimizers = self._optimizers(modules)
@@ -411,32 +418,132 @@ class _Baseline(ConfigEstimator):
         n = check_positive_int(n, "n")
         seed = check_positive_int(seed, "seed", minimum=0)
         batch_size = check_positive_int(batch_size, "batch_size")
+        return torch.cat(list(self._decoded_blocks(n, seed, batch_size)))
+
+    def _decoded_blocks(self, n: int, seed: int, block: int) -> Iterator[torch.Tensor]:
+        """G(z) for the latent stream of ``seed``, drawn and decoded ``block`` rows at a
+        time (the block size fixes the draws: torch's CPU normal stream depends on it)."""
         net = self._sampler()
         net.eval()
-        dev = self.device_
-        gen = torch.Generator(device=dev).manual_seed(seed)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
         latent_dim = self.config.latent_dim
-        out = []
-        for s in range(0, n, batch_size):
-            m = min(batch_size, n - s)
-            z = torch.randn(m, latent_dim, generator=gen, device=dev)
-            out.append(net(z).float().cpu())
-        samples = torch.cat(out)
-        if self.data_kind_ == "image":
-            samples = samples.clamp_(0.0, 1.0)
-        return samples
+        for s in range(0, n, block):
+            m = min(block, n - s)
+            with torch.no_grad():
+                z = torch.randn(m, latent_dim, generator=gen, device=self.device_)
+                out = net(z).float().cpu()
+            yield out.clamp_(0.0, 1.0) if self.data_kind_ == "image" else out
+
+    def sample_chunks(self, n: int, *, seed: int = 0, chunk: int = 2**14) -> Iterator[torch.Tensor]:
+        """:meth:`sample` in blocks of ``chunk`` samples, for outputs larger than memory:
+        their concatenation equals ``sample(n, seed=seed)`` for any ``chunk``."""
+        self._check_fitted()
+        n = check_positive_int(n, "n")
+        chunk = check_positive_int(chunk, "chunk")
+        seed = check_positive_int(seed, "seed", minimum=0)
+        pending: list[torch.Tensor] = []
+        held = 0
+        for out in self._decoded_blocks(n, seed, 4096):  # sample()'s default batch_size
+            pending.append(out)
+            held += out.shape[0]
+            while held >= chunk:
+                joined = torch.cat(pending)
+                yield joined[:chunk]
+                pending, held = [joined[chunk:]], held - chunk
+        if held:
+            yield torch.cat(pending)
+
+    # -- persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted baseline to a folder (:func:`aeot.core.persist.save_folder`):
+        config.json (the config, the data shape and kind, the architecture, the loss
+        history), one safetensors file per network and ``manifest.json``. The folder is
+        replaced whole; :meth:`load` (or :func:`aeot.models.load`) reads it back."""
+        self._check_fitted()
+        meta = {
+            "estimator": type(self).__name__,
+            "sample_shape": list(self.sample_shape_),
+            "data_kind": self.data_kind_,
+            "architecture": self.architecture_,
+            "n_iter": self.n_iter_,
+            "history": {k: list(v) for k, v in self.history_.items()},
+        }
+        with save_folder(path, format=_FORMAT, config=self.config.to_dict(), meta=meta) as out:
+            for key in self._module_keys:
+                out.module(key, getattr(self, f"{key}_"))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None):
+        """Read a baseline written by :meth:`save` onto ``device`` (default: the saved
+        one); the files are checked against the manifest, the networks are rebuilt from
+        the saved config (on the meta device: nothing is allocated before the weights
+        files are found to match) and their weights loaded. ``load`` of another
+        baseline's folder is an error naming both."""
+        names = [f"{key}.safetensors" for key in cls._module_keys]
+        saved = read_folder(path, format=_FORMAT, files=names, what="baseline")
+        meta = saved.meta
+        config_path = saved.folder / "config.json"
+        if meta.get("estimator") != cls.__name__:
+            raise ValueError(
+                f"{config_path} holds a {meta.get('estimator')!r}, not a {cls.__name__}"
+            )
+        shape = meta.get("sample_shape")
+        problems = []
+        if not (
+            isinstance(shape, list)
+            and 1 <= len(shape) <= 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+            and math.prod(shape) <= 2**24
+        ):
+            problems.append(f"'sample_shape' must be 1 to 3 positive integers, got {shape!r}")
+        if meta.get("data_kind") not in ("image", "points"):
+            problems.append(
+                f"'data_kind' must be 'image' or 'points', got {meta.get('data_kind')!r}"
+            )
+        if meta.get("architecture") not in ("mlp", "conv"):
+            problems.append(
+                f"'architecture' must be 'mlp' or 'conv', got {meta.get('architecture')!r}"
+            )
+        n_iter = meta.get("n_iter")
+        if not isinstance(n_iter, int) or isinstance(n_iter, bool) or n_iter < 1:
+            problems.append(f"'n_iter' must be a positive integer, got {n_iter!r}")
+        history = meta.get("history", {})
+        if not isinstance(history, dict):
+            problems.append("'history' must be an object")
+        if problems:
+            raise ValueError(f"{config_path} is damaged: {'; '.join(problems)}")
+        try:
+            model = cls(config=saved.config)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{config_path} is damaged: {exc}") from None
+        if device is not None:
+            model.config.device = device
+        dev = resolve_device(model.config.device)
+        model.sample_shape_ = tuple(shape)
+        model.data_kind_ = meta["data_kind"]
+        model.architecture_ = meta["architecture"]
+        with torch.device("meta"):
+            modules = model._build(model.sample_shape_, model.data_kind_)
+        for key in cls._module_keys:
+            setattr(model, f"{key}_", saved.load_module(key, modules[key], dev))
+        model.history_ = copy.deepcopy(history)
+        model.n_iter_ = n_iter
+        model.device_ = dev
+        model.fit_seconds_ = 0.0
+        return model
 
 
 class _GANBase(_Baseline):
     """Generator + discriminator construction shared by the two GANs."""
 
+    _module_keys = ("generator", "discriminator")
     _generator_norm: ClassVar[str] = "batch"
     _discriminator_norm: ClassVar[str] = "none"
 
-    def _build(self, dataset: Dataset) -> dict[str, nn.Module]:
+    def _build(self, shape: tuple[int, ...], kind: str) -> dict[str, nn.Module]:
         cfg = self.config
-        shape = tuple(dataset.sample_shape)
-        out_act = "sigmoid" if dataset.kind == "image" else "none"
+        out_act = "sigmoid" if kind == "image" else "none"
         generator: Generator
         if self.architecture_ == "mlp":
             generator = MLPGenerator(
@@ -629,16 +736,16 @@ class VAEBaseline(_Baseline):
     name = "VAE"
     config_class = VAEConfig
     _history_keys = ("loss", "recon", "kl")
+    _module_keys = ("model",)
 
-    def _build(self, dataset: Dataset) -> dict[str, nn.Module]:
+    def _build(self, shape: tuple[int, ...], kind: str) -> dict[str, nn.Module]:
         cfg = self.config
-        shape = tuple(dataset.sample_shape)
         recon = cfg.recon_loss
         if recon == "auto":
-            recon = "bce" if dataset.kind == "image" else "mse"
-        if recon == "bce" and dataset.kind != "image":
+            recon = "bce" if kind == "image" else "mse"
+        if recon == "bce" and kind != "image":
             raise ValueError("recon_loss='bce' needs image data in [0, 1]")
-        out_act = "sigmoid" if dataset.kind == "image" else "none"
+        out_act = "sigmoid" if kind == "image" else "none"
         model: nn.Module
         if self.architecture_ == "mlp":
             model = MLPVAE(
@@ -691,3 +798,11 @@ class VAEBaseline(_Baseline):
         self._check_fitted()
         x = as_float_tensor(x, "x", dtype=torch.float32)
         return self.model_.encode(x.to(self.device_)).cpu()
+
+
+def baseline_class(name) -> type[_Baseline]:
+    """The baseline estimator class called ``name`` (a saved folder's "estimator")."""
+    classes = {cls.__name__: cls for cls in (GANBaseline, WGANGPBaseline, VAEBaseline)}
+    if name not in classes:
+        raise ValueError(f"{name!r} is not an aeot baseline (one of {sorted(classes)})")
+    return classes[name]

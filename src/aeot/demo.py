@@ -55,7 +55,7 @@ def digits_aeot(seed: int = 0, *, quick: bool = False, **overrides) -> AEOT:
 def run_digits(
     out: Path, *, quick: bool, seed: int, device: str | None, log
 ) -> tuple[Section, dict]:
-    from aeot.evaluate import evaluate_samples
+    from aeot.evaluation import evaluate_samples
 
     data = load_digits8()
     train, test = data.split(0.85, seed=seed)
@@ -269,7 +269,7 @@ def run_mixture(
     """Fit AE-OT to ``make(n_points, seed=seed)`` (a mixture of :mod:`aeot.data`) and
     score it against fresh draws ``make(n_points, seed=seed + 2)`` (the data row) and
     ``seed + 3`` (the held-out reference of the NN ratio)."""
-    from aeot.evaluate import evaluate_samples
+    from aeot.evaluation import evaluate_samples
 
     dataset = make(n_points, seed=seed)
     model = AEOT(autoencoder="identity", seed=seed, device=device)

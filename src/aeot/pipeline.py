@@ -22,7 +22,6 @@ import math
 import numbers
 import os
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -30,19 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aeot import __version__
 from aeot._io import (
-    MANIFEST,
-    atomic_folder,
-    interrupted_save_hint,
-    load_json,
     load_tensors,
-    save_json,
-    save_tensors,
-    verify_manifest,
-    write_manifest,
 )
 from aeot._validation import as_float_tensor, as_working_tensor, check_seed, resolve_device
+from aeot.core.persist import UnverifiedModelWarning, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
 from aeot.models.base import ConfigEstimator
@@ -68,9 +59,7 @@ AUTOENCODERS = ("auto", "mlp", "conv", "identity")
 MODEL_FILES = ("config.json", "ot.safetensors", "autoencoder.safetensors")
 
 
-class UnverifiedModelWarning(UserWarning):
-    """A model folder without a manifest was loaded: its files were not cross-checked."""
-
+_FORMAT = "aeot-model"
 
 #: Largest accepted value of each integer setting of :class:`AEOTConfig`. A model's
 #: config.json may come from anyone: ``n_graph_samples = 2**40`` would ask for 26 TB.
@@ -545,7 +534,7 @@ class AEOT(ConfigEstimator):
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to a folder: config.json, autoencoder and OT safetensors, and
-        ``manifest.json`` with the SHA-256 of each.
+        ``manifest.json`` with the SHA-256 of each (:func:`aeot.core.persist.save_folder`).
 
         The folder is replaced as a whole (:func:`aeot._io.atomic_folder`): the files
         are written into a new sibling folder, the manifest last, which is then renamed
@@ -554,15 +543,19 @@ class AEOT(ConfigEstimator):
         Other entries of an existing folder (``checkpoints/``) are kept.
         """
         self._check_fitted()
-        with atomic_folder(path) as folder:
-            names = ["ot.safetensors", "config.json"]
-            if self.autoencoder_ is not None:
-                device = next(self.autoencoder_.parameters()).device
-                save_autoencoder(folder / "autoencoder.safetensors", self.autoencoder_.cpu())
-                self.autoencoder_.to(device)
-                names.append("autoencoder.safetensors")
-            save_tensors(
-                folder / "ot.safetensors",
+        meta = {
+            "input_shape": list(self.input_shape_),
+            "kind": self.kind_,
+            "ot": {
+                "method": self.ot_.method,
+                "errors": self.ot_.errors,
+                "converged": self.ot_.converged,
+                "n_iter": self.ot_.n_iter,
+            },
+        }
+        with save_folder(path, format=_FORMAT, config=self.config.to_dict(), meta=meta) as out:
+            out.tensors(
+                "ot",
                 {
                     "targets": self.ot_.targets,
                     "weights": self.ot_.weights,
@@ -573,21 +566,10 @@ class AEOT(ConfigEstimator):
                     "scale": self.normaliser_.scale,
                 },
             )
-            meta = {
-                "format": "aeot-model",
-                "version": __version__,
-                "config": self.config.to_dict(),
-                "input_shape": list(self.input_shape_),
-                "kind": self.kind_,
-                "ot": {
-                    "method": self.ot_.method,
-                    "errors": self.ot_.errors,
-                    "converged": self.ot_.converged,
-                    "n_iter": self.ot_.n_iter,
-                },
-            }
-            save_json(folder / "config.json", meta)
-            write_manifest(folder, names)
+            if self.autoencoder_ is not None:
+                device = next(self.autoencoder_.parameters()).device
+                save_autoencoder(out.file("autoencoder.safetensors"), self.autoencoder_.cpu())
+                self.autoencoder_.to(device)
         return Path(path)
 
     @classmethod
@@ -603,20 +585,10 @@ class AEOT(ConfigEstimator):
         autoencoder weights of the configured shapes, OT tensors of matching shapes,
         and codes whose distinct rows and frequencies are the OT targets and weights.
         """
-        folder = Path(path)
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"model folder not found: {folder}{interrupted_save_hint(folder)}"
-            )
-        if not verify_manifest(folder, MODEL_FILES):
-            warnings.warn(
-                f"model folder {folder} has no {MANIFEST} (saved by an older aeot?): its "
-                "files cannot be checked against each other. Save it again to add one.",
-                UnverifiedModelWarning,
-                stacklevel=2,
-            )
+        saved = read_folder(path, format=_FORMAT, files=MODEL_FILES, what="aeot")
+        folder = saved.folder
         meta_path = folder / "config.json"
-        meta = _check_meta(meta_path, load_json(meta_path, what="model config"))
+        meta = _check_meta(meta_path, saved.meta)
         try:
             config = AEOTConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as exc:
@@ -700,7 +672,7 @@ def _check_codes_match_targets(path: Path, codes: torch.Tensor, problem) -> None
 
 def _check_meta(path: Path, meta) -> dict:
     """The parsed config.json of a saved model, with the entries :meth:`AEOT.load` reads."""
-    if not isinstance(meta, dict) or meta.get("format") != "aeot-model":
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise ValueError(f"{path} is not an aeot model config")
     shape = meta.get("input_shape")
     problems = []

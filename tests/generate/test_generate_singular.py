@@ -49,7 +49,6 @@ def solve(points: np.ndarray) -> SemiDiscreteResult:
         max_iter=40,
         batch_size=2**13,
         max_batch_size=2**15,
-        time_limit=5.0,
     )
 
 

@@ -40,7 +40,7 @@ def solve(points: np.ndarray) -> SemiDiscreteResult:
     problem = SemiDiscreteProblem(codes, source=BoxUniform(points.shape[1], -1.0, 1.0))
     with warnings.catch_warnings():  # stopping before tol is fine here
         warnings.simplefilter("ignore", RuntimeWarning)
-        return solve_semidiscrete(problem, tol=0.05, seed=0, max_iter=30, time_limit=5.0)
+        return solve_semidiscrete(problem, tol=0.05, seed=0, max_iter=30)
 
 
 @pytest.fixture(scope="module")

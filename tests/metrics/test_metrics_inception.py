@@ -247,7 +247,7 @@ class _MeanFeatures:
 
 
 def test_evaluate_samples_uses_reference_features_hook(digits):
-    from aeot.evaluate import evaluate_samples, format_table
+    from aeot.evaluation import evaluate_samples, format_table
 
     space = _MeanFeatures()
     row = evaluate_samples(load_digits8(), digits[:50], feature_extractor=space, max_real=40)
@@ -258,7 +258,7 @@ def test_evaluate_samples_uses_reference_features_hook(digits):
 
 @pytest.mark.slow
 def test_evaluate_samples_in_inception_space(inception, digits, monkeypatch):
-    from aeot.evaluate import evaluate_samples
+    from aeot.evaluation import evaluate_samples
 
     data = load_digits8()
     fake = digits[-5:].flip(-1)

@@ -203,15 +203,11 @@ def fit_gan(
 
 
 def _load_model(path: Path, device: str | None):
-    """An AE-OT or AE-OT-GAN model folder, told apart by the format in its config.json."""
-    from aeot._io import load_json
-    from aeot.aeotgan import AEOTGAN
-    from aeot.pipeline import AEOT
+    """A saved AE-OT, AE-OT-GAN or baseline model folder, told apart by the format in
+    its config.json (:func:`aeot.models.load`)."""
+    from aeot.models import load
 
-    config = path / "config.json"
-    meta = load_json(config, what="model config") if config.is_file() else None
-    is_gan = isinstance(meta, dict) and meta.get("format") == "aeot-gan-model"
-    return (AEOTGAN if is_gan else AEOT).load(path, device=device)
+    return load(path, device=device)
 
 
 SAMPLE_SUFFIXES = (".png", ".npy")
@@ -294,7 +290,10 @@ def _write_npy_chunks(chunks, n: int, out: Path, progress: bool = False) -> tupl
 
 @app.command()
 def sample(
-    model: Annotated[Path, typer.Argument(help="Model folder (`aeot fit` or `aeot fit-gan`).")],
+    model: Annotated[
+        Path,
+        typer.Argument(help="Model folder (`aeot fit`, `aeot fit-gan`, or a saved baseline)."),
+    ],
     out: Annotated[
         Path,
         typer.Option(
@@ -305,7 +304,7 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
-    """Generate new samples from a saved AE-OT or AE-OT-GAN model.
+    """Generate new samples from a saved AE-OT, AE-OT-GAN or baseline model.
 
     A .npy output is generated and written in blocks of SAMPLE_CHUNK samples, with
     progress on stderr, so -n is bounded by the disk, not the memory.
@@ -318,7 +317,8 @@ def sample(
     if out.suffix.lower() == ".png":
         _write_samples(loaded.sample(n, seed=seed), out)
         return
-    _check_disk_space(out, n, getattr(loaded, "input_shape_", None))
+    shape = getattr(loaded, "input_shape_", None) or getattr(loaded, "sample_shape_", None)
+    _check_disk_space(out, n, shape)
     chunks = loaded.sample_chunks(n, seed=seed, chunk=SAMPLE_CHUNK)
     shape = _write_npy_chunks(chunks, n, out, progress=n > SAMPLE_CHUNK)
     typer.echo(f"wrote {shape} to {out}")
@@ -339,7 +339,8 @@ def interpolate(
     check_output_path(out, folder=False, option="--out", suffixes=SAMPLE_SUFFIXES)
     loaded = _load_model(model, device)
     if not callable(getattr(loaded, "interpolate", None)):
-        _fail(f"{model} is an AE-OT-GAN model; interpolate needs an AE-OT model (`aeot fit`)")
+        kind = "AE-OT-GAN" if type(loaded).__name__ == "AEOTGAN" else type(loaded).__name__
+        _fail(f"{model} is a {kind} model; interpolate needs an AE-OT model (`aeot fit`)")
     try:
         path = loaded.interpolate(start, end, steps)
     except ValueError as exc:

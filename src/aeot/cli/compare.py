@@ -1,5 +1,5 @@
-"""``aeot compare``: the command line of :mod:`aeot.experiments`, importable without torch
-(its work, and the heavy imports, start when the command runs)."""
+"""``aeot compare``: the command line of :mod:`aeot.evaluation.experiments`, importable
+without torch (its work, and the heavy imports, start when the command runs)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,12 @@ def compare(
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda if any)")] = None,
 ) -> None:
     """Compare AE-OT with GAN, WGAN-GP and VAE on the mode-collapse experiments."""
-    from aeot.experiments import EXPERIMENTS, QUICK_WARNING, format_summary, run_experiment
+    from aeot.evaluation.experiments import (
+        EXPERIMENTS,
+        QUICK_WARNING,
+        format_summary,
+        run_experiment,
+    )
 
     names = list(EXPERIMENTS) if experiment == "all" else [experiment]
     unknown = [n for n in names if n not in EXPERIMENTS]

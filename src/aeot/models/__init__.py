@@ -9,7 +9,9 @@
 
 All take ``Model(config=None, **params)``, have ``get_params`` / ``set_params`` /
 ``clone`` (:func:`sklearn.base.clone` works), raise :class:`NotFittedError` before
-``fit``, and are imported on first use.
+``fit``, and are imported on first use. Every one saves to a folder with ``save(path)``
+and reads it back with ``Model.load(path)``; :func:`load` opens any of them by the
+format its folder names (:mod:`aeot.core.persist`, one persistence for all).
 """
 
 from __future__ import annotations
@@ -17,6 +19,15 @@ from __future__ import annotations
 import importlib
 
 from aeot.models.base import ConfigEstimator, NotFittedError
+
+
+def load(path, *, device: str | None = None):
+    """Open a saved AE-OT, AE-OT-GAN or baseline model folder (its class is read from
+    the folder's config.json) onto ``device`` (default: the saved one)."""
+    from aeot.core.persist import load_model
+
+    return load_model(path, device=device)
+
 
 _LAZY = {
     "AEOT": "aeot.pipeline",
@@ -28,7 +39,7 @@ _LAZY = {
     "VAEBaseline": "aeot.baselines",
 }
 
-__all__ = ["ConfigEstimator", "NotFittedError", *_LAZY]
+__all__ = ["ConfigEstimator", "NotFittedError", "load", *_LAZY]
 
 
 def __getattr__(name: str):
