@@ -179,7 +179,7 @@ def test_training_checks_its_inputs():
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         AEOTGANConfig(**{field: value})
-    with pytest.raises(ValueError, match="unknown AEOTGAN config fields"):
+    with pytest.raises(ValueError, match=r"unknown AEOTGANConfig field\(s\)"):
         AEOTGANConfig.from_dict({"epochs": 3})
 
 

@@ -32,9 +32,8 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -44,6 +43,7 @@ from aeot._io import (
 )
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
+from aeot.core.config import ConfigMixin
 from aeot.core.persist import read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
@@ -70,7 +70,7 @@ _GAN_FILES = ("generator.safetensors", "discriminator.safetensors", "config.json
 
 
 @dataclass
-class AEOTGANConfig:
+class AEOTGANConfig(ConfigMixin):
     """Settings of :class:`AEOTGAN` (the AE-OT model has its own :class:`AEOTConfig`)."""
 
     steps: int = 2000  # generator updates (one discriminator update each)
@@ -115,18 +115,6 @@ class AEOTGANConfig:
         self.disc_hidden = tuple(check_positive_int(h, "disc_hidden") for h in self.disc_hidden)
         self.spectral_norm = bool(self.spectral_norm)
         self.progress = bool(self.progress)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["betas"], d["disc_hidden"] = list(self.betas), list(self.disc_hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, values: dict) -> AEOTGANConfig:
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown AEOTGAN config fields: {sorted(unknown)}")
-        return cls(**values)
 
 
 # ------------------------------------------------------------------------------ losses

@@ -36,7 +36,6 @@ Lin, Khetan, Fanti & Oh 2018, "PacGAN" (2D mixture protocol).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import os
 import time
@@ -51,6 +50,7 @@ from torch import nn
 from aeot._io import load_checkpoint, tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
+from aeot.core.config import ConfigMixin
 from aeot.core.persist import read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
@@ -93,7 +93,7 @@ _NOT_FINGERPRINTED = ("iterations", "device", "progress", "checkpoint_path", "ch
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(ConfigMixin):
     """Settings shared by all baselines.
 
     Attributes
@@ -164,13 +164,6 @@ class BaselineConfig:
         if self.checkpoint_path is not None:
             self.checkpoint_path = os.fspath(self.checkpoint_path)
         self.progress = bool(self.progress)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict of the fields (tuples as lists)."""
-        return {
-            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-            for f in dataclasses.fields(self)
-        }
 
 
 @dataclass

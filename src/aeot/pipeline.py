@@ -23,7 +23,7 @@ import numbers
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from aeot._io import (
     load_tensors,
 )
 from aeot._validation import as_float_tensor, as_working_tensor, check_seed, resolve_device
+from aeot.core.config import ConfigMixin
 from aeot.core.persist import UnverifiedModelWarning, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
@@ -97,7 +98,7 @@ DEFAULT_SPREAD = 0.85  # AEOTConfig.spread=None on an autoencoder's codes
 
 
 @dataclass
-class AEOTConfig:
+class AEOTConfig(ConfigMixin):
     """Settings of :class:`AEOT`."""
 
     autoencoder: str = "auto"  # "auto" | "mlp" | "conv" | "identity" (auto: identity for
@@ -118,8 +119,8 @@ class AEOTConfig:
     spread: float | None = None  # τ of AEOTSampler: new codes at τ × a fresh code's distance
     # from the training codes; 0 is the plain PL extension; None: DEFAULT_SPREAD (0.85) for
     # an autoencoder's codes, 0 for "identity" (points: spreading moves 2D samples off their
-    # modes). 0.85 put MNIST samples 0.81× as far from the training images as fresh ones
-    # at a classifier-FD ratio of 1.27 (docs/RESULTS.md, "Spread")
+    # modes). 0.85 put MNIST samples 0.80× as far from the training images as fresh ones
+    # at a classifier-FD ratio of 1.21 (docs/RESULTS.md, "Spread")
     seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
     device: str | None = None  # torch device; CUDA when available if None
     progress: bool = True  # progress bars on long steps
@@ -173,17 +174,6 @@ class AEOTConfig:
                 raise ValueError(
                     f"device {self.device!r} is not a torch device (e.g. 'cpu', 'cuda:0')"
                 ) from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> AEOTConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown AEOT config fields: {sorted(unknown)}")
-        return cls(**values)
 
 
 @dataclass

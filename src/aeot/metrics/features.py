@@ -23,7 +23,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -34,6 +34,7 @@ from torch import nn
 from aeot._io import file_sha256, load_json, load_tensors, save_json, save_tensors
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import TrainState, forked_rng, run_loop
+from aeot.core.config import ConfigMixin
 from aeot.metrics.frechet import frechet_distance
 from aeot.metrics.inception import InceptionFeatures, find_inception_weights
 
@@ -131,7 +132,7 @@ def frechet_in_features(
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(ConfigMixin):
     """Architecture and training hyper-parameters of :class:`ConvClassifier`.
 
     Attributes
@@ -205,25 +206,6 @@ class ClassifierConfig:
                 f"image_size {self.image_size} is too small for {len(self.widths)} pooling "
                 f"blocks (needs >= {min_size}); use fewer widths"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["image_size"] = list(self.image_size)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ClassifierConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown classifier config keys: {sorted(unknown)}")
-        d = dict(d)
-        if "image_size" in d and not isinstance(d["image_size"], int):
-            d["image_size"] = tuple(d["image_size"])
-        if "widths" in d:
-            d["widths"] = tuple(d["widths"])
-        return cls(**d)
 
 
 class _ConvNet(nn.Module):

@@ -1,52 +1,19 @@
-"""Small building blocks shared by the models: config (de)serialisation, activations,
-the strided-conv geometry and input-shape checks."""
+"""Small building blocks shared by the models: activations, the strided-conv geometry
+and input-shape checks; the configs' (de)serialisation is :class:`aeot.core.config.ConfigMixin`,
+re-exported here for the network modules."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from aeot.core.config import ConfigMixin as ConfigMixin  # re-exported for the networks
+
 ACTIVATIONS = ("relu", "leaky_relu")
 OUTPUT_ACTIVATIONS = ("none", "sigmoid", "tanh")
 NORMS = ("none", "batch", "instance", "layer")
-
-
-class ConfigMixin:
-    """``to_dict`` / ``from_dict`` for model config dataclasses.
-
-    Tuples are written as lists (JSON friendly) and read back as tuples. The dict
-    carries a ``"kind"`` entry (the class attribute ``KIND``) so that factories can
-    dispatch on it.
-    """
-
-    KIND: ClassVar[str] = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.KIND}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        if not isinstance(d, dict):
-            raise TypeError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
-        d = dict(d)
-        kind = d.pop("kind", cls.KIND)
-        if kind != cls.KIND:
-            raise ValueError(f"{cls.__name__} has kind {cls.KIND!r}, got a config of kind {kind!r}")
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} field(s) {unknown}; expected a subset of {sorted(names)}"
-            )
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def check_shape(value, name: str, *, length: int | None = None) -> tuple[int, ...]:
