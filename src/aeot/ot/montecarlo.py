@@ -896,7 +896,8 @@ def solve_with_scorer(
                 s.pool_batches = s.pool_batches[len(s.pool_batches) - len(pool.sizes) :]
                 _pool_step(s, settings, pool, nu, error, end, seconds_per_scored)
         else:
-            _update(s, settings, scorer, problem, x, best, masses, nu, error, noise, raw, iteration)
+            measured = _Measurement(x, best, masses, nu, error, noise, raw, iteration)
+            _update(s, settings, scorer, measured)
         if not bool(torch.isfinite(s.h).all()):
             raise FloatingPointError(
                 f"the heights became non-finite at iteration {iteration}: the scores "
@@ -1003,83 +1004,106 @@ def _measured_worse(s: _SolverState, error: float, noise: float) -> bool:
     return error > s.best_error + margin and error > 1.1 * s.best_error
 
 
-def _update(
-    s: _SolverState,
-    settings: MonteCarloSettings,
-    scorer: Scorer,
-    problem: SemiDiscreteProblem,
-    x: torch.Tensor,
-    best: torch.Tensor,
-    masses: torch.Tensor,
-    nu: torch.Tensor,
-    error: float,
-    noise: float,
-    raw: float,
-    iteration: int,
-) -> None:
-    """One step of the chosen rule after measuring ``error`` on the batch ``x`` (M, d).
+@dataclass
+class _Measurement:
+    """What one Monte-Carlo batch measured at the current heights: the batch ``x``
+    (M, d), its best cells ``best`` (M,), the cell masses ``masses`` (N,) against the
+    target weights ``nu`` (N,), the L1 ``error``, its sampling ``noise``, the ``raw``
+    (unpooled) error and the 1-based ``iteration``."""
 
-    Updates the heights, the batch size and the step-size / momentum state in ``s``.
+    x: torch.Tensor
+    best: torch.Tensor
+    masses: torch.Tensor
+    nu: torch.Tensor
+    error: float
+    noise: float
+    raw: float
+    iteration: int
+
+
+def _update(s: _SolverState, settings: MonteCarloSettings, scorer: Scorer, m: _Measurement) -> None:
+    """One step of ``settings.method`` (:data:`_RULES`) after the measurement ``m``.
+
+    Updates the heights, the batch size and the step-size / momentum state in ``s``:
+    the Jacobi rule keeps its own schedule; the others share :func:`_schedule` (stall
+    count, step-size halving, batch growth) and then take their step.
     """
-    if settings.method == "jacobi":
-        _jacobi_step(s, settings, scorer, x, masses, nu, error)
-        return
-    n_targets = problem.n_targets
-    dtype = s.h.dtype
-    improved = error < s.stall_reference * 0.98
+    if settings.method != "jacobi":
+        _schedule(s, settings, m)
+    _RULES[settings.method](s, settings, scorer, m)
+
+
+def _schedule(s: _SolverState, settings: MonteCarloSettings, m: _Measurement) -> None:
+    """Stall count, step-size halving (first-order rules) and batch growth."""
+    improved = m.error < s.stall_reference * 0.98
     if improved:
-        s.stall_reference, s.stalled = error, 0
+        s.stall_reference, s.stalled = m.error, 0
     else:
         s.stalled += 1
     if s.stalled >= settings.patience and settings.method != "newton":
         s.lr *= 0.5  # a stalled first-order method is oscillating: shorten its steps
-    noisy = noise > settings.tol or raw < 1.5 * noise
+    noisy = m.noise > settings.tol or m.raw < 1.5 * m.noise
     if s.batch < settings.max_batch_size and (s.stalled >= settings.patience or noisy):
         s.batch = min(settings.max_batch_size, int(s.batch * settings.growth))
-        s.stalled, s.stall_reference = 0, error
+        s.stalled, s.stall_reference = 0, m.error
     elif s.stalled >= settings.patience:
         s.stalled = 0
 
-    empty = masses == 0
-    if settings.method == "newton":
-        if s.step_from is not None:
-            before = s.errors[s.step_from - 1]
-            if error > max(1.1 * before, before + 2 * noise):
-                # the last step overshot: go back and take a shorter one next time
-                s.h.copy_(s.previous_h)
-                s.damping = max(s.damping * 0.5, 1 / 64)
-                s.step_from = None
-                return
-            if error < 0.9 * before:
-                s.damping = min(1.0, s.damping * 2)
-        s.step_from = iteration
-        s.previous_h = s.h.clone()
-        if bool(empty.any()):
-            scorer.lift_empty_cells(s.h, empty, x, best)
-        sub = x[: settings.hessian_samples]
-        rhs = (nu - masses).cpu().numpy()
-        delta = _hessian_step(sub, scorer, s.h, rhs, settings.slab_fraction)
-        s.h += s.damping * torch.from_numpy(delta).to(device=s.h.device, dtype=dtype)
-        return
-    grad = masses - nu
-    if settings.method == "adam":
-        beta1, beta2 = 0.9, 0.999
-        s.adam_m.mul_(beta1).add_(grad, alpha=1 - beta1)
-        s.adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        m_hat = s.adam_m / (1 - beta1**iteration)
-        v_hat = s.adam_v / (1 - beta2**iteration)
-        s.h -= (s.lr * m_hat / (v_hat.sqrt() + 1e-12 / n_targets)).to(dtype)
-        return
-    # Nesterov: h_{k+1} = z_k − lr·N·g(z_k); z_{k+1} = h_{k+1} + k/(k+3)(h_{k+1} − h_k),
-    # with the momentum restarted whenever the error grows (O'Donoghue, Candès 2015)
-    if len(s.errors) > 1 and error > s.errors[-2]:
-        s.momentum_start = iteration
-        s.nesterov_prev = s.h.clone()
+
+def _newton_step(
+    s: _SolverState, settings: MonteCarloSettings, scorer: Scorer, m: _Measurement
+) -> None:
+    """Damped Newton: h += damping · H⁻¹(ν − masses), with H the sampled Hessian of the
+    energy; a step that raised the error is undone and the damping halved."""
+    if s.step_from is not None:
+        before = s.errors[s.step_from - 1]
+        if m.error > max(1.1 * before, before + 2 * m.noise):
+            # the last step overshot: go back and take a shorter one next time
+            s.h.copy_(s.previous_h)
+            s.damping = max(s.damping * 0.5, 1 / 64)
+            s.step_from = None
+            return
+        if m.error < 0.9 * before:
+            s.damping = min(1.0, s.damping * 2)
+    s.step_from = m.iteration
+    s.previous_h = s.h.clone()
+    empty = m.masses == 0
     if bool(empty.any()):
-        scorer.lift_empty_cells(s.h, empty, x, best)
+        scorer.lift_empty_cells(s.h, empty, m.x, m.best)
+    sub = m.x[: settings.hessian_samples]
+    rhs = (m.nu - m.masses).cpu().numpy()
+    delta = _hessian_step(sub, scorer, s.h, rhs, settings.slab_fraction)
+    s.h += s.damping * torch.from_numpy(delta).to(device=s.h.device, dtype=s.h.dtype)
+
+
+def _adam_step(
+    s: _SolverState, settings: MonteCarloSettings, scorer: Scorer, m: _Measurement
+) -> None:
+    """Adam on the energy's gradient masses − ν."""
+    grad = m.masses - m.nu
+    beta1, beta2 = 0.9, 0.999
+    s.adam_m.mul_(beta1).add_(grad, alpha=1 - beta1)
+    s.adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    m_hat = s.adam_m / (1 - beta1**m.iteration)
+    v_hat = s.adam_v / (1 - beta2**m.iteration)
+    s.h -= (s.lr * m_hat / (v_hat.sqrt() + 1e-12 / m.nu.shape[0])).to(s.h.dtype)
+
+
+def _nesterov_step(
+    s: _SolverState, settings: MonteCarloSettings, scorer: Scorer, m: _Measurement
+) -> None:
+    """Nesterov: h_{k+1} = z_k − lr·N·g(z_k); z_{k+1} = h_{k+1} + k/(k+3)(h_{k+1} − h_k),
+    with the momentum restarted whenever the error grows (O'Donoghue, Candès 2015)."""
+    grad = m.masses - m.nu
+    if len(s.errors) > 1 and m.error > s.errors[-2]:
+        s.momentum_start = m.iteration
         s.nesterov_prev = s.h.clone()
-    new_h = s.h - (s.lr * n_targets * grad).to(dtype)
-    k = iteration - s.momentum_start
+    empty = m.masses == 0
+    if bool(empty.any()):
+        scorer.lift_empty_cells(s.h, empty, m.x, m.best)
+        s.nesterov_prev = s.h.clone()
+    new_h = s.h - (s.lr * m.nu.shape[0] * grad).to(s.h.dtype)
+    k = m.iteration - s.momentum_start
     s.h = new_h + (k / (k + 3)) * (new_h - s.nesterov_prev)
     s.nesterov_prev = new_h
 
@@ -1120,17 +1144,11 @@ def _jacobi_tau(
 
 
 def _jacobi_step(
-    s: _SolverState,
-    settings: MonteCarloSettings,
-    scorer: Scorer,
-    x: torch.Tensor,
-    masses: torch.Tensor,
-    nu: torch.Tensor,
-    error: float,
+    s: _SolverState, settings: MonteCarloSettings, scorer: Scorer, m: _Measurement
 ) -> None:
     """The log-domain diagonal Newton step of the "jacobi" rule, then the next batch size.
 
-    ``x`` (M, d) is the batch that measured ``masses`` (N,) at the current h. On its
+    ``m.x`` (M, d) is the batch that measured ``m.masses`` (N,) at the current h. On its
     first ``hessian_samples`` rows the two best scores give, per cell, the samples
     inside it, their score gaps s_1 − s_2, and those within ε (the ``slab_fraction``
     quantile of the gaps) of a facet. Pooled over batches (weights halving with age):
@@ -1142,6 +1160,7 @@ def _jacobi_step(
     h_i −= ω τ_i log(μ̂_i / ν_i), with μ̂_i floored at half a sample; cells left empty
     by the step are lifted until they hold a sample (the c-transform on the samples).
     """
+    x, masses, nu, error = m.x, m.masses, m.nu, m.error
     n_targets = nu.shape[0]
     sub = x[: settings.hessian_samples]
     values, cells = scorer.top2(sub, s.h)
@@ -1424,6 +1443,15 @@ class _SamplePool:
 # counting their cost over this many steps against a one-off re-scoring
 _POOL_EXACT_FRACTION = 32
 _POOL_EXACT_HORIZON = 4
+
+
+# the step of each Monte-Carlo rule but "pool" (which steps on its own pooled statistics)
+_RULES = {
+    "jacobi": _jacobi_step,
+    "newton": _newton_step,
+    "adam": _adam_step,
+    "nesterov": _nesterov_step,
+}
 
 
 def _pool_step(
