@@ -74,7 +74,7 @@ from aeot.baselines import GANBaseline, VAEBaseline, WGANGPBaseline
 from aeot.data import grid_mixture, load_digits8, ring_mixture, stacked_digits
 from aeot.data.dataset import Dataset
 from aeot.evaluation.compare import compare as compare_models
-from aeot.evaluation.tables import _jsonable, render_table
+from aeot.evaluation.tables import _jsonable, modes_cell, render_table
 from aeot.pipeline import AEOT
 
 __all__ = [
@@ -521,11 +521,7 @@ def format_summary(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False)
     header += [fd or "FD", "FD ÷ recon", "precision", "recall", "fit s"]
     table: list[list[str]] = []
     for row in rows:
-        modes = "-"
-        if "modes" in row:
-            modes = _num(row, "modes", 1 if row.get("modes_std") else 0)
-            if "n_modes" in row:
-                modes += f" / {round(float(row['n_modes']))}"
+        modes = modes_cell(row, _num)
         ratio = "-"
         if fd is not None and f"{fd}_ratio_to_reconstruction" in row:
             ratio = _num(row, f"{fd}_ratio_to_reconstruction", 2, std=False) + "×"

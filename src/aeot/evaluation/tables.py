@@ -44,6 +44,17 @@ def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
     return _fmt(float(row[key]), row.get(f"{key}_std"), digits)
 
 
+def modes_cell(row: Mapping[str, Any], cell=_cell) -> str:
+    """The modes cell of a row: modes covered (mean ± std over seeds, by ``cell``), then
+    ``/ total`` when the row knows it; "-" without modes."""
+    if "modes" not in row:
+        return "-"
+    text = cell(row, "modes", 1 if row.get("modes_std") else 0)
+    if "n_modes" in row:
+        text += f" / {round(float(row['n_modes']))}"
+    return text
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -> str:
     """Render result rows (from :func:`compare`, or :func:`evaluate_samples` dicts with a
     ``"model"`` key) as an aligned plain-text table, or a Markdown table.
@@ -60,15 +71,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = False) -
     header = ["model", "modes", "KL", "high-quality %", *fd_keys, "precision", "recall", *extra]
     table: list[list[str]] = []
     for row in rows:
-        modes = "-"
-        if "modes" in row:
-            modes = _cell(row, "modes", 1 if row.get("modes_std") else 0)
-            if "n_modes" in row:
-                modes += f" / {round(float(row['n_modes']))}"
         table.append(
             [
                 str(row.get("model", "?")),
-                modes,
+                modes_cell(row),
                 _cell(row, "kl", 3),
                 _cell(row, "high_quality_pct", 1),
                 *(_cell(row, key, 3) for key in fd_keys),
