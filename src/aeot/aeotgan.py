@@ -38,9 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aeot._io import (
-    tensor_hash,
-)
+from aeot._io import tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
 from aeot.core.config import ConfigMixin

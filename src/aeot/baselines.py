@@ -51,7 +51,7 @@ from aeot._io import load_checkpoint, tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int, resolve_device
 from aeot.core import Checkpoint, TrainState, forked_rng, run_loop
 from aeot.core.config import ConfigMixin
-from aeot.core.persist import read_folder, save_folder
+from aeot.core.persist import CONFIG_FILE, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.models.base import ConfigEstimator
 from aeot.nets.gan import (
@@ -85,6 +85,7 @@ __all__ = [
 ARCHITECTURES = ("auto", "mlp", "conv")
 CHECKPOINT_VERSION = 1
 _FORMAT = "aeot-baseline-model"
+_SAMPLE_BLOCK = 4096  # latent rows drawn and decoded at a time (sample's default batch)
 # Config fields that do not change the training trajectory (left out of the fingerprint).
 _NOT_FINGERPRINTED = ("iterations", "device", "progress", "checkpoint_path", "checkpoint_every")
 
@@ -389,7 +390,7 @@ class _Baseline(ConfigEstimator):
 
     # -- sampling
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0, batch_size: int = 4096) -> torch.Tensor:
+    def sample(self, n: int, *, seed: int = 0, batch_size: int = _SAMPLE_BLOCK) -> torch.Tensor:
         """Draw ``n`` samples ``G(z)``, ``z ~ N(0, I_L)``, deterministically from ``seed``.
 
         Parameters
@@ -436,7 +437,7 @@ class _Baseline(ConfigEstimator):
         seed = check_positive_int(seed, "seed", minimum=0)
         pending: list[torch.Tensor] = []
         held = 0
-        for out in self._decoded_blocks(n, seed, 4096):  # sample()'s default batch_size
+        for out in self._decoded_blocks(n, seed, _SAMPLE_BLOCK):
             pending.append(out)
             held += out.shape[0]
             while held >= chunk:
@@ -476,19 +477,14 @@ class _Baseline(ConfigEstimator):
         names = [f"{key}.safetensors" for key in cls._module_keys]
         saved = read_folder(path, format=_FORMAT, files=names, what="baseline")
         meta = saved.meta
-        config_path = saved.folder / "config.json"
+        config_path = saved.folder / CONFIG_FILE
         if meta.get("estimator") != cls.__name__:
             raise ValueError(
                 f"{config_path} holds a {meta.get('estimator')!r}, not a {cls.__name__}"
             )
         shape = meta.get("sample_shape")
         problems = []
-        if not (
-            isinstance(shape, list)
-            and 1 <= len(shape) <= 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-            and math.prod(shape) <= 2**24
-        ):
+        if not (is_shape_list(shape) and len(shape) <= 3 and math.prod(shape) <= 2**24):
             problems.append(f"'sample_shape' must be 1 to 3 positive integers, got {shape!r}")
         if meta.get("data_kind") not in ("image", "points"):
             problems.append(

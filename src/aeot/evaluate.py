@@ -4,4 +4,3 @@ tables), where the code now lives, one job per module."""
 
 from aeot.evaluation import *  # noqa: F403
 from aeot.evaluation import __all__  # noqa: F401
-from aeot.evaluation.tables import _jsonable  # noqa: F401

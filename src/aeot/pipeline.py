@@ -29,12 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aeot._io import (
-    load_tensors,
-)
+from aeot._io import load_tensors
 from aeot._validation import as_float_tensor, as_working_tensor, check_seed, resolve_device
 from aeot.core.config import ConfigMixin
-from aeot.core.persist import UnverifiedModelWarning, read_folder, save_folder
+from aeot.core.persist import UnverifiedModelWarning, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
 from aeot.models.base import ConfigEstimator
@@ -660,19 +658,14 @@ def _check_codes_match_targets(path: Path, codes: torch.Tensor, problem) -> None
         )
 
 
-def _check_meta(path: Path, meta) -> dict:
-    """The parsed config.json of a saved model, with the entries :meth:`AEOT.load` reads."""
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not an aeot model config")
+def _check_meta(path: Path, meta: dict) -> dict:
+    """The config.json of a saved model (its format checked by :func:`read_folder`), with
+    the entries :meth:`AEOT.load` reads checked."""
     shape = meta.get("input_shape")
     problems = []
     if not isinstance(meta.get("config"), dict):
         problems.append("'config' must be an object")
-    if not (
-        isinstance(shape, list)
-        and shape
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-    ):
+    if not is_shape_list(shape):
         problems.append(f"'input_shape' must be a list of positive integers, got {shape!r}")
     if meta.get("kind") not in ("image", "points"):
         problems.append(f"'kind' must be 'image' or 'points', got {meta.get('kind')!r}")

@@ -50,6 +50,16 @@ class UnverifiedModelWarning(UserWarning):
     was loaded: its files could not be checked against each other."""
 
 
+def is_shape_list(value) -> bool:
+    """Whether a config.json entry is a sample shape: a non-empty list of positive ints
+    (JSON booleans refused)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    )
+
+
 class FolderWriter:
     """The files of a model folder being saved (see :func:`save_folder`)."""
 
@@ -71,7 +81,7 @@ class FolderWriter:
 
     def module(self, name: str, module: nn.Module) -> None:
         """Write ``<name>.safetensors`` holding ``module``'s state dict (on CPU)."""
-        self.tensors(name, {k: v.detach().cpu() for k, v in module.state_dict().items()})
+        self.tensors(name, module.state_dict())
 
     def child(self, name: str, save) -> None:
         """Save a nested model by ``save(folder / name)`` (a model's own ``save``) and
@@ -248,6 +258,7 @@ __all__ = [
     "FolderWriter",
     "SavedFolder",
     "UnverifiedModelWarning",
+    "is_shape_list",
     "load_model",
     "read_folder",
     "save_folder",
