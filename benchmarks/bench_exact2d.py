@@ -14,8 +14,15 @@ the unit square.  For each N the table reports
   wall time as Newton (η = 1/(2 max_i H_ii), the Gershgorin bound on the Hessian): the
   relative error it reaches.
 
-Run ``python benchmarks/bench_exact2d.py [--sizes 10000 100000] [--repeats 3]``.  Timings
-are wall-clock and noisy when other jobs share the machine.
+With ``--density wavy`` the source is a piecewise-constant density on a ``--grid`` ×
+``--grid`` grid of the unit square (ρ ∝ 1 + 0.9 sin 6x cos(4y + 1), densest to faintest
+19:1, :class:`aeot.ot.GridDensity`); the extra column "1 density" is the time to cut one
+diagram's cells and edges along the grid (:mod:`aeot.ot.density2d`), paid per diagram on
+top of "1 diagram".
+
+Run ``python benchmarks/bench_exact2d.py [--sizes 10000 100000] [--repeats 3]
+[--density wavy --grid 256]``.  Timings are wall-clock and noisy when other jobs share the
+machine.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ import torch
 from scipy.spatial import ConvexHull
 
 import aeot.ot.exact2d as exact2d
+from aeot.ot.density2d import cell_masses_and_edge_integrals
 from aeot.ot.power2d import power_diagram_2d
 from aeot.ot.problem import SemiDiscreteProblem
+from aeot.ot.sources import BoxUniform, GridDensity
 
 
 def _count_diagrams():
@@ -62,11 +71,27 @@ def _best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def _gradient_descent(y: np.ndarray, budget: float) -> tuple[float, int]:
+def _source(density: str, grid: int):
+    """The unit-square source: uniform, or the wavy grid density of the module docstring."""
+    if density == "uniform":
+        return BoxUniform(2)
+    g = (np.arange(grid) + 0.5) / grid
+    x, y = np.meshgrid(g, g, indexing="ij")
+    return GridDensity(1.0 + 0.9 * np.sin(6 * x) * np.cos(4 * y + 1))
+
+
+def _masses(y: np.ndarray, h: np.ndarray, rho: np.ndarray | None) -> np.ndarray:
+    diagram = power_diagram_2d(y, h)
+    return diagram.masses if rho is None else cell_masses_and_edge_integrals(diagram, y, rho)[0]
+
+
+def _gradient_descent(problem: SemiDiscreteProblem, budget: float) -> tuple[float, int]:
     """Exact-gradient descent for ``budget`` seconds; returns (max rel error, iterations)."""
+    y = problem.targets.numpy()
     n = y.shape[0]
     nu = np.full(n, 1.0 / n)
-    problem = SemiDiscreteProblem(torch.from_numpy(y))
+    source = problem.source
+    rho = source.density().numpy() if isinstance(source, GridDensity) else None
     h = -0.5 * (y**2).sum(1)
     masses, hessian = exact2d.masses_and_hessian_2d(problem, h)
     eta = 0.5 / hessian.diagonal().max()
@@ -74,21 +99,31 @@ def _gradient_descent(y: np.ndarray, budget: float) -> tuple[float, int]:
     iters = 0
     while time.perf_counter() - start < budget:
         h = h - eta * (masses - nu)
-        masses = power_diagram_2d(y, h).masses
+        masses = _masses(y, h, rho)
         iters += 1
     return float(np.max(np.abs(masses - nu) / nu)), iters
 
 
-def run(sizes: list[int], repeats: int, seed: int, tol: float) -> list[dict]:
+def run(
+    sizes: list[int], repeats: int, seed: int, tol: float, density: str = "uniform", grid: int = 256
+) -> list[dict]:
     rows = []
+    source = _source(density, grid)
+    rho = source.density().numpy() if isinstance(source, GridDensity) else None
     for n in sizes:
         rng = np.random.default_rng(seed)
         y = rng.random((n, 2))
-        problem = SemiDiscreteProblem(torch.from_numpy(y))
+        problem = SemiDiscreteProblem(torch.from_numpy(y), source=source)
         lifted = np.column_stack([y, 0.5 * (y**2).sum(1)])
         t_qhull = _best_of(lambda lifted=lifted: ConvexHull(lifted), 3)
         h_vor = -0.5 * (y**2).sum(1)
         t_diagram = _best_of(lambda y=y, h=h_vor: power_diagram_2d(y, h), 3)
+        t_density = 0.0
+        if rho is not None:
+            voronoi = power_diagram_2d(y, h_vor)
+            t_density = _best_of(
+                lambda d=voronoi, y=y: cell_masses_and_edge_integrals(d, y, rho), 3
+            )
 
         times, cpu_times, result, evaluations = [], [], None, 0
         for _ in range(repeats):
@@ -103,7 +138,7 @@ def run(sizes: list[int], repeats: int, seed: int, tol: float) -> list[dict]:
             evaluations = counter[0]
         nu = problem.weights.numpy()
         rel = float(np.max(np.abs(result.cell_masses.numpy() - nu) / nu))
-        gd_rel, gd_iters = _gradient_descent(y, min(times))
+        gd_rel, gd_iters = _gradient_descent(problem, min(times))
         rows.append(
             {
                 "N": n,
@@ -117,6 +152,7 @@ def run(sizes: list[int], repeats: int, seed: int, tol: float) -> list[dict]:
                 "l1_error": result.errors[-1],
                 "qhull_s": t_qhull,
                 "diagram_s": t_diagram,
+                "density_s": t_density,
                 "newton_over_qhull": min(times) / t_qhull,
                 "gd_rel_error": gd_rel,
                 "gd_iterations": gd_iters,
@@ -131,17 +167,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tol", type=float, default=1e-10)
+    parser.add_argument("--density", choices=["uniform", "wavy"], default="uniform")
+    parser.add_argument("--grid", type=int, default=256, help="pixels per side (--density wavy)")
     args = parser.parse_args()
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy "
         f"{scipy.__version__}, {os.cpu_count()} CPU(s), load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
-    rows = run(args.sizes, args.repeats, args.seed, args.tol)
+    rows = run(args.sizes, args.repeats, args.seed, args.tol, args.density, args.grid)
+    if args.density != "uniform":
+        print(f"# source: the wavy density on a {args.grid} x {args.grid} grid")
     header = (
         f"{'N':>7} | {'Newton best':>11} | {'median':>7} | {'CPU':>6} | {'iters':>5} | "
         f"{'diagrams':>8} | "
         f"{'max rel err':>11} | {'L1 err':>9} | {'1 Qhull':>7} | {'1 diagram':>9} | "
+        f"{'1 density':>9} | "
         f"{'Newton/Qhull':>12} | {'GD same time: rel err (iters)':>29}"
     )
     print(header)
@@ -152,6 +193,7 @@ def main() -> None:
             f"{r['newton_cpu_s']:>5.2f}s | {r['iterations']:>5} | {r['diagrams']:>8} | "
             f"{r['max_rel_error']:>11.2e} | "
             f"{r['l1_error']:>9.1e} | {r['qhull_s']:>6.3f}s | {r['diagram_s']:>8.3f}s | "
+            f"{r['density_s']:>8.3f}s | "
             f"{r['newton_over_qhull']:>12.1f} | "
             f"{r['gd_rel_error']:>21.2e} ({r['gd_iterations']:>3})"
         )

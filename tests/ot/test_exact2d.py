@@ -276,7 +276,7 @@ def test_laplacian_solver_direct_and_pcg():
     for noise, rtol in [(0.0, None), (1e-7, 1e-9)]:
         d = _power_diagram(y, noise * rng.standard_normal(n), (0.0, 0.0), (1.0, 1.0))
         assert (d.areas > 0).all()
-        x = solver.solve(d, 1.0, rhs, None if rtol is None else np.full(n, rtol))
+        x = solver.solve(d, d.edge_lengths, 1.0, rhs, None if rtol is None else np.full(n, rtol))
         lap = _laplacian(
             y, d.edges[:, 0], d.edges[:, 1], d.edge_lengths, 1.0, n, np.arange(n), None
         ).tocsr()
@@ -346,9 +346,9 @@ def test_max_iter_zero_and_result_fields():
 
 
 def test_rejects_unsupported_problems():
-    with pytest.raises(ValueError, match="only a uniform box source in 2D"):
+    with pytest.raises(ValueError, match="only a box source in 2D"):
         solve_exact_2d(SemiDiscreteProblem(torch.rand(10, 3)))
-    with pytest.raises(ValueError, match="only a uniform box source in 2D"):
+    with pytest.raises(ValueError, match="only a box source in 2D"):
         solve_exact_2d(SemiDiscreteProblem(torch.rand(10, 2), source=Gaussian(2)))
     problem = SemiDiscreteProblem(torch.rand(10, 2))
     with pytest.raises(ValueError, match="h0"):

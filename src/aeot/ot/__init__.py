@@ -35,7 +35,7 @@ from aeot.ot.montecarlo import (
 from aeot.ot.problem import NearDuplicateTargetsWarning, SemiDiscreteProblem
 from aeot.ot.result import IterationInfo, SemiDiscreteResult
 from aeot.ot.solvers import ExactNewton2D, MonteCarloNewton, Solver, solve
-from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, Source
+from aeot.ot.sources import BoxUniform, CallableSource, Gaussian, GridDensity, Source
 
 __all__ = [
     "AcceleratedOTResult",
@@ -45,6 +45,7 @@ __all__ = [
     "ExactNewton2D",
     "FFTOTResult",
     "Gaussian",
+    "GridDensity",
     "IterationInfo",
     "MonteCarloNewton",
     "MonteCarloSettings",

@@ -1,16 +1,18 @@
 """Exact semi-discrete optimal transport in 2D: damped Newton on exact power diagrams.
 
-For a uniform source μ on a box B ⊂ R² and targets ν = Σ_i ν_i δ_{y_i}, the heights h of
+For a source μ on a box B ⊂ R², uniform or with a piecewise-constant density ρ on a grid
+(:class:`~aeot.ot.sources.GridDensity`), and targets ν = Σ_i ν_i δ_{y_i}, the heights h of
 the Brenier potential u_h(x) = max_i <x, y_i> + h_i minimise the convex energy
 
     E(h) = ∫ u_h dμ − Σ_i h_i ν_i,      G_i(h) = ∇_i E(h) = μ(W_i(h)) − ν_i,
 
-whose Hessian is the weighted graph Laplacian of the power diagram (|B| the box area,
-|e_ij| the length of the edge W_i ∩ W_j)
+whose Hessian is the weighted graph Laplacian of the power diagram (e_ij = W_i ∩ W_j)
 
-    ∂μ(W_i)/∂h_j = −|e_ij| / (|y_i − y_j| |B|)   (j ≠ i),     ∂μ(W_i)/∂h_i = −Σ_{j≠i} ∂μ(W_i)/∂h_j.
+    ∂μ(W_i)/∂h_j = −∫_{e_ij} ρ ds / |y_i − y_j|   (j ≠ i),     ∂μ(W_i)/∂h_i = −Σ_{j≠i} ∂μ(W_i)/∂h_j,
 
-Both are exact here (:mod:`aeot.ot.power2d`), so the damped Newton method of Kitagawa,
+with ρ = 1/|B| (|B| the box area) for the uniform source, where ∫_{e_ij} ρ ds = |e_ij|/|B|.
+Both are exact here (:mod:`aeot.ot.power2d`; for a grid density, the cells are cut along
+the grid lines, :mod:`aeot.ot.density2d`), so the damped Newton method of Kitagawa,
 Mérigot and Thibert converges globally and, locally, quadratically.
 
 Reference
@@ -29,10 +31,11 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
+from aeot.ot.density2d import cell_masses_and_edge_integrals
 from aeot.ot.power2d import PowerDiagram2D, _power_diagram, spatial_order
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import IterationInfo, SemiDiscreteResult
-from aeot.ot.sources import BoxUniform
+from aeot.ot.sources import BoxUniform, GridDensity
 
 __all__ = ["default_heights_2d", "masses_and_hessian_2d", "solve_exact_2d"]
 
@@ -57,7 +60,8 @@ def solve_exact_2d(
     verbose: bool = False,
     callback: Callable[[IterationInfo], bool | None] | None = None,
 ) -> SemiDiscreteResult:
-    """Solve a 2D semi-discrete OT problem with a uniform box source to machine precision.
+    """Solve a 2D semi-discrete OT problem with a box source (uniform or a piecewise-constant
+    density on a grid) to machine precision.
 
     Damped Newton iteration of Kitagawa–Mérigot–Thibert (2019) on exact power diagrams:
 
@@ -89,11 +93,14 @@ def solve_exact_2d(
     ----------
     problem : SemiDiscreteProblem
         2D targets y (N, 2), weights ν (N,) and a :class:`~aeot.ot.sources.BoxUniform`
-        source.  The weights are renormalised to sum to exactly 1.
+        source or a 2D :class:`~aeot.ot.sources.GridDensity` positive on every pixel.
+        The weights are renormalised to sum to exactly 1.
     tol : float
         Stop when the relative cell-mass error max_i |μ(W_i) − ν_i| / ν_i ≤ ``tol``.
         The masses are exact up to float64 rounding (~1e-16 absolute on the unit
-        square), so tolerances below ~1e-15 / min_i ν_i cannot be met.
+        square), so tolerances below ~1e-15 / min_i ν_i cannot be met.  (With a grid
+        density every cell is cut along the grid lines it crosses, which costs time in
+        proportion to the number of pixels the diagram's edges cross.)
     max_iter : int
         Maximum number of Newton iterations.
     h0 : (N,) array_like, optional
@@ -125,8 +132,9 @@ def solve_exact_2d(
     TypeError
         If ``problem`` is not a :class:`~aeot.ot.problem.SemiDiscreteProblem`.
     ValueError
-        If the problem is not 2D with a :class:`~aeot.ot.sources.BoxUniform` source, or
-        ``h0``, ``tol`` or ``max_iter`` is invalid.
+        If the problem is not 2D with a :class:`~aeot.ot.sources.BoxUniform` or
+        :class:`~aeot.ot.sources.GridDensity` source, the density has a pixel of zero
+        density, or ``h0``, ``tol`` or ``max_iter`` is invalid.
     RuntimeError
         If no initial heights leave every cell non-empty (nearly coincident targets).
 
@@ -139,7 +147,7 @@ def solve_exact_2d(
     >>> result.converged
     True
     """
-    y, nu, low, high = _unpack(problem)
+    y, nu, low, high, rho = _unpack(problem)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
@@ -166,21 +174,26 @@ def solve_exact_2d(
     order = spatial_order(y)
     solver: _LaplacianSolver | None = None  # built on the first Newton step
 
-    def evaluate(
-        psi_try: np.ndarray, base: PowerDiagram2D | None = None
-    ) -> tuple[PowerDiagram2D | None, np.ndarray | None]:
-        """The diagram and masses; (None, None) for a line-search trial (``base`` given)
-        proved to leave a cell empty, which the line search rejects anyway."""
+    def evaluate(psi_try: np.ndarray, base: PowerDiagram2D | None = None):
+        """The diagram, the masses and the Laplacian's edge weights as (numerators,
+        divisor): |e| / (|y_i − y_j| |B|) uniform, ∫_e ρ ds / |y_i − y_j| for a grid
+        density.  (None, None, None) for a line-search trial (``base`` given) proved to
+        leave a cell empty, which the line search rejects anyway."""
         previous = None if base is None else base.triangulation
         d = _power_diagram(y, psi_try, low, high, order, previous, reject_hidden=base is not None)
-        return (None, None) if d is None else (d, d.areas / vol)
+        if d is None:
+            return None, None, None
+        if rho is None:
+            return d, d.areas / vol, (d.edge_lengths, vol)
+        masses, edge_mass = cell_masses_and_edge_integrals(d, y, rho)
+        return d, masses, (edge_mass, 1.0)
 
-    diagram, mu = evaluate(psi)
+    diagram, mu, weights = evaluate(psi)
     if mu.min() <= 0.0 and h0 is not None:
         start = psi
         for lam in _BLEND_LADDER:
             psi = (1.0 - lam) * start + lam * psi_default
-            diagram, mu = evaluate(psi)
+            diagram, mu, weights = evaluate(psi)
             if mu.min() > 0.0:
                 break
         if verbose:
@@ -208,7 +221,7 @@ def solve_exact_2d(
         atol = 0.1 * max(rel * rel, tol) * nu if rel < _LOCAL_BELOW else None
         if solver is None:
             solver = _LaplacianSolver(y, order)
-        direction = solver.solve(diagram, vol, -g, atol)
+        direction = solver.solve(diagram, *weights, -g, atol)
         norm0 = float(np.linalg.norm(g))
         t_solve = time.perf_counter() - t_it
         step = 1.0
@@ -216,7 +229,7 @@ def solve_exact_2d(
         # resolution: then a few halvings are enough to tell
         for _ in range(_MAX_HALVINGS if rel >= _LOCAL_BELOW else _MAX_HALVINGS_LOCAL):
             psi_new = psi + step * direction
-            d_new, mu_new = evaluate(psi_new, diagram)
+            d_new, mu_new, w_new = evaluate(psi_new, diagram)
             if (
                 mu_new is not None
                 and mu_new.min() >= eps0
@@ -228,7 +241,7 @@ def solve_exact_2d(
             if verbose:
                 print("[exact2d] line search failed: no step decreases the error")
             break
-        psi, diagram, mu = psi_new, d_new, mu_new
+        psi, diagram, mu, weights = psi_new, d_new, mu_new, w_new
         g = mu - nu
         n_iter += 1
         errors.append(float(np.abs(g).sum()))
@@ -271,19 +284,21 @@ def masses_and_hessian_2d(problem: SemiDiscreteProblem, h) -> tuple[np.ndarray, 
     Parameters
     ----------
     problem : SemiDiscreteProblem
-        2D problem with a :class:`~aeot.ot.sources.BoxUniform` source.
+        2D problem with a :class:`~aeot.ot.sources.BoxUniform` or
+        :class:`~aeot.ot.sources.GridDensity` source.
     h : (N,) array_like
         Heights.
 
     Returns
     -------
     masses : (N,) float64 ndarray
-        μ(W_i) = |W_i ∩ B| / |B|.
+        μ(W_i) = |W_i ∩ B| / |B| (uniform), ∫_{W_i} ρ dA (grid density).
     hessian : (N, N) scipy.sparse.csr_matrix
-        The weighted graph Laplacian H_ij = −|e_ij| / (|y_i − y_j| |B|) for adjacent
-        i ≠ j, H_ii = −Σ_{j≠i} H_ij: symmetric positive semi-definite with H 1 = 0.
+        The weighted graph Laplacian H_ij = −∫_{e_ij} ρ ds / |y_i − y_j| for adjacent
+        i ≠ j (= −|e_ij| / (|y_i − y_j| |B|) uniform), H_ii = −Σ_{j≠i} H_ij: symmetric
+        positive semi-definite with H 1 = 0.
     """
-    y, _, low, high = _unpack(problem)
+    y, _, low, high, rho = _unpack(problem)
     h = _as_numpy(h)
     if h.shape != (y.shape[0],):
         raise ValueError(f"h must have shape ({y.shape[0]},), got {h.shape}")
@@ -291,8 +306,13 @@ def masses_and_hessian_2d(problem: SemiDiscreteProblem, h) -> tuple[np.ndarray, 
     vol = diagram.volume
     n = y.shape[0]
     ei, ej = diagram.edges[:, 0], diagram.edges[:, 1]
-    hessian = _laplacian(y, ei, ej, diagram.edge_lengths, vol, n, np.arange(n), None)
-    return diagram.areas / vol, hessian.tocsr()
+    if rho is None:
+        masses, lengths = diagram.areas / vol, diagram.edge_lengths
+    else:
+        masses, lengths = cell_masses_and_edge_integrals(diagram, y, rho)
+        vol = 1.0
+    hessian = _laplacian(y, ei, ej, lengths, vol, n, np.arange(n), None)
+    return masses, hessian.tocsr()
 
 
 def default_heights_2d(points, low=0.0, high=1.0) -> np.ndarray:
@@ -347,17 +367,30 @@ def _as_numpy(h) -> np.ndarray:
 
 
 def _unpack(problem: SemiDiscreteProblem):
+    """(y, ν, low, high, ρ): ρ the grid density per pixel (:meth:`GridDensity.density`),
+    None for a uniform box."""
     if not isinstance(problem, SemiDiscreteProblem):
         raise TypeError(f"problem must be a SemiDiscreteProblem, got {type(problem).__name__}")
     source = problem.source
-    if not isinstance(source, BoxUniform) or source.dim != 2 or problem.dim != 2:
+    if not isinstance(source, BoxUniform | GridDensity) or source.dim != 2 or problem.dim != 2:
         raise ValueError(
-            "exact solver supports only a uniform box source in 2D "
-            f"(got a {type(source).__name__} source in dimension {problem.dim})"
+            "exact solver supports only a box source in 2D, uniform (BoxUniform) or with a "
+            f"grid density (GridDensity); got a {type(source).__name__} source in dimension "
+            f"{problem.dim}"
         )
+    rho = None
+    if isinstance(source, GridDensity):
+        rho = source.density().numpy()
+        if not (rho > 0).all():
+            a, b = np.argwhere(rho <= 0)[0]
+            raise ValueError(
+                f"the exact solver needs a density positive on every pixel; pixel ({a}, {b}) "
+                f"and {int((rho <= 0).sum()) - 1} more have density 0 (damped Newton keeps "
+                "every cell's mass positive, which a cell inside a zero region cannot have)"
+            )
     y = problem.targets.detach().cpu().to(torch.float64).numpy()
     nu = problem.weights.detach().cpu().to(torch.float64).numpy()
-    return y, nu / nu.sum(), source.low, source.high
+    return y, nu / nu.sum(), source.low, source.high, rho
 
 
 def _laplacian(y, ei, ej, lengths, vol, n, rank, ground) -> sp.coo_matrix:
@@ -472,11 +505,13 @@ class _LaplacianSolver:
     def solve(
         self,
         diagram: PowerDiagram2D,
+        lengths: np.ndarray,
         vol: float,
         rhs: np.ndarray,
         atol: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The mean-zero solution d of H d = rhs (``rhs`` must sum to ~0).
+        """The mean-zero solution d of H d = rhs (``rhs`` must sum to ~0), H the Laplacian
+        of ``diagram``'s edges with weights ``lengths`` / (|y_i − y_j| ``vol``).
 
         With ``atol`` (N,) and a factorisation from an earlier call, first try
         preconditioned conjugate gradients with that (stale) factorisation, stopping once
@@ -489,9 +524,7 @@ class _LaplacianSolver:
             return np.zeros(1)
         ei, ej = diagram.edges[:, 0], diagram.edges[:, 1]
         if atol is not None and self._lu is not None:
-            reduced = _laplacian(
-                self.y, ei, ej, diagram.edge_lengths, vol, n, self._rank, n - 1
-            ).tocsr()
+            reduced = _laplacian(self.y, ei, ej, lengths, vol, n, self._rank, n - 1).tocsr()
             keep = self._perm[:-1]
             x = _pcg(reduced, rhs[keep], self._lu.solve, atol[keep], _PCG_MAX_ITER)
             if x is not None:
@@ -503,7 +536,7 @@ class _LaplacianSolver:
         rank = np.empty(n, np.int64)
         rank[perm] = np.arange(n)
         # the last cell in the order (a top-level separator cell) is grounded
-        reduced = _laplacian(self.y, ei, ej, diagram.edge_lengths, vol, n, rank, n - 1)
+        reduced = _laplacian(self.y, ei, ej, lengths, vol, n, rank, n - 1)
         self._lu = spla.splu(
             reduced.tocsc(),
             permc_spec="NATURAL",

@@ -11,14 +11,15 @@ result is the same :class:`~aeot.ot.result.SemiDiscreteResult` whichever solver 
 (``result.method`` says which).
 
 * :class:`ExactNewton2D` — damped Newton on exact power diagrams (Kitagawa, Mérigot and
-  Thibert 2019): a uniform box source in 2D, to ``tol`` = the largest relative cell-mass
+  Thibert 2019): a box source in 2D, uniform or a piecewise-constant density on a grid
+  (:class:`~aeot.ot.sources.GridDensity`), to ``tol`` = the largest relative cell-mass
   error max_i |μ(W_i) − ν_i| / ν_i (float64 exact masses).
 * :class:`MonteCarloNewton` — Monte-Carlo minimisation of the Brenier energy in any
   dimension and for any :class:`~aeot.ot.sources.Source`, to ``settings.tol`` = the L1
   cell-mass error Σ_i |μ(W_i) − ν_i| of a fresh sample, sampling noise removed.
 
 :func:`solve` with ``method="auto"`` takes the exact solver wherever it applies (2D, a
-uniform box) and the Monte-Carlo one elsewhere.
+box source: uniform or a grid density) and the Monte-Carlo one elsewhere.
 
 Example
 -------
@@ -39,7 +40,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from aeot.ot.montecarlo import MonteCarloSettings, solve_semidiscrete
 from aeot.ot.problem import SemiDiscreteProblem
 from aeot.ot.result import IterationInfo, SemiDiscreteResult
-from aeot.ot.sources import BoxUniform
+from aeot.ot.sources import BoxUniform, GridDensity
 
 __all__ = ["METHODS", "ExactNewton2D", "MonteCarloNewton", "Solver", "solve"]
 
@@ -79,8 +80,11 @@ class ExactNewton2D:
         source = problem.source
         if problem.dim != 2:
             return f"the exact solver is 2D only; the targets are {problem.dim}-dimensional"
-        if not isinstance(source, BoxUniform):
-            return f"the exact solver needs a uniform box source, got {type(source).__name__}"
+        if not isinstance(source, BoxUniform | GridDensity):
+            return (
+                "the exact solver needs a box source, uniform (BoxUniform) or with a grid "
+                f"density (GridDensity), got {type(source).__name__}"
+            )
         return None
 
     def __call__(
