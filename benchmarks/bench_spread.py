@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from aeot.evaluation import evaluate_samples
+from aeot.evaluation.features import default_cache_dir
 from aeot.generate import AEOTSampler
 from aeot.metrics.memorisation import memorisation, nearest_distances
 from aeot.pipeline import AEOT
@@ -71,12 +72,37 @@ def main() -> None:
     taus = [float(t) for t in args.taus.split(",")]
     for name in args.datasets:
         model, train, reference, heldout, n = _model(name, args.model_dir)
+        clf = None  # digits: the default extractor (the cached 8x8 digit classifier)
+        if name in ("mnist", "fashion-mnist"):
+            # bench_real_images' classifier, not one trained on the reference set
+            from bench_real_images import _classifier
+
+            clf = _classifier(name, default_cache_dir(), "cpu")
         cfg = model.config
         targets = model.ot_.targets
         held_codes = model.encode(heldout).to(targets.dtype)
         m_h = float(nearest_distances(held_codes, targets).median())
         n_eval = min(n, len(reference)) if name not in ("digits",) else len(heldout)
         print(f"\n{name}: {targets.shape[0]} codes in d = {targets.shape[1]}", flush=True)
+        recon = None
+        if name not in ("grid25", "ring8"):
+            # the yardstick of the FD ratio: reconstructions of n training images (as
+            # bench_real_images scores them), and the decoder's own NN ratio: the
+            # reconstructions of held-out images against the held-out images
+            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+            recon_scores = evaluate_samples(
+                reference,
+                model.reconstruct(train.x[pick[:n_eval]]),
+                feature_extractor=clf,
+                seed=0,
+            )
+            recon = next(float(v) for k, v in recon_scores.items() if k.startswith("FD"))
+            recon_nn = memorisation(model.reconstruct(heldout[:2000]), train.x, heldout[:2000])
+            print(
+                f"reconstructions: FD {recon:.3f}, precision {recon_scores['precision']:.4f}; "
+                f"held-out reconstructions' NN ratio {recon_nn.nn_ratio:.3f}",
+                flush=True,
+            )
         for tau, k in [(t, int(k)) for k in args.neighbours.split(",") for t in taus]:
             start = time.perf_counter()
             sampler = AEOTSampler(spread=tau, spread_neighbours=k).fit(
@@ -90,10 +116,13 @@ def main() -> None:
             codes = sampler.sample(n, seed=1).codes
             sample_seconds = time.perf_counter() - start
             images = model.decode(codes)
-            scores = evaluate_samples(reference, images[:n_eval], seed=0)
+            scores = evaluate_samples(reference, images[:n_eval], feature_extractor=clf, seed=0)
             keys = [k for k in scores if k.startswith("FD") or k in ("precision", "recall")]
             keys += [k for k in ("modes", "high_quality_pct", "kl") if k in scores]
             row = {k: round(float(scores[k]), 4) for k in keys}
+            if recon is not None:
+                fd = next(v for k, v in row.items() if k.startswith("FD"))
+                row["FD ratio"] = round(fd / recon, 3)
             latent = float(nearest_distances(codes.to(targets.dtype), targets).median()) / m_h
             nn = memorisation(images[:2000], train.x, heldout[:2000]).nn_ratio
             print(

@@ -127,6 +127,13 @@ def solve_exact_2d(
         reached or the line search stalled (masses at float64 resolution, e.g. for nearly
         collinear targets or a too small ``tol``).
 
+        ``cell_masses`` are exact for the solver's own power weights ψ (implementation
+        notes).  Converting them to ``h = (ψ − |z|²/2)/s`` rounds h to float64 (~1e-16
+        next to |y|²/2), and the edge between two targets δ apart moves by Δh/δ: the
+        returned ``h``, evaluated exactly, can give those two cells masses off by about
+        1e-16 |e| / (δ ν_i) relative (measured: 1.3e-8 for a pair 1e-7 apart among
+        10⁴ targets, where ``cell_masses`` say 2e-11; docs/EXACT_2D.md).
+
     Raises
     ------
     TypeError
