@@ -107,6 +107,10 @@ def test_constant_grid_density_samples_like_the_uniform_box():
     assert float(density.sum()) * 4.0 * 3.0 / 35 == pytest.approx(1.0)
     assert flat.sample(3, dtype=torch.float32).dtype == torch.float32
     assert GridDensity(np.ones((2, 3, 4))).sample(10).shape == (10, 3)
+    # a solver checkpoint's fingerprint tells two densities of one shape apart
+    other = GridDensity(np.arange(1.0, 36.0).reshape(5, 7), low=(0.0, -2.0), high=(4.0, 1.0))
+    assert other.describe() != flat.describe()
+    assert GridDensity(np.full((5, 7), 7.0), (0.0, -2.0), (4.0, 1.0)).describe() == flat.describe()
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aeot._io import tensor_hash
 from aeot._validation import as_float_tensor, check_positive_int
 
 
@@ -320,6 +321,7 @@ class GridDensity(Source):
             "shape": list(self.shape),
             "low": list(self.low),
             "high": list(self.high),
+            "values_hash": tensor_hash(self.values),  # a checkpoint's fingerprint sees ρ
         }
 
 
