@@ -253,3 +253,15 @@ def test_solve_picks_the_exact_solver_for_a_grid_density():
     )
     result = solve(problem)
     assert result.method == "newton-exact-2d" and result.converged
+
+
+def test_targets_outside_the_box_with_a_grid_density():
+    # the solver works in the frame z = s y + b of its default start (s != 1 here)
+    gen = torch.Generator().manual_seed(5)
+    y = torch.rand(30, 2, generator=gen, dtype=torch.float64) * 0.5 + torch.tensor([5.0, -3.0])
+    rho = _wavy((6, 6), contrast=0.7)
+    result = solve_exact_2d(SemiDiscreteProblem(y, source=GridDensity(rho)))
+    assert result.converged
+    density = GridDensity(rho).density().numpy()
+    reference = _reference_masses(y.numpy(), result.h.numpy(), density, [0, 0], [1, 1])
+    np.testing.assert_allclose(reference, 1 / 30, rtol=1e-8)
