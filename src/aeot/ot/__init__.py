@@ -3,8 +3,9 @@
 Semi-discrete OT from a source measure μ to Σ ν_i δ_{y_i} is solved through the
 Brenier potential u_h(x) = max_i <x, y_i> + h_i, whose heights h minimise the convex
 energy E(h) = ∫ u_h dμ − Σ h_i ν_i (Gu, Luo, Sun, Yau 2016; Lei et al. 2019);
-:func:`solve` picks the exact 2D power-diagram Newton solver where it applies and the
-Monte-Carlo one elsewhere (:mod:`aeot.ot.solvers`: one call signature for both).
+:func:`solve` picks the exact 2D power-diagram Newton solver where it applies (a box
+source, uniform or a :class:`GridDensity`) and the Monte-Carlo one elsewhere
+(:mod:`aeot.ot.solvers`: one call signature for both).
 Between two densities on a 2D or 3D grid, :func:`solve_fftot` solves the Monge–Ampère
 equation by FFT-OT (Lei & Gu 2021); :func:`solve_discrete_accelerated` solves discrete OT
 by FISTA on the smoothed Kantorovich dual (An, Lei, Xu & Gu 2022), and
