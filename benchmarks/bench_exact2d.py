@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-10)
     parser.add_argument("--density", choices=["uniform", "wavy"], default="uniform")
     parser.add_argument("--grid", type=int, default=256, help="pixels per side (--density wavy)")
+    parser.add_argument("--plot", default=None, help="also draw time against N to this PNG")
     args = parser.parse_args()
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy "
@@ -197,6 +198,38 @@ def main() -> None:
             f"{r['newton_over_qhull']:>12.1f} | "
             f"{r['gd_rel_error']:>21.2e} ({r['gd_iterations']:>3})"
         )
+
+    if args.plot:
+        _plot(rows, args.plot, args.density)
+
+
+def _plot(rows: list[dict], path: str, density: str) -> None:
+    """Newton's best time, one Qhull call and one diagram against N, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["N"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.loglog(n, [r["newton_best_s"] for r in rows], "o-", label="Newton to tol (aeot)")
+    ax.loglog(n, [r["diagram_s"] for r in rows], "s--", label="one power diagram")
+    ax.loglog(n, [r["qhull_s"] for r in rows], "^:", label="one Qhull call")
+    for r in rows:
+        if not r["converged"]:
+            ax.annotate(
+                f"stopped at {r['max_rel_error']:.1e}",
+                (r["N"], r["newton_best_s"]),
+                textcoords="offset points",
+                xytext=(-120, -4),
+                fontsize=8,
+            )
+    ax.set(xlabel="N targets", ylabel="seconds", title=f"exact 2D semi-discrete OT ({density})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
