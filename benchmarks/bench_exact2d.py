@@ -80,11 +80,6 @@ def _source(density: str, grid: int):
     return GridDensity(1.0 + 0.9 * np.sin(6 * x) * np.cos(4 * y + 1))
 
 
-def _masses(y: np.ndarray, h: np.ndarray, rho: np.ndarray | None) -> np.ndarray:
-    diagram = power_diagram_2d(y, h)
-    return diagram.masses if rho is None else cell_masses_and_edge_integrals(diagram, y, rho)[0]
-
-
 def _gradient_descent(problem: SemiDiscreteProblem, budget: float) -> tuple[float, int]:
     """Exact-gradient descent for ``budget`` seconds; returns (max rel error, iterations)."""
     y = problem.targets.numpy()
@@ -99,7 +94,7 @@ def _gradient_descent(problem: SemiDiscreteProblem, budget: float) -> tuple[floa
     iters = 0
     while time.perf_counter() - start < budget:
         h = h - eta * (masses - nu)
-        masses = _masses(y, h, rho)
+        masses = exact2d._masses_and_weights(power_diagram_2d(y, h), y, rho)[0]
         iters += 1
     return float(np.max(np.abs(masses - nu) / nu)), iters
 

@@ -36,19 +36,23 @@ def _shoelace(poly: np.ndarray) -> float:
     return 0.5 * abs(x @ np.roll(y, -1) - y @ np.roll(x, -1))
 
 
-def _reference_areas(y, h, low, high) -> np.ndarray:
+def _reference_cells(y, h, low, high) -> list[np.ndarray]:
     """O(N²) half-plane clipping of the box: W_i = ∩_j {<x, y_j − y_i> <= h_i − h_j}."""
     lo = np.broadcast_to(np.asarray(low, float), (2,))
     hi = np.broadcast_to(np.asarray(high, float), (2,))
     box = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-    areas = []
+    cells = []
     for i in range(len(y)):
         poly = box
         for j in range(len(y)):
             if j != i and len(poly):
                 poly = _clip(poly, y[j] - y[i], h[i] - h[j])
-        areas.append(_shoelace(poly))
-    return np.array(areas)
+        cells.append(poly)
+    return cells
+
+
+def _reference_areas(y, h, low, high) -> np.ndarray:
+    return np.array([_shoelace(cell) for cell in _reference_cells(y, h, low, high)])
 
 
 def _grid(k: int, low=0.0, high=1.0) -> np.ndarray:
@@ -504,12 +508,7 @@ def _reference_masses(y, h, rho, low, high) -> np.ndarray:
     nx, ny = rho.shape
     wx, wy = (high - low) / (nx, ny)
     masses = np.zeros(len(y))
-    box = np.array([[low[0], low[1]], [high[0], low[1]], [high[0], high[1]], [low[0], high[1]]])
-    for i in range(len(y)):
-        cell = box
-        for j in range(len(y)):
-            if j != i and len(cell):
-                cell = _clip(cell, y[j] - y[i], h[i] - h[j])
+    for i, cell in enumerate(_reference_cells(y, h, low, high)):
         for a in range(nx):
             for b in range(ny):
                 piece = cell

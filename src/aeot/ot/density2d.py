@@ -90,11 +90,11 @@ def cell_masses_and_edge_integrals(
         )
         / np.maximum(count, 1)[:, None]
     )
-    ref = _primitive(centre, low, widths, rho, left)
+    ref = _primitive(centre, *_pixel(centre, low, widths, rho.shape), low, widths, rho, left)
 
     piece_seg, piece_mid, piece_dt = _pieces(starts, stops, low, widths, rho.shape)
     a, b = _pixel(piece_mid, low, widths, rho.shape)
-    f = left[a, b] + rho[a, b] * (piece_mid[:, 0] - (low[0] + a * widths[0]))
+    f = _primitive(piece_mid, a, b, low, widths, rho, left)
     delta = stops - starts
     dy = piece_dt * delta[piece_seg, 1]
     total = starts.shape[0]
@@ -124,9 +124,8 @@ def _pixel(points: np.ndarray, low, widths, shape) -> tuple[np.ndarray, np.ndarr
     return a, b
 
 
-def _primitive(points: np.ndarray, low, widths, rho, left) -> np.ndarray:
-    """F(x, y) = ∫_{low_0}^{x} ρ(s, y) ds at each point."""
-    a, b = _pixel(points, low, widths, rho.shape)
+def _primitive(points: np.ndarray, a, b, low, widths, rho, left) -> np.ndarray:
+    """F(x, y) = ∫_{low_0}^{x} ρ(s, y) ds at each point, (a, b) its pixel (:func:`_pixel`)."""
     return left[a, b] + rho[a, b] * (points[:, 0] - (low[0] + a * widths[0]))
 
 

@@ -160,7 +160,6 @@ def solve_exact_2d(
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
     n = y.shape[0]
-    vol = (high[0] - low[0]) * (high[1] - low[1])
     # Work with the sites z = s y + b of the default start: <x, z_i> + s h_i is an affine
     # rescaling of the scores, so (z, s h) has the same cells as (y, h), and
     # ψ = s h + |z|²/2 vanishes at the default start and stays small.
@@ -190,10 +189,7 @@ def solve_exact_2d(
         d = _power_diagram(y, psi_try, low, high, order, previous, reject_hidden=base is not None)
         if d is None:
             return None, None, None
-        if rho is None:
-            return d, d.areas / vol, (d.edge_lengths, vol)
-        masses, edge_mass = cell_masses_and_edge_integrals(d, y, rho)
-        return d, masses, (edge_mass, 1.0)
+        return d, *_masses_and_weights(d, y, rho)
 
     diagram, mu, weights = evaluate(psi)
     if mu.min() <= 0.0 and h0 is not None:
@@ -310,15 +306,10 @@ def masses_and_hessian_2d(problem: SemiDiscreteProblem, h) -> tuple[np.ndarray, 
     if h.shape != (y.shape[0],):
         raise ValueError(f"h must have shape ({y.shape[0]},), got {h.shape}")
     diagram = _power_diagram(y, h + 0.5 * np.einsum("ij,ij->i", y, y), low, high)
-    vol = diagram.volume
     n = y.shape[0]
     ei, ej = diagram.edges[:, 0], diagram.edges[:, 1]
-    if rho is None:
-        masses, lengths = diagram.areas / vol, diagram.edge_lengths
-    else:
-        masses, lengths = cell_masses_and_edge_integrals(diagram, y, rho)
-        vol = 1.0
-    hessian = _laplacian(y, ei, ej, lengths, vol, n, np.arange(n), None)
+    masses, (lengths, divisor) = _masses_and_weights(diagram, y, rho)
+    hessian = _laplacian(y, ei, ej, lengths, divisor, n, np.arange(n), None)
     return masses, hessian.tocsr()
 
 
@@ -398,6 +389,18 @@ def _unpack(problem: SemiDiscreteProblem):
     y = problem.targets.detach().cpu().to(torch.float64).numpy()
     nu = problem.weights.detach().cpu().to(torch.float64).numpy()
     return y, nu / nu.sum(), source.low, source.high, rho
+
+
+def _masses_and_weights(
+    diagram: PowerDiagram2D, y: np.ndarray, rho: np.ndarray | None
+) -> tuple[np.ndarray, tuple[np.ndarray, float]]:
+    """μ(W_i) and the Laplacian's edge weights as (numerators, divisor) for
+    :func:`_laplacian`: (|e|, |B|) for the uniform source (``rho`` None), (∫_e ρ ds, 1)
+    for a grid density ρ per pixel."""
+    if rho is None:
+        return diagram.masses, (diagram.edge_lengths, diagram.volume)
+    masses, edge_mass = cell_masses_and_edge_integrals(diagram, y, rho)
+    return masses, (edge_mass, 1.0)
 
 
 def _laplacian(y, ei, ej, lengths, vol, n, rank, ground) -> sp.coo_matrix:
