@@ -60,6 +60,10 @@ def test_constant_grid_density_samples_like_the_uniform_box():
         (np.zeros((3, 3)), "positive finite sum"),
         (np.array([[1.0, np.nan]]), "finite|NaN|nan"),
         ([["a"]], "real numbers"),
+        (np.array(5.0), "one axis per dimension"),
+        (torch.tensor(5.0), "one axis per dimension"),
+        (5.0, "one axis per dimension"),
+        (np.zeros((0, 3)), "empty"),
     ],
 )
 def test_grid_density_rejects_bad_values(values, match):

@@ -257,9 +257,10 @@ class GridDensity(Source):
     """
 
     def __init__(self, values, low=0.0, high=1.0):
-        grid = as_float_tensor(values, "density values", dtype=torch.float64, device="cpu")
-        if grid.ndim < 1:
+        if getattr(values, "ndim", None) == 0 or isinstance(values, int | float):
+            # a single number would become a one-pixel 1D density: refuse, not reinterpret
             raise ValueError("density values must be an array with one axis per dimension")
+        grid = as_float_tensor(values, "density values", dtype=torch.float64, device="cpu")
         if bool((grid < 0).any()):
             raise ValueError(
                 f"density values must be non-negative; the smallest is {float(grid.min()):.3g}"
