@@ -8,6 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from aeot.cli import app
+from aeot.pipeline import DEFAULT_SPREAD
 
 runner = CliRunner()
 
@@ -77,7 +78,9 @@ def test_demo_quick(tmp_path):
     assert real["NN ratio"] == 1.0 and 0.0 <= gen["copies"] <= 1.0
     assert f"{gen['NN ratio']:.2f} generated" in page
     assert f"{gen['copies']:.1%} of the generated codes" in page
-    assert "New codes are spread (τ = 0.85)" in page  # the default on an autoencoder's codes
+    # the default on an autoencoder's codes, along the neighbourhood's principal directions
+    assert f"New codes are spread (τ = {DEFAULT_SPREAD:g})" in page
+    assert "along its 2 principal directions only" in page
     grid = metrics["grid25"]
     assert set(grid) == {"AE-OT (Sobol source)", "AE-OT (i.i.d. source)", "fresh data (i.i.d.)"}
     assert f"{grid['AE-OT (i.i.d. source)']['kl']:.4f} from an i.i.d. source" in page

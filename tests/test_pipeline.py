@@ -6,7 +6,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from aeot.data import grid_mixture, load_digits8
-from aeot.pipeline import AEOT
+from aeot.pipeline import AEOT, DEFAULT_SPREAD
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_spread_is_saved_and_reproduced(tmp_path, small_digits_config):
 
 def test_spread_default_by_autoencoder(grid_model, digits_model):
     assert grid_model[1].spread_ == 0.0 and grid_model[1].sampler_.spread_scale_ == 0.0
-    assert digits_model[1].config.spread is None and digits_model[1].spread_ == 0.85
+    assert digits_model[1].config.spread is None and digits_model[1].spread_ == DEFAULT_SPREAD
     assert digits_model[1].sampler_.spread_scale_ > 0
 
 

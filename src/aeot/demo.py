@@ -172,11 +172,22 @@ def _spread_summary(sampler) -> str:
     return (
         f"New codes are spread (τ = {sampler.spread:g}): each takes a Gaussian step shaped "
         f"like the local covariance of its {sampler.spread_neighbours} nearest mutually "
-        f"non-singular training codes, scaled until their median distance to the nearest "
-        f"training code is "
+        f"non-singular training codes{_rank_words(sampler)}, scaled until their median "
+        f"distance to the nearest training code is "
         f"{sampler.spread:g} × that of a fresh code (a training code to its nearest "
         f"other one); the extension alone places them at "
         f"{report['plain_ratio']:.2f} × (spread = 0 turns this off). "
+    )
+
+
+def _rank_words(sampler) -> str:
+    rank = sampler.spread_rank
+    if rank is None or rank >= min(sampler.spread_neighbours, sampler.result_.targets.shape[1]):
+        return ""  # the full local covariance
+    return (
+        " along its principal direction only"
+        if rank == 1
+        else f" along its {rank} principal directions only"
     )
 
 

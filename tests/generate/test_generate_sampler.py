@@ -433,6 +433,59 @@ def test_spread_mixes_only_mutually_non_singular_codes(cloud_fit):
     assert min(sizes) >= 2 and max(sizes) == 4
 
 
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_spread_rank_steps_along_the_principal_directions(cloud_fit, rank):
+    """With spread_rank r the step is s Σ_{j≤r} ξ_j S_j v_j / sqrt(|K|), deviations of K(z)
+    from their mean = U S Vᵀ (recomputed here with numpy): it has no component outside the
+    top r right singular vectors (up to the float32 rounding of the codes), and its
+    coefficient on v_j divided by s S_j / sqrt(|K|) is a standard normal across codes."""
+    sampler = AEOTSampler(spread=1.0, spread_neighbours=8, spread_rank=rank)
+    sampler.fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    out = sampler.sample(1500, seed=4)
+    plain = sampler.generate(out.points, spread=False)
+    y = cloud_fit.targets.double().numpy()
+    scale = sampler.spread_scale_
+    assert scale > 0
+    coefs = []
+    for z, base, near in zip(
+        out.codes.double().numpy(),
+        plain.codes.double().numpy(),
+        out.neighbours.numpy(),
+        strict=True,
+    ):
+        near = near[near >= 0]
+        if len(near) <= rank:
+            continue
+        dev = y[near] - y[near].mean(0)
+        _, sing, vh = np.linalg.svd(dev, full_matrices=False)
+        step = z - base
+        top = vh[:rank]
+        # codes are float32: z and base each carry rounding of about 6e-8 |z|
+        assert np.linalg.norm(step - top.T @ (top @ step)) < 1e-6 * (1.0 + np.linalg.norm(z))
+        coefs.append((top @ step) / (scale * sing[:rank] / np.sqrt(len(near))))
+    coefs = np.array(coefs)
+    assert len(coefs) > 1000
+    assert np.abs(coefs.mean(0)).max() < 0.1
+    assert np.abs(coefs.var(0) - 1.0).max() < 0.12
+
+
+def test_spread_rank_at_full_dimension_is_the_full_covariance(cloud_fit):
+    """r ≥ min(|K|, d) keeps every direction: the plain local-covariance step (rank None)."""
+    full = AEOTSampler(spread=1.0, spread_neighbours=4, spread_rank=None)
+    top = AEOTSampler(spread=1.0, spread_neighbours=4, spread_rank=4)
+    codes = [
+        s.fit(cloud_fit, n_graph_samples=2**14, seed=0).sample(300, seed=2).codes
+        for s in (full, top)
+    ]
+    torch.testing.assert_close(codes[0], codes[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "2"])
+def test_spread_rank_bad_values(bad):
+    with pytest.raises((ValueError, TypeError), match="spread_rank"):
+        AEOTSampler(spread=0.8, spread_rank=bad)
+
+
 def test_spread_chunks_equal_one_draw(cloud_fit):
     sampler = AEOTSampler(spread=1.0).fit(cloud_fit, n_graph_samples=2**14, seed=0)
     whole = sampler.sample(5000, seed=6).codes
