@@ -16,6 +16,12 @@ Usage::
 
     python benchmarks/bench_spread.py digits grid25 ring8 --taus 0,0.8,0.9,1.0
     python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0,0.8,0.9,1.0
+    python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0.85 --ranks 1,2,full
+    python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0,0.92 --grid g.png
+
+``--grid PATH`` writes the first 32 decoded samples of every setting, four rows of eight
+per setting in the order printed; all settings draw from the same seed, so the rows show
+the same source points.
 """
 
 from __future__ import annotations
@@ -65,11 +71,20 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--taus", default="0,0.8,0.9,1.0")
     parser.add_argument("--model-dir", type=Path, default=None)
-    parser.add_argument("--neighbours", default="16", help="spread_neighbours, comma-separated")
+    parser.add_argument("--neighbours", default="32", help="spread_neighbours, comma-separated")
+    parser.add_argument(
+        "--ranks", default="2", help="spread_rank, comma-separated ('full': every direction)"
+    )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--grid", type=Path, default=None, help="PNG of 32 samples per setting (one data set)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     taus = [float(t) for t in args.taus.split(",")]
+    if args.grid is not None and len(args.datasets) != 1:
+        raise SystemExit("--grid takes one data set")
+    shown = []
     for name in args.datasets:
         model, train, reference, heldout, n = _model(name, args.model_dir)
         clf = None  # digits: the default extractor (the cached 8x8 digit classifier)
@@ -103,9 +118,11 @@ def main() -> None:
                 f"held-out reconstructions' NN ratio {recon_nn.nn_ratio:.3f}",
                 flush=True,
             )
-        for tau, k in [(t, int(k)) for k in args.neighbours.split(",") for t in taus]:
+        ranks = [None if r == "full" else int(r) for r in args.ranks.split(",")]
+        grid = [(t, int(k), r) for r in ranks for k in args.neighbours.split(",") for t in taus]
+        for tau, k, rank in grid:
             start = time.perf_counter()
-            sampler = AEOTSampler(spread=tau, spread_neighbours=k).fit(
+            sampler = AEOTSampler(spread=tau, spread_neighbours=k, spread_rank=rank).fit(
                 model.ot_,
                 n_graph_samples=cfg.n_graph_samples,
                 threshold=cfg.threshold,
@@ -116,6 +133,7 @@ def main() -> None:
             codes = sampler.sample(n, seed=1).codes
             sample_seconds = time.perf_counter() - start
             images = model.decode(codes)
+            shown.append(images[:32])
             scores = evaluate_samples(reference, images[:n_eval], feature_extractor=clf, seed=0)
             keys = [k for k in scores if k.startswith("FD") or k in ("precision", "recall")]
             keys += [k for k in ("modes", "high_quality_pct", "kl") if k in scores]
@@ -126,11 +144,16 @@ def main() -> None:
             latent = float(nearest_distances(codes.to(targets.dtype), targets).median()) / m_h
             nn = memorisation(images[:2000], train.x, heldout[:2000]).nn_ratio
             print(
-                f"tau={tau:g} K={k}: scale {sampler.spread_scale_:.3f} (fit {seconds:.1f} s, "
+                f"tau={tau:g} K={k} rank={rank or 'full'}: "
+                f"scale {sampler.spread_scale_:.3f} (fit {seconds:.1f} s, "
                 f"{n} samples {sample_seconds:.1f} s), "
                 f"codes' NN distance / held-out codes' {latent:.3f}, NN ratio {nn:.3f}, {row}",
                 flush=True,
             )
+    if args.grid is not None and shown and shown[0].dim() == 4:
+        from aeot.report.figures import save_image_grid
+
+        print(f"grid: {save_image_grid(torch.cat(shown).clamp(0, 1), args.grid, ncol=8)}")
 
 
 if __name__ == "__main__":
