@@ -20,6 +20,7 @@ from aeot.relu import (
     grid_pattern_count,
     random_relu_net,
 )
+from aeot.relu import cells as cells_module
 
 
 def _net(weight, bias, out: int = 1, act: nn.Module | None = None) -> nn.Sequential:
@@ -75,8 +76,9 @@ def test_leaky_relu_cells():
     assert decomp.n_affine_pieces == decomp.n_cells
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 12])
+@pytest.mark.parametrize("n", [1, 2, 5, 12, 40])
 def test_one_hidden_layer_generic_count(n):
+    # n = 40: every line crosses the box, more than cells._MAX_ROUNDS: split by halves
     rng = np.random.default_rng(n)
     w = rng.normal(size=(n, 2))
     b = rng.normal(size=n)
@@ -253,6 +255,40 @@ def test_bad_arguments():
         PlaneSlice.through_point([0, np.nan], [1, 0], [0, 1])
     with pytest.raises(ValueError, match="Tanh"):
         decompose_slice(nn.Sequential(nn.Linear(2, 2), nn.Tanh()))
+
+
+def _cell_table(decomp: CellDecomposition) -> tuple[np.ndarray, np.ndarray]:
+    """Packed patterns of the cells, sorted, and the cells' areas in that order."""
+    packed = np.packbits(decomp.pattern_matrix, axis=1)
+    order = np.lexsort(packed.T[::-1])
+    return packed[order], decomp.areas[order]
+
+
+@pytest.mark.parametrize(
+    ("widths", "seed", "bias_std", "slope"),
+    [
+        ([2, 40, 30, 20], 0, 0.3, 0.0),
+        ([2, 64, 16, 48], 1, 0.05, 0.0),
+        ([2, 24, 24, 8], 2, 0.3, 0.1),
+    ],
+)
+def test_fast_paths_match_the_plain_descent(monkeypatch, widths, seed, bias_std, slope):
+    """Sibling maps by rank-1 terms and splits by halves of a layer give the cells of
+    the plain descent (every map a matrix product, every polygon clipped by all its
+    candidate lines in one pass of rounds)."""
+    net = random_relu_net(widths, seed=seed, bias_std=bias_std, negative_slope=slope)
+    monkeypatch.setattr(cells_module, "_REP_DIFF_RATIO", 10**9)  # threshold 0: all products
+    monkeypatch.setattr(cells_module, "_MAX_ROUNDS", 10**9)  # never split by halves
+    plain = decompose_slice(net)
+    monkeypatch.setattr(cells_module, "_REP_DIFF_RATIO", 1)  # every sibling by rank-1 terms
+    monkeypatch.setattr(cells_module, "_MAX_ROUNDS", 1)  # halves wherever two lines meet a box
+    fast = decompose_slice(net)
+    assert fast.n_cells == plain.n_cells > 100
+    (p_fast, a_fast), (p_plain, a_plain) = _cell_table(fast), _cell_table(plain)
+    np.testing.assert_array_equal(p_fast, p_plain)
+    np.testing.assert_allclose(a_fast, a_plain, rtol=1e-9, atol=1e-15)
+    assert fast.n_affine_pieces == plain.n_affine_pieces
+    _check_cells(fast, net)
 
 
 @pytest.mark.slow

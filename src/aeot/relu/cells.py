@@ -10,9 +10,11 @@ convex polygon into its positive and negative parts), layer by layer.
 Implementation (all numpy float64, vectorised across polygons):
 
 * Per layer, the pre-activation maps ``Z_p`` (3 × n, homogeneous in ``(s, t, 1)``)
-  are computed for the polygons at the start of the layer (the *sources*) by one
-  matrix product.  Splits inside a layer never change these maps, so every
-  descendant polygon inherits its source's ``Z_p``.
+  are computed for the polygons at the start of the layer (the *sources*).  Splits
+  inside a layer never change these maps, so every descendant polygon inherits its
+  source's ``Z_p``.  The children of one polygon differ in a few bits only, so one
+  child each gets the matrix product ``(m × n)`` and its siblings a rank-1 term
+  per differing bit (:meth:`_Maps.apply`).
 * A neuron can only split descendants of a source whose polygon its zero line
   meets, so the candidate (source, neuron) pairs — the line meets the source's
   bounding box — are found at once; every other pair has a definite sign.  The
@@ -20,6 +22,9 @@ Implementation (all numpy float64, vectorised across polygons):
   of each source by that source's ``r``-th candidate neuron; a descendant the line
   misses just records its side), and polygons whose source has no candidate left
   are set aside.  Each round clips many polygons at once with flat vertex arrays.
+  A source with many candidates (the whole box at the first layer) is split by
+  halves of the layer instead, the pieces' candidates tested afresh
+  (:func:`_split_layer`).
 * Depth first: a batch of polygons (about 2^20 map entries) goes through all later
   layers before the next batch enters, so no ``(P, n)`` array of a whole layer is
   ever held; the patterns are kept packed, and the maps of the last layer are
@@ -56,6 +61,13 @@ __all__ = [
 _BLOCK_ELEMS = 1 << 18
 #: elements of one batch's (cells, 3, n) pre-activation maps in the depth-first descent
 _BATCH_ELEMS = 1 << 20
+#: a child differing from its representative in more than ``m / ratio`` bits of an
+#: m-neuron layer gets its own matrix product (see :meth:`_Maps.apply`)
+_REP_DIFF_RATIO = 16
+#: elements per block of the candidate test (:func:`_candidates`), cache-sized
+_CAND_BLOCK_ELEMS = 1 << 15
+#: a polygon with more candidate lines is split by halves of the layer (:func:`_split_layer`)
+_MAX_ROUNDS = 32
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
@@ -97,8 +109,9 @@ def _check_box(box) -> tuple[float, float, float, float]:
 def _affine(h: np.ndarray, wt: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Pre-activation maps ``h @ W^T + [0, 0, b]`` of maps ``h`` (B, 3, m): (B, 3, n).
 
-    The one place where maps meet weights, so that :func:`decompose_slice` and the
-    maps recomputed later from the patterns (:class:`_PatternMaps`) round alike.
+    The one matrix product of the maps with the weights, shared by
+    :func:`decompose_slice` and the maps recomputed later from the patterns
+    (:func:`_pattern_maps`), so that these round alike where both take a product.
     """
     n_out = wt.shape[1]
     out = np.empty((h.shape[0], 3, n_out))
@@ -113,17 +126,74 @@ class _Maps:
     ``H = base[src] * where(bits, 1, slope)`` (``src`` None: ``H = base``)."""
 
     base: np.ndarray  # (P0, 3, m)
-    src: np.ndarray | None = None  # (P,)
+    src: np.ndarray | None = None  # (P,), non-decreasing (children grouped by source)
     bits: np.ndarray | None = None  # (P, m) bool
     slope: float = 0.0
 
     def apply(self, wt: np.ndarray, bias: np.ndarray, sl: slice) -> np.ndarray:
-        """Next stage's pre-activation maps of the polygons in ``sl``: (B, 3, n_out)."""
+        """Next stage's pre-activation maps of the polygons in ``sl``: (B, 3, n_out).
+
+        Children of one source differ only in the few neurons whose lines split it.
+        The first child of each source in ``sl`` (its *representative* ``r``) gets the
+        matrix product ``Z_r = H_r W^T + [0, 0, b]``; a sibling ``p`` differing from it
+        in the bits ``D_p`` gets one rank-1 term per differing bit,
+
+        ``Z_p = Z_r + sum_{j in D_p} (μ_pj - μ_rj) H0[:, j] ⊗ W^T[j, :]``,
+
+        with ``H0 = base[src]`` (3 × m) and ``μ = where(bits, 1, slope)``, unless
+        ``|D_p| > m // _REP_DIFF_RATIO``, where its own product is cheaper.  (The
+        siblings' maps differ from their products by rounding only.)
+        """
         if self.src is None:
             return _affine(self.base[sl], wt, bias)
-        h = self.base[self.src[sl]]
-        h *= np.where(self.bits[sl], 1.0, self.slope)[:, None, :]
-        return _affine(h, wt, bias)
+        src, bits = self.src[sl], self.bits[sl]
+        first = np.ones(src.size, dtype=bool)
+        first[1:] = src[1:] != src[:-1]
+        rep = np.flatnonzero(first)[np.cumsum(first) - 1]  # (B,) representative's row
+        diff = bits != bits[rep]
+        n_diff = np.count_nonzero(diff, axis=1)
+        direct = first | (n_diff > wt.shape[0] // _REP_DIFF_RATIO)
+        rows = np.flatnonzero(direct)
+        h = self.base[src[rows]]
+        h *= np.where(bits[rows], 1.0, self.slope)[:, None, :]
+        z_direct = _affine(h, wt, bias)
+        if rows.size == src.size:
+            return z_direct
+        z = np.empty((src.size, 3, wt.shape[1]))
+        z[rows] = z_direct
+        rows = np.flatnonzero(~direct)
+        terms = self._sibling_terms(wt, src[rows], bits[rows], diff[rows])
+        terms += z_direct[(np.cumsum(direct) - 1)[rep[rows]]]
+        z[rows] = terms
+        return z
+
+    def _sibling_terms(
+        self, wt: np.ndarray, src: np.ndarray, bits: np.ndarray, diff: np.ndarray
+    ) -> np.ndarray:
+        """``sum_{j in D_p} (μ_pj - μ_rj) H0[:, j] ⊗ W^T[j, :]`` of siblings ``p`` with
+        sources ``src`` (S,), bits (S, m) and ``diff`` (S, m) bool = ``D_p``: (S, 3, n).
+
+        One sparse product: the (3S, m) matrix of the coefficients ``(μ_pj - μ_rj)
+        H0[k, j]`` (``|D_p|`` entries a row) times ``W^T`` (m, n).
+        """
+        from scipy.sparse import csr_matrix  # deferred: keeps ``import aeot.relu`` light
+
+        child, col = np.nonzero(diff)  # grouped by child, columns ascending
+        per_child = np.count_nonzero(diff, axis=1)
+        step = np.where(bits[child, col], 1.0 - self.slope, self.slope - 1.0)
+        coef = self.base[src[child], :, col] * step[:, None]  # (E, 3)
+        # CSR rows 3p, 3p + 1, 3p + 2 hold child p's entries: entry (e, k) goes to
+        # 3 off[p] + k |D_p| + (e - off[p])
+        off = _offsets(per_child)
+        within = np.arange(child.size) - off[child]
+        dest = 3 * off[child, None] + np.arange(3) * per_child[child, None] + within[:, None]
+        data = np.empty(3 * child.size)
+        data[dest] = coef
+        indices = np.empty(3 * child.size, dtype=np.int64)
+        indices[dest] = col[:, None]
+        indptr = _offsets(np.repeat(per_child, 3))
+        terms = csr_matrix((data, indices, indptr), shape=(3 * src.size, wt.shape[0])) @ wt
+        return terms.reshape(src.size, 3, wt.shape[1])
 
 
 class _PackedPatterns:
@@ -177,78 +247,97 @@ def _pattern_maps(
     return h[run]
 
 
-def _split_layer(
-    verts: np.ndarray,
-    counts: np.ndarray,
-    z: np.ndarray,
-    rtol: float,
-    scale: np.ndarray,
-    area_tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split convex polygons by the zero lines of one layer's neurons.
+def _bounding_boxes(verts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and half-sizes, both (P, 2), of the bounding boxes of flat polygons."""
+    if counts.size == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    starts = _offsets(counts)[:-1]
+    lo = np.minimum.reduceat(verts, starts, axis=0)
+    hi = np.maximum.reduceat(verts, starts, axis=0)
+    return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
+
+def _candidates(
+    verts: np.ndarray, counts: np.ndarray, z: np.ndarray, rtol: float, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which zero lines may split which polygons: the line meets the bounding box.
+
+    With the box's centre ``(cs, ct)`` and half-sizes ``(hs, ht)``, ``z = a s + b t + c``
+    ranges over ``zc ± (|a| hs + |b| ht)`` on it (``zc = a cs + b ct + c``); widened by
+    the tolerance ``rtol (|a| S + |b| T + |c|)`` this is ``zc ± reach``,
+    ``reach = |a| (hs + rtol S) + |b| (ht + rtol T) + |c| rtol``.  The sign is definite
+    (every vertex strictly on one side) when ``|zc| > reach``, otherwise (source,
+    neuron) is a candidate, settled exactly by :func:`_clip_rounds`.
 
     Parameters
     ----------
-    verts : (V, 2) flat counter-clockwise vertices; counts : (P0,) vertices per polygon
-    z : (P0, 3, n) homogeneous pre-activation maps, ``z_p(s, t) = [s, t, 1] @ z[p]``
-    rtol, scale, area_tol : tolerances (see module docstring); scale = (S, T, 1)
+    verts (V, 2), counts (P0,) : flat polygons; z : (P0, 3, n) their maps
+    rtol, scale : tolerances (see the module docstring); scale = (S, T, 1)
 
     Returns
     -------
-    verts (V', 2), counts (P,), src (P,) source index, bits (P, n) bool
+    base_bits : (P0, n) bool, ``zc > reach`` (definitely positive on the whole box)
+    rows, cols : (E,) int64, the candidate pairs in row-major order (grouped by
+        polygon, neurons ascending)
     """
-    n_src = counts.size
-    off = _offsets(counts)
-    poly0 = np.repeat(np.arange(n_src), counts)
-    verts3 = np.concatenate([verts, np.ones((verts.shape[0], 1))], axis=1)
-    # candidate (source, neuron) pairs: the zero line meets the polygon's bounding box.
-    # Elsewhere the sign is definite; the rounds below settle the candidates exactly.
-    k_max = int(counts.max())
-    pad = off[:-1, None] + np.minimum(np.arange(k_max)[None, :], counts[:, None] - 1)
-    corners = verts[pad]  # (P0, k_max, 2), last vertex repeated
-    lo, hi = corners.min(axis=1), corners.max(axis=1)
-    centre = 0.5 * (lo + hi)
-    half = 0.5 * (hi - lo)
-    # tol = rtol (|a| S + |b| T + |c|), reach = |a| hs + |b| ht + tol, zc = a cs + b ct + c,
-    # in blocks of sources: small temporaries are reused by the allocator (large fresh
-    # arrays cost page faults that dominate on small machines)
-    n = z.shape[2]
-    tol = np.empty((n_src, n))
+    n_src, _, n = z.shape
+    centre, half = _bounding_boxes(verts, counts)
+    wa = half[:, 0] + rtol * scale[0]
+    wb = half[:, 1] + rtol * scale[1]
     base_bits = np.empty((n_src, n), dtype=bool)
-    crossing = np.empty((n_src, n), dtype=bool)
-    block = max(1, _BLOCK_ELEMS // max(n, 1))
+    cross = np.empty((n_src, n), dtype=bool)
+    rows, cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    # in blocks of sources: the temporaries stay in cache and are reused
+    block = max(1, _CAND_BLOCK_ELEMS // max(n, 1))
     for b0 in range(0, n_src, block):
         sl = slice(b0, b0 + block)
         zb = z[sl]
-        tmp = np.abs(zb[:, 0, :])
-        tl = tmp * (rtol * scale[0])
-        reach = tmp * half[sl, 0, None]
-        np.abs(zb[:, 1, :], out=tmp)
-        reach += tmp * half[sl, 1, None]
-        tmp *= rtol * scale[1]
-        tl += tmp
+        reach = np.abs(zb[:, 0, :])
+        reach *= wa[sl, None]
+        tmp = np.abs(zb[:, 1, :])
+        tmp *= wb[sl, None]
+        reach += tmp
         np.abs(zb[:, 2, :], out=tmp)
         tmp *= rtol
-        tl += tmp
-        reach += tl
-        tol[sl] = tl
+        reach += tmp
         zc = zb[:, 0, :] * centre[sl, 0, None]
-        zc += zb[:, 1, :] * centre[sl, 1, None]
+        np.multiply(zb[:, 1, :], centre[sl, 1, None], out=tmp)
+        zc += tmp
         zc += zb[:, 2, :]
-        np.greater(zc, reach, out=base_bits[sl])  # definitely positive on the whole box
-        np.negative(reach, out=reach)
-        np.greater_equal(zc, reach, out=crossing[sl])
-        crossing[sl] &= ~base_bits[sl]
-    n_cross = crossing.sum(axis=1)
-    rows, cols = np.nonzero(crossing)  # row-major: grouped by source, neurons ascending
-    row_start = _offsets(n_cross)
-    rank = np.arange(rows.size) - row_start[rows]
-    max_rounds = int(n_cross.max()) if n_src else 0
-    jtab = np.full((n_src, max(max_rounds, 1)), -1, dtype=np.int64)
-    jtab[rows, rank] = cols
-    if max_rounds == 0:
-        return verts, counts, np.arange(n_src), base_bits
+        np.greater(zc, reach, out=base_bits[sl])
+        np.abs(zc, out=zc)
+        np.less_equal(zc, reach, out=cross[sl])
+        r, c = np.nonzero(cross[sl])
+        rows.append(r + b0)
+        cols.append(c)
+    return base_bits, np.concatenate(rows), np.concatenate(cols)
 
+
+def _clip_rounds(
+    verts: np.ndarray,
+    counts: np.ndarray,
+    coef: np.ndarray,
+    tol: np.ndarray,
+    n_cross: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clip each source's descendants by its candidate lines, one candidate a round.
+
+    Parameters
+    ----------
+    verts (V, 2), counts (P0,) : flat counter-clockwise polygons (the sources)
+    coef : (P0, R, 3) line ``r`` of source ``p`` is ``[s, t, 1] @ coef[p, r] = 0``
+        (rows ``r >= n_cross[p]`` unused); tol : (P0, R) its tolerance
+    n_cross : (P0,) lines per source
+    area_tol : a split leaving a child of area ``<= area_tol`` is not made
+
+    Returns
+    -------
+    verts (V', 2), counts (P,), src (P,) source index,
+    side (P, R) bool: the piece is on the positive side of its source's line ``r``
+    """
+    n_src = counts.size
+    max_rounds = coef.shape[1]
     nbytes = (max_rounds + 7) // 8
     done_v: list[np.ndarray] = []
     done_c: list[np.ndarray] = []
@@ -256,33 +345,28 @@ def _split_layer(
     done_b: list[np.ndarray] = []
     src_all = np.arange(n_src)
     finished = n_cross == 0
-    fv = finished[poly0]
+    fv = np.repeat(finished, counts)
     done_v.append(verts[fv])
     done_c.append(counts[finished])
     done_s.append(src_all[finished])
     done_b.append(np.zeros((int(finished.sum()), nbytes), dtype=np.uint8))
-    a_verts = verts3[~fv]
+    a_verts = np.concatenate([verts[~fv], np.ones((int((~fv).sum()), 1))], axis=1)
     a_counts = counts[~finished]
     a_src = src_all[~finished]
     a_bits = np.zeros((a_counts.size, nbytes), dtype=np.uint8)
-    tri = np.arange(3)
     for r in range(max_rounds):
         if a_counts.size == 0:
             break
         n_act = a_counts.size
-        j = jtab[a_src, r]
-        coef = z[a_src[:, None], tri[None, :], j[:, None]]  # (Pa, 3)
-        ptol = tol[a_src, j]
         pv = np.repeat(np.arange(n_act), a_counts)
-        val = np.einsum("vk,vk->v", a_verts, coef[pv])
-        vtol = ptol[pv]
+        val = np.einsum("vk,vk->v", a_verts, coef[a_src, r][pv])
+        vtol = tol[a_src, r][pv]
         pos = val > vtol
         neg = val < -vtol
-        npos = np.bincount(pv, weights=pos, minlength=n_act)
-        nneg = np.bincount(pv, weights=neg, minlength=n_act)
-        cut = (npos > 0) & (nneg > 0)
+        starts = _offsets(a_counts)[:-1]
+        side = np.logical_or.reduceat(pos, starts)  # some vertex strictly positive
+        cut = side & np.logical_or.reduceat(neg, starts)
         # a polygon with every vertex within tol of the line has z == 0 on it: not firing
-        side = npos > 0
         byte, mask = r // 8, np.uint8(1 << (r % 8))
 
         pos_v = neg_v = np.zeros((0, 3))
@@ -342,18 +426,137 @@ def _split_layer(
         a_src = new_src[~fin]
         a_bits = new_bits[~fin]
 
-    out_v = np.concatenate(done_v)
-    out_c = np.concatenate(done_c)
-    out_s = np.concatenate(done_s)
-    round_bits = np.unpackbits(
-        np.concatenate(done_b), axis=1, bitorder="little", count=max_rounds
-    ).astype(bool)
+    side = np.unpackbits(np.concatenate(done_b), axis=1, bitorder="little", count=max_rounds)
+    return (
+        np.concatenate(done_v),
+        np.concatenate(done_c),
+        np.concatenate(done_s),
+        side.astype(bool),
+    )
+
+
+def _split_layer(
+    verts: np.ndarray,
+    counts: np.ndarray,
+    z: np.ndarray,
+    rtol: float,
+    scale: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split convex polygons by the zero lines of one layer's neurons.
+
+    Each polygon is clipped by its candidate lines (:func:`_candidates`) in the order
+    of the neurons, one line a round for all polygons at once (:func:`_clip_rounds`).
+    A polygon with more than ``_MAX_ROUNDS`` candidates (a large one, e.g. the whole
+    box at the first layer) is instead split by the first half of the neurons and
+    its pieces, whose candidates are tested afresh, by the second half
+    (:func:`_split_halves`): the same clips in the same order, far fewer of the
+    pieces tested against lines that miss them.
+
+    Parameters
+    ----------
+    verts : (V, 2) flat counter-clockwise vertices; counts : (P0,) vertices per polygon
+    z : (P0, 3, n) homogeneous pre-activation maps, ``z_p(s, t) = [s, t, 1] @ z[p]``
+    rtol, scale, area_tol : tolerances (see module docstring); scale = (S, T, 1)
+
+    Returns
+    -------
+    verts (V', 2), counts (P,), src (P,) source index, bits (P, n) bool
+    """
+    base_bits, rows, cols = _candidates(verts, counts, z, rtol, scale)
+    lines = z[rows, :, cols]  # (E, 3)
+    crowded = np.bincount(rows, minlength=counts.size) > _MAX_ROUNDS
+    if z.shape[2] < 2 or not crowded.any():
+        return _clip_candidates(verts, counts, base_bits, rows, cols, lines, rtol, scale, area_tol)
+    parts = []
+    for sel in (~crowded, crowded):
+        idx = np.flatnonzero(sel)
+        if idx.size == 0:
+            continue
+        sel_verts = verts[np.repeat(sel, counts)]
+        if sel is crowded:
+            v, c, s, b = _split_halves(sel_verts, counts[idx], z[idx], rtol, scale, area_tol)
+        else:
+            pair = sel[rows]
+            renum = np.cumsum(sel) - 1
+            v, c, s, b = _clip_candidates(
+                sel_verts,
+                counts[idx],
+                base_bits[idx],
+                renum[rows[pair]],
+                cols[pair],
+                lines[pair],
+                rtol,
+                scale,
+                area_tol,
+            )
+        parts.append((v, c, idx[s], b))
+    v, c, s, b = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return v, c, s, b
+
+
+def _clip_candidates(
+    verts: np.ndarray,
+    counts: np.ndarray,
+    base_bits: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    lines: np.ndarray,
+    rtol: float,
+    scale: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Clip polygons by their candidate lines and assemble the pieces' bits.
+
+    Parameters
+    ----------
+    verts (V, 2), counts (P0,) : flat polygons
+    base_bits : (P0, n) bool, the bits of the neurons that are not candidates
+    rows, cols : (E,) candidate pairs (polygon, neuron), row-major
+    lines : (E, 3) their lines ``[s, t, 1] @ lines[e] = 0``
+    rtol, scale, area_tol : tolerances (see the module docstring)
+
+    Returns
+    -------
+    verts (V', 2), counts (P,), src (P,) source index, bits (P, n) bool
+    """
+    n_src = counts.size
+    n_cross = np.bincount(rows, minlength=n_src)
+    max_rounds = int(n_cross.max()) if n_src else 0
+    if max_rounds == 0:
+        return verts, counts, np.arange(n_src), base_bits
+    rank = np.arange(rows.size) - np.repeat(_offsets(n_cross)[:-1], n_cross)
+    jtab = np.zeros((n_src, max_rounds), dtype=np.int64)
+    jtab[rows, rank] = cols
+    coef = np.zeros((n_src, max_rounds, 3))
+    coef[rows, rank] = lines
+    # the tolerance rtol (|a| S + |b| T + |c|) of each candidate line
+    a = np.abs(coef)
+    tol = a[:, :, 0] * (rtol * scale[0])
+    tol += a[:, :, 1] * (rtol * scale[1])
+    tol += a[:, :, 2] * rtol
+    out_v, out_c, out_s, side = _clip_rounds(verts, counts, coef, tol, n_cross, area_tol)
     bits = base_bits[out_s]
     for r in range(max_rounds):
-        has = n_cross[out_s] > r
-        idx = np.flatnonzero(has)
-        bits[idx, jtab[out_s[idx], r]] = round_bits[idx, r]
+        idx = np.flatnonzero(n_cross[out_s] > r)
+        bits[idx, jtab[out_s[idx], r]] = side[idx, r]
     return out_v, out_c, out_s, bits
+
+
+def _split_halves(
+    verts: np.ndarray,
+    counts: np.ndarray,
+    z: np.ndarray,
+    rtol: float,
+    scale: np.ndarray,
+    area_tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_split_layer` by the neurons ``[0, n/2)``, then each piece by ``[n/2, n)``
+    (its candidates tested afresh on the piece); returns the same."""
+    h = z.shape[2] // 2
+    v1, c1, s1, b1 = _split_layer(verts, counts, z[:, :, :h], rtol, scale, area_tol)
+    v2, c2, s2, b2 = _split_layer(v1, c1, z[s1, :, h:], rtol, scale, area_tol)
+    return v2, c2, s1[s2], np.concatenate([b1[s2], b2], axis=1)
 
 
 # ----------------------------------------------------------------------------- results
