@@ -194,6 +194,13 @@ def _aeot_rows(
     codes = memorisation(info.codes[:N_MEMORISATION], aeot.ot_.targets, aeot.encode(heldout))
     rows[-1]["copies"] = codes.copy_fraction
     rows[-1]["seconds_by_stage"] = split
+    sampler = aeot.sampler_  # the spread rule the samples were drawn with
+    rows[-1]["sampler"] = {
+        "spread": sampler.spread,
+        "spread_neighbours": sampler.spread_neighbours,
+        "spread_rank": sampler.spread_rank,
+        "spread_scale": sampler.spread_scale_,
+    }
     if gan_steps is None:
         return rows
     gan_settings = {"steps": gan_steps, "seed": seed, "progress": False}

@@ -223,6 +223,8 @@ def test_fit_spread_default_is_the_config_default():
     from aeot.pipeline import AEOTConfig
 
     assert inspect.signature(fit).parameters["spread"].default == AEOTConfig().spread
+    # ... and the help text names the τ that None stands for
+    assert f"default {DEFAULT_SPREAD:g}, 0 for 2D points" in inspect.getsource(fit)
 
 
 def test_only_the_cli_package_imports_typer():

@@ -92,7 +92,7 @@ def _bounded_int(value, name: str, limit: int) -> int:
 # exact 2D solves (AEOTConfig.exact_2d) stop at this largest relative cell-mass error:
 # the sampler's cell graph cannot see 1e-8 of a cell, and it saves the last Newton step
 EXACT_2D_TOL = 1e-8
-DEFAULT_SPREAD = 0.85  # AEOTConfig.spread=None on an autoencoder's codes
+DEFAULT_SPREAD = 0.9  # AEOTConfig.spread=None on an autoencoder's codes
 
 
 @dataclass
@@ -115,10 +115,11 @@ class AEOTConfig(ConfigMixin):
     threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None
     n_graph_samples: int = 2**17  # source samples used to estimate the cell graph
     spread: float | None = None  # τ of AEOTSampler: new codes at τ × a fresh code's distance
-    # from the training codes; 0 is the plain PL extension; None: DEFAULT_SPREAD (0.85) for
+    # from the training codes; 0 is the plain PL extension; None: DEFAULT_SPREAD (0.9) for
     # an autoencoder's codes, 0 for "identity" (points: spreading moves 2D samples off their
-    # modes). 0.85 put MNIST samples 0.80× as far from the training images as fresh ones
-    # at a classifier-FD ratio of 1.21 (docs/RESULTS.md, "Spread")
+    # modes). 0.9 put MNIST samples 0.82× as far from the training images as fresh ones
+    # at a classifier-FD ratio of 1.20 (docs/RESULTS.md, "Spread along the principal
+    # directions")
     seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
     device: str | None = None  # torch device; CUDA when available if None
     progress: bool = True  # progress bars on long steps

@@ -120,7 +120,7 @@ def fit(
         float | None,
         typer.Option(
             help="New codes at this fraction of a fresh code's distance from the training "
-            "codes (0: the plain PL extension; default 0.8, 0 for 2D points)."
+            "codes (0: the plain PL extension; default 0.9, 0 for 2D points)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
