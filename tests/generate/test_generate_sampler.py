@@ -398,6 +398,25 @@ def test_spread_places_codes_at_the_asked_distance(cloud_fit, tau):
     assert reached == pytest.approx(tau * fresh, rel=0.08)
 
 
+def test_calibrate_spread_takes_any_distance(cloud_fit):
+    """calibrate_spread with the latent distance and the fresh median both scaled by 3
+    finds fit's scale (the bisection sees the same comparisons) and reaches 3 × 0.9 ×
+    the fresh median; a target of 0.9 × τ's (same units) needs a smaller scale."""
+    y = cloud_fit.targets.double()
+    sampler = AEOTSampler(spread=0.9).fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    latent_scale, fresh = sampler.spread_scale_, sampler.spread_report_["fresh_median_distance"]
+    sampler.calibrate_spread(lambda z: 3.0 * torch.cdist(z, y).min(1).values, 3.0 * fresh, seed=0)
+    assert sampler.spread_scale_ == pytest.approx(latent_scale, rel=1e-6)
+    assert sampler.spread_report_["reached_median_distance"] == pytest.approx(2.7 * fresh, rel=1e-3)
+    sampler.calibrate_spread(lambda z: torch.cdist(z, y).min(1).values, 0.9 * fresh, seed=0)
+    assert 0 < sampler.spread_scale_ < latent_scale
+    with pytest.raises(ValueError, match="fresh_median"):
+        sampler.calibrate_spread(lambda z: z[:, 0], 0.0)
+    pm = AEOTSampler(spread=0.9, method="pairwise").fit(cloud_fit, n_graph_samples=2**14, seed=0)
+    with pytest.raises(ValueError, match="'pl' only"):
+        pm.calibrate_spread(lambda z: z[:, 0], 1.0)
+
+
 def test_spread_mixes_only_mutually_non_singular_codes(cloud_fit):
     """z' − z is an affine-zero combination (Σ c_k = 0) of the spread neighbours K(z);
     K(z) holds the accepted cells and no two of its codes are singular to each other

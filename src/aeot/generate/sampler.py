@@ -14,7 +14,7 @@ extended semi-discrete optimal transport", ICLR 2020; Lei, Su, Cui, Yau, Gu,
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -298,7 +298,6 @@ class AEOTSampler:
 
     def _calibrate_spread(self, seed: int, n: int = 2048, steps: int = 30) -> None:
         """Pick ``spread_scale_`` (class docstring, ``spread``) by bisection on n codes."""
-        result = self.result_
         y = self._targets64
         n_targets = y.shape[0]
         if n_targets < 3:
@@ -306,32 +305,73 @@ class AEOTSampler:
         g = torch.Generator().manual_seed(seed + 7_919)
         queries = torch.randperm(n_targets, generator=g)[: min(n, n_targets)].to(y.device)
         fresh = nearest_distances(y[queries], y, exclude=queries)
-        target = self.spread * float(fresh.median())
+        self.calibrate_spread(
+            lambda z: nearest_distances(z, y), float(fresh.median()), seed=seed, n=n, steps=steps
+        )
+
+    def calibrate_spread(
+        self,
+        distance: Callable[[torch.Tensor], torch.Tensor],
+        fresh_median: float,
+        *,
+        seed: int = 0,
+        n: int = 2048,
+        steps: int = 30,
+    ) -> AEOTSampler:
+        """Set ``spread_scale_`` so that generated codes lie ``spread`` × ``fresh_median``
+        from the training set, as measured by ``distance``.
+
+        ``fit`` calls it with the distance to the nearest training code and the median
+        leave-one-out distance of the training codes; a model with a decoder can measure
+        in data space instead (:meth:`aeot.pipeline.AEOT.calibrate_spread`). The scale s
+        is found by bisection on the median of ``distance(z + s Δ(z))`` over n codes z of
+        the plain extension with their spread steps Δ (the sampler's own, for seed
+        ``seed``); a median already above the target at s = 0 keeps s = 0.
+
+        Parameters
+        ----------
+        distance : callable
+            (n, k) float64 codes -> (n,) distances of each code (or its image) to the
+            nearest training item, increasing along the step on average.
+        fresh_median : float
+            The median distance of a fresh item to the training set, in the same space.
+        seed, n, steps : int
+            Seed of the source points and steps, codes used, bisection steps.
+        """
+        result, _, _ = self._fitted()
+        y = self._targets64
+        if self.method != "pl":
+            raise ValueError(f"the spread moves codes of method 'pl' only, not {self.method!r}")
+        if not (math.isfinite(fresh_median) and fresh_median > 0):
+            raise ValueError(f"fresh_median must be a positive number, got {fresh_median!r}")
+        self.spread_scale_ = 0.0  # the plain extension's codes first
+        target = self.spread * fresh_median
         x = result.problem.source.sample(n, seed=seed + 7_920, dtype=y.dtype, device=y.device)
-        base = self.generate(x, seed=seed + 7_921)  # spread_scale_ is 0 here: the PL codes
+        base = self.generate(x, seed=seed + 7_921)
         direction = self._spread_direction(base, seed + 7_921, 0)
         z0 = base.codes.to(torch.float64)
 
         def median_distance(scale: float) -> float:
-            return float(nearest_distances(z0 + scale * direction, y).median())
+            return float(distance(z0 + scale * direction).median())
 
         plain = median_distance(0.0)
-        lo, hi = 0.0, 1.0
-        while median_distance(hi) < target and hi < 64.0:
-            lo, hi = hi, 2.0 * hi
-        if plain < target:
+        if self.spread > 0 and plain < target:
+            lo, hi = 0.0, 1.0
+            while median_distance(hi) < target and hi < 64.0:
+                lo, hi = hi, 2.0 * hi
             for _ in range(steps):
                 mid = 0.5 * (lo + hi)
                 lo, hi = (mid, hi) if median_distance(mid) < target else (lo, mid)
             self.spread_scale_ = 0.5 * (lo + hi)
         self.spread_report_ = {
-            "fresh_median_distance": float(fresh.median()),
+            "fresh_median_distance": fresh_median,
             "target_median_distance": target,
             "plain_median_distance": plain,
-            "plain_ratio": plain / float(fresh.median()),
+            "plain_ratio": plain / fresh_median,
             "scale": self.spread_scale_,
             "reached_median_distance": median_distance(self.spread_scale_),
         }
+        return self
 
     def _spread_neighbours(self, out: GeneratedCodes) -> torch.Tensor:
         """K(z) of each code (class docstring, ``spread``): (M, spread_neighbours) long,
