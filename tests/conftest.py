@@ -27,7 +27,10 @@ def device(request):
 
 @pytest.fixture(scope="session")
 def small_digits_config():
-    """A small, quick AE-OT on 8×8 digits (4-d codes, 5 epochs, loose OT tolerance)."""
+    """A small, quick AE-OT on 8×8 digits (4-d codes, 5 epochs, loose OT tolerance; the
+    spread measured in latent space: 5 epochs decode the plain extension's codes farther
+    from the training images than a fresh image already, and a data-space τ would leave
+    them unspread)."""
     from aeot.pipeline import AEOTConfig
 
     return AEOTConfig(
@@ -39,6 +42,7 @@ def small_digits_config():
         seed=0,
         progress=False,
         n_graph_samples=2**14,
+        spread_space="latent",
     )
 
 

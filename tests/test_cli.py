@@ -79,7 +79,7 @@ def test_demo_quick(tmp_path):
     assert f"{gen['NN ratio']:.2f} generated" in page
     assert f"{gen['copies']:.1%} of the generated codes" in page
     # the default on an autoencoder's codes, along the neighbourhood's principal directions
-    assert f"New codes are spread (τ = {DEFAULT_SPREAD:g})" in page
+    assert f"New codes are spread (τ = {DEFAULT_SPREAD['data']:g} in data space)" in page
     assert "along its 2 principal directions only" in page
     grid = metrics["grid25"]
     assert set(grid) == {"AE-OT (Sobol source)", "AE-OT (i.i.d. source)", "fresh data (i.i.d.)"}
@@ -224,7 +224,9 @@ def test_fit_spread_default_is_the_config_default():
 
     assert inspect.signature(fit).parameters["spread"].default == AEOTConfig().spread
     # ... and the help text names the τ that None stands for
-    assert f"default {DEFAULT_SPREAD:g}, 0 for 2D points" in inspect.getsource(fit)
+    source = inspect.getsource(fit)
+    assert f'default {DEFAULT_SPREAD["data"]:g} in data space, "' in source
+    assert f'"{DEFAULT_SPREAD["latent"]:g} in latent space, 0 for 2D points' in source
 
 
 def test_only_the_cli_package_imports_typer():

@@ -133,7 +133,7 @@ def run_digits(
             f"({model.ot_.method}, {model.ot_.n_iter} iterations, error {model.ot_.error:.4f}); "
             f"{_singular_summary(sampler)}. Fit took {fit_seconds:.1f} s.",
             _singular_against_labels(model, train.labels, info),
-            _spread_summary(sampler) + _quality_summary(metrics, n_eval, len(train)),
+            _spread_summary(model) + _quality_summary(metrics, n_eval, len(train)),
             _IMAGE_COLUMNS,
         ],
         tables=[(header, table)],
@@ -164,18 +164,29 @@ _MIXTURE_COLUMNS = (
 )
 
 
-def _spread_summary(sampler) -> str:
+def _spread_summary(model) -> str:
     """What the sampler's spread did, in words, from its calibration record."""
+    sampler = model.sampler_
     report = sampler.spread_report_
     if sampler.spread <= 0 or not report:
         return "New codes are the piecewise-linear extension's (no spread). "
+    if model.config.spread_space == "data":
+        space, what, fresh = (
+            "data space",
+            "their decoded images' median distance to the nearest training image",
+            "a fresh image (a training image to its nearest other one)",
+        )
+    else:
+        space, what, fresh = (
+            "latent space",
+            "their median distance to the nearest training code",
+            "a fresh code (a training code to its nearest other one)",
+        )
     return (
-        f"New codes are spread (τ = {sampler.spread:g}): each takes a Gaussian step shaped "
-        f"like the local covariance of its {sampler.spread_neighbours} nearest mutually "
-        f"non-singular training codes{_rank_words(sampler)}, scaled until their median "
-        f"distance to the nearest training code is "
-        f"{sampler.spread:g} × that of a fresh code (a training code to its nearest "
-        f"other one); the extension alone places them at "
+        f"New codes are spread (τ = {sampler.spread:g} in {space}): each takes a Gaussian "
+        f"step shaped like the local covariance of its {sampler.spread_neighbours} nearest "
+        f"mutually non-singular training codes{_rank_words(sampler)}, scaled until {what} "
+        f"is {sampler.spread:g} × that of {fresh}; the extension alone places them at "
         f"{report['plain_ratio']:.2f} × (spread = 0 turns this off). "
     )
 

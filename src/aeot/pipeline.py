@@ -35,6 +35,7 @@ from aeot.core.config import ConfigMixin
 from aeot.core.persist import UnverifiedModelWarning, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
+from aeot.metrics.memorisation import nearest_distances
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import (
     Autoencoder,
@@ -92,7 +93,11 @@ def _bounded_int(value, name: str, limit: int) -> int:
 # exact 2D solves (AEOTConfig.exact_2d) stop at this largest relative cell-mass error:
 # the sampler's cell graph cannot see 1e-8 of a cell, and it saves the last Newton step
 EXACT_2D_TOL = 1e-8
-DEFAULT_SPREAD = 0.9  # AEOTConfig.spread=None on an autoencoder's codes
+# AEOTConfig.spread=None on an autoencoder's codes, by spread_space: in data space decoded
+# samples 0.82× as far from the training data as fresh items (docs/RESULTS.md, "Spread
+# measured in data space"); 0.9 in latent space (ibid., "Spread along the principal
+# directions")
+DEFAULT_SPREAD = {"data": 0.82, "latent": 0.9}
 
 
 @dataclass
@@ -114,12 +119,13 @@ class AEOTConfig(ConfigMixin):
     exact_2d: bool = True  # exact power-diagram Newton when the latent space is 2D
     threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None
     n_graph_samples: int = 2**17  # source samples used to estimate the cell graph
-    spread: float | None = None  # τ of AEOTSampler: new codes at τ × a fresh code's distance
-    # from the training codes; 0 is the plain PL extension; None: DEFAULT_SPREAD (0.9) for
-    # an autoencoder's codes, 0 for "identity" (points: spreading moves 2D samples off their
-    # modes). 0.9 put MNIST samples 0.82× as far from the training images as fresh ones
-    # at a classifier-FD ratio of 1.20 (docs/RESULTS.md, "Spread along the principal
-    # directions")
+    spread: float | None = None  # τ of AEOTSampler: new samples at τ × a fresh item's
+    # distance from the training set (in spread_space); 0 is the plain PL extension; None:
+    # DEFAULT_SPREAD[spread_space] for an autoencoder's codes, 0 for "identity" (points:
+    # spreading moves 2D samples off their modes)
+    spread_space: str = "data"  # where τ is measured: "data" (decoded samples against
+    # the training data, AEOT.calibrate_spread) or "latent" (codes against the training
+    # codes, AEOTSampler's own calibration)
     seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
     device: str | None = None  # torch device; CUDA when available if None
     progress: bool = True  # progress bars on long steps
@@ -155,6 +161,8 @@ class AEOTConfig(ConfigMixin):
             if not (_is_number(self.spread) and 0.0 <= self.spread <= 4.0):
                 raise ValueError(f"spread must be a number in [0, 4] or None, got {self.spread!r}")
             self.spread = float(self.spread)
+        if self.spread_space not in ("latent", "data"):
+            raise ValueError(f"spread_space must be 'latent' or 'data', got {self.spread_space!r}")
         if self.threshold is not None:
             if not (_is_number(self.threshold) and math.isfinite(self.threshold)):
                 raise ValueError(
@@ -288,6 +296,8 @@ class AEOT(ConfigEstimator):
         )
         start = time.perf_counter()
         self.sampler_ = self._build_sampler()
+        if cfg.spread_space == "data" and self.autoencoder_ is not None:
+            self.calibrate_spread(x)
         history["sampler_seconds"] = time.perf_counter() - start
         self.history_ = history
         return self
@@ -393,13 +403,62 @@ class AEOT(ConfigEstimator):
             self.ot_, n_graph_samples=cfg.n_graph_samples, threshold=cfg.threshold, seed=cfg.seed
         )
 
+    def calibrate_spread(self, data, *, n: int = 1024, steps: int = 16) -> AEOT:
+        """Scale the sampler's spread in data space: decoded samples at τ × a fresh item's
+        distance from the training data (``spread_space="data"``; :meth:`fit` calls it).
+
+        The fresh item's distance is the median leave-one-out distance of n training
+        items to the nearest other one; the generated items' is the median distance of n
+        decoded codes (the plain extension plus their spread steps) to the nearest
+        training item, both Euclidean on the flattened data, as
+        :func:`aeot.metrics.memorisation.memorisation` measures novelty. τ then sets that
+        novelty directly: a latent τ lands at different novelty on different data sets,
+        as far as the decoder pulls its outputs towards the training data
+        (docs/RESULTS.md, "Spread measured in data space").
+
+        Parameters
+        ----------
+        data : Dataset or tensor
+            The training data the model was fitted on.
+        n, steps : int
+            Items and codes used, bisection steps.
+        """
+        self._check_fitted()
+        if self.autoencoder_ is None:
+            raise ValueError(
+                "spread_space='data' needs an autoencoder; without one the "
+                "latent space is the data space"
+            )
+        x = self._check_input(self._as_tensor(data))
+        if len(x) != len(self.codes_):
+            raise ValueError(
+                f"data has {len(x)} items but the model was fitted on {len(self.codes_)}: "
+                "calibrate with the training data"
+            )
+        device = next(self.autoencoder_.parameters()).device  # the decoder's images' device
+        flat = x.reshape(len(x), -1).to(device)
+        g = torch.Generator().manual_seed(self.config.seed + 7_923)
+        queries = torch.randperm(len(x), generator=g)[: min(n, len(x))].to(device)
+        fresh = float(nearest_distances(flat[queries], flat, exclude=queries).median())
+
+        def distance(z: torch.Tensor) -> torch.Tensor:
+            images = self.decode(z.to(self.ot_.targets.dtype))
+            return nearest_distances(images.reshape(len(z), -1), flat)
+
+        if self.sampler_.spread > 0:
+            self.sampler_.calibrate_spread(distance, fresh, seed=self.config.seed, n=n, steps=steps)
+        return self
+
     @property
     def spread_(self) -> float:
         """The sampler's spread τ: ``config.spread``, or when None DEFAULT_SPREAD for an
-        autoencoder's codes and 0 without an autoencoder (identity: points)."""
+        autoencoder's codes (by ``config.spread_space``) and 0 without an autoencoder
+        (identity: points)."""
         if self.config.spread is not None:
             return self.config.spread
-        return 0.0 if getattr(self, "autoencoder_", None) is None else DEFAULT_SPREAD
+        if getattr(self, "autoencoder_", None) is None:
+            return 0.0
+        return DEFAULT_SPREAD[self.config.spread_space]
 
     # ---------------------------------------------------------------- encoding
     def _encode_raw(self, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
@@ -542,6 +601,8 @@ class AEOT(ConfigEstimator):
                 "n_iter": self.ot_.n_iter,
             },
         }
+        if self.config.spread_space == "data":  # its calibration needs the training data
+            meta["spread_scale"] = self.sampler_.spread_scale_
         with save_folder(path, format=_FORMAT, config=self.config.to_dict(), meta=meta) as out:
             out.tensors(
                 "ot",
@@ -578,6 +639,8 @@ class AEOT(ConfigEstimator):
         folder = saved.folder
         meta_path = folder / "config.json"
         meta = _check_meta(meta_path, saved.meta)
+        if "spread_space" not in meta["config"]:  # saved before it existed: latent τ
+            meta["config"]["spread_space"] = "latent"
         try:
             config = AEOTConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as exc:
@@ -635,6 +698,8 @@ class AEOT(ConfigEstimator):
         model.codes_ = tensors["codes"]
         model.normaliser_ = _Normaliser(tensors["center"], tensors["scale"])
         model.sampler_ = model._build_sampler()
+        if config.spread_space == "data":
+            model.sampler_.spread_scale_ = meta["spread_scale"]
         model.history_ = {}
         return model
 
@@ -687,6 +752,14 @@ def _check_meta(path: Path, meta: dict) -> dict:
                 not isinstance(value, kind) or (kind is int and isinstance(value, bool))
             ):
                 problems.append(f"'ot' '{key}' must be {what}, got {value!r}")
+    config = meta.get("config")
+    if isinstance(config, dict) and config.get("spread_space") == "data":
+        scale = meta.get("spread_scale")
+        if not (_is_number(scale) and math.isfinite(scale) and scale >= 0):
+            problems.append(
+                f"'spread_scale' must be a non-negative number with spread_space 'data', "
+                f"got {scale!r}"
+            )
     if problems:
         raise ValueError(f"{path} is damaged: {'; '.join(problems)}")
     return meta

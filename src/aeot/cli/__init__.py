@@ -119,10 +119,18 @@ def fit(
     spread: Annotated[
         float | None,
         typer.Option(
-            help="New codes at this fraction of a fresh code's distance from the training "
-            "codes (0: the plain PL extension; default 0.9, 0 for 2D points)."
+            help="New samples at this fraction of a fresh item's distance from the training "
+            "set, in --spread-space (0: the plain PL extension; default 0.82 in data space, "
+            "0.9 in latent space, 0 for 2D points)."
         ),
     ] = None,
+    spread_space: Annotated[
+        str,
+        typer.Option(
+            help="Where --spread is measured: data (decoded samples against the training "
+            "data) | latent (codes against the training codes)."
+        ),
+    ] = "data",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
@@ -144,6 +152,7 @@ def fit(
             ot_tol=ot_tol,
             ot_max_iter=ot_max_iter,
             spread=spread,
+            spread_space=spread_space,
             seed=seed,
             device=device,
         )
