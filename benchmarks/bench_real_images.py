@@ -161,10 +161,14 @@ def _aeot_rows(
         aeot = AEOT.load(saved, device=aeot_settings["device"])
         _log(f"{name}: AE-OT loaded from {saved} (fitted by an earlier run)")
         spread = aeot_settings.get("spread", aeot.config.spread)
-        if aeot.config.spread != spread:  # the sampler only: autoencoder and OT are kept
-            aeot.config.spread = spread
+        space = aeot_settings.get("spread_space", aeot.config.spread_space)
+        if (aeot.config.spread, aeot.config.spread_space) != (spread, space):
+            # the sampler only: autoencoder and OT are kept
+            aeot.config.spread, aeot.config.spread_space = spread, space
             aeot.sampler_ = aeot._build_sampler()
-            _log(f"{name}: sampler rebuilt with spread {spread}")
+            if space == "data":
+                aeot.calibrate_spread(train)
+            _log(f"{name}: sampler rebuilt with spread {spread} in {space} space")
     else:
         aeot = AEOT(**aeot_settings).fit(train)
         if saved is not None:
@@ -197,6 +201,7 @@ def _aeot_rows(
     sampler = aeot.sampler_  # the spread rule the samples were drawn with
     rows[-1]["sampler"] = {
         "spread": sampler.spread,
+        "spread_space": aeot.config.spread_space,
         "spread_neighbours": sampler.spread_neighbours,
         "spread_rank": sampler.spread_rank,
         "spread_scale": sampler.spread_scale_,
@@ -223,6 +228,7 @@ def run_dataset(
     inception: int = 0,
     model_dir: Path | None = None,
     spread: float | None = None,
+    spread_space: str | None = None,
 ) -> dict[str, Any]:
     """Fit every model on one data set and score it; returns rows and settings.
 
@@ -292,6 +298,8 @@ def run_dataset(
     }
     if spread is not None:
         aeot_settings["spread"] = spread
+    if spread_space is not None:
+        aeot_settings["spread_space"] = spread_space
     settings: dict[str, Any] = {}
     if "aeot" in models or "aeot-gan" in models:
         settings["AE-OT"] = aeot_settings
@@ -372,6 +380,12 @@ def main(argv: list[str] | None = None) -> None:
         help="AE-OT's spread τ (default: AEOTConfig's); applied to loaded models too",
     )
     parser.add_argument(
+        "--spread-space",
+        choices=("latent", "data"),
+        default=None,
+        help="where τ is measured (default: AEOTConfig's); applied to loaded models too",
+    )
+    parser.add_argument(
         "--baseline-iterations",
         type=int,
         default=None,
@@ -401,6 +415,7 @@ def main(argv: list[str] | None = None) -> None:
                 inception=args.inception,
                 model_dir=args.model_dir,
                 spread=args.spread,
+                spread_space=args.spread_space,
             )
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
@@ -422,7 +437,8 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
         )
         + (f" --inception {args.inception}" if args.inception else "")
         + (f" --model-dir {args.model_dir}" if args.model_dir is not None else "")
-        + (f" --spread {args.spread}" if args.spread is not None else ""),
+        + (f" --spread {args.spread}" if args.spread is not None else "")
+        + (f" --spread-space {args.spread_space}" if args.spread_space is not None else ""),
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,
