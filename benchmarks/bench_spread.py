@@ -18,6 +18,7 @@ Usage::
     python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0,0.8,0.9,1.0
     python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0.85 --ranks 1,2,full
     python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0,0.92 --grid g.png
+    python benchmarks/bench_spread.py mnist --model-dir /tmp/models --taus 0.82 --space data
 
 ``--grid PATH`` writes the first 32 decoded samples of every setting, four rows of eight
 per setting in the order printed; all settings draw from the same seed, so the rows show
@@ -77,6 +78,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--space",
+        choices=("latent", "data"),
+        default="latent",
+        help="where τ is measured (data: AEOT.calibrate_spread on the training images)",
+    )
+    parser.add_argument(
         "--grid", type=Path, default=None, help="PNG of 32 samples per setting (one data set)"
     )
     args = parser.parse_args()
@@ -128,6 +135,9 @@ def main() -> None:
                 threshold=cfg.threshold,
                 seed=cfg.seed,
             )
+            if args.space == "data" and name not in ("grid25", "ring8"):
+                model.sampler_ = sampler
+                model.calibrate_spread(train)
             seconds = time.perf_counter() - start
             start = time.perf_counter()
             codes = sampler.sample(n, seed=1).codes
@@ -144,7 +154,7 @@ def main() -> None:
             latent = float(nearest_distances(codes.to(targets.dtype), targets).median()) / m_h
             nn = memorisation(images[:2000], train.x, heldout[:2000]).nn_ratio
             print(
-                f"tau={tau:g} K={k} rank={rank or 'full'}: "
+                f"tau={tau:g} ({args.space}) K={k} rank={rank or 'full'}: "
                 f"scale {sampler.spread_scale_:.3f} (fit {seconds:.1f} s, "
                 f"{n} samples {sample_seconds:.1f} s), "
                 f"codes' NN distance / held-out codes' {latent:.3f}, NN ratio {nn:.3f}, {row}",
