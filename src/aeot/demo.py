@@ -192,6 +192,7 @@ def _spread_summary(model) -> str:
 
 
 def _rank_words(sampler) -> str:
+    """The words " along its r principal directions only", or none (full covariance)."""
     rank = sampler.spread_rank
     if rank is None or rank >= min(sampler.spread_neighbours, sampler.result_.targets.shape[1]):
         return ""  # the full local covariance
