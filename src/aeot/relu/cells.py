@@ -163,7 +163,7 @@ class _Maps:
         z[rows] = z_direct
         rows = np.flatnonzero(~direct)
         terms = self._sibling_terms(wt, src[rows], bits[rows], diff[rows])
-        terms += z_direct[(np.cumsum(direct) - 1)[rep[rows]]]
+        terms += z[rep[rows]]  # the representatives' products, written above
         z[rows] = terms
         return z
 
