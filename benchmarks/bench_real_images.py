@@ -165,9 +165,7 @@ def _aeot_rows(
         if (aeot.config.spread, aeot.config.spread_space) != (spread, space):
             # the sampler only: autoencoder and OT are kept
             aeot.config.spread, aeot.config.spread_space = spread, space
-            aeot.sampler_ = aeot._build_sampler()
-            if space == "data":
-                aeot.calibrate_spread(train)
+            aeot._fit_sampler(train)
             _log(f"{name}: sampler rebuilt with spread {spread} in {space} space")
     else:
         aeot = AEOT(**aeot_settings).fit(train)

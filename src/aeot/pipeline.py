@@ -35,7 +35,7 @@ from aeot.core.config import ConfigMixin
 from aeot.core.persist import UnverifiedModelWarning, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
-from aeot.metrics.memorisation import nearest_distances
+from aeot.metrics.memorisation import leave_one_out_median, nearest_distances
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import (
     Autoencoder,
@@ -295,9 +295,7 @@ class AEOT(ConfigEstimator):
             f"{history['ot_seconds']:.0f} s; estimating the cell graph and singular set"
         )
         start = time.perf_counter()
-        self.sampler_ = self._build_sampler()
-        if cfg.spread_space == "data" and self.autoencoder_ is not None:
-            self.calibrate_spread(x)
+        self._fit_sampler(x)
         history["sampler_seconds"] = time.perf_counter() - start
         self.history_ = history
         return self
@@ -395,6 +393,16 @@ class AEOT(ConfigEstimator):
             callback=report if cfg.progress else None,
         )
 
+    def _fit_sampler(self, data) -> AEOT:
+        """Rebuild the sampler from the OT solution and the current config (``spread``,
+        ``spread_space``) alone, the autoencoder and OT kept; ``data`` is the training
+        data, which the data-space calibration (:meth:`calibrate_spread`) measures
+        against. :meth:`fit` ends with it."""
+        self.sampler_ = self._build_sampler()
+        if self.config.spread_space == "data" and self.autoencoder_ is not None:
+            self.calibrate_spread(data)
+        return self
+
     def _build_sampler(self):
         from aeot.generate import AEOTSampler
 
@@ -435,18 +443,17 @@ class AEOT(ConfigEstimator):
                 f"data has {len(x)} items but the model was fitted on {len(self.codes_)}: "
                 "calibrate with the training data"
             )
+        if self.sampler_.spread <= 0:
+            return self
         device = next(self.autoencoder_.parameters()).device  # the decoder's images' device
         flat = x.reshape(len(x), -1).to(device)
-        g = torch.Generator().manual_seed(self.config.seed + 7_923)
-        queries = torch.randperm(len(x), generator=g)[: min(n, len(x))].to(device)
-        fresh = float(nearest_distances(flat[queries], flat, exclude=queries).median())
+        fresh = leave_one_out_median(flat, n, seed=self.config.seed + 7_923)
 
         def distance(z: torch.Tensor) -> torch.Tensor:
             images = self.decode(z.to(self.ot_.targets.dtype))
             return nearest_distances(images.reshape(len(z), -1), flat)
 
-        if self.sampler_.spread > 0:
-            self.sampler_.calibrate_spread(distance, fresh, seed=self.config.seed, n=n, steps=steps)
+        self.sampler_.calibrate_spread(distance, fresh, seed=self.config.seed, n=n, steps=steps)
         return self
 
     @property

@@ -32,7 +32,7 @@ from aeot.generate.extension import (
 )
 from aeot.generate.graph import CellGraph, estimate_cell_graph
 from aeot.generate.singular import SingularSet, detect_singular, singular_points
-from aeot.metrics.memorisation import nearest_distances
+from aeot.metrics.memorisation import leave_one_out_median, nearest_distances
 from aeot.ot.result import SemiDiscreteResult
 
 __all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
@@ -299,15 +299,10 @@ class AEOTSampler:
     def _calibrate_spread(self, seed: int, n: int = 2048, steps: int = 30) -> None:
         """Pick ``spread_scale_`` (class docstring, ``spread``) by bisection on n codes."""
         y = self._targets64
-        n_targets = y.shape[0]
-        if n_targets < 3:
+        if y.shape[0] < 3:
             return
-        g = torch.Generator().manual_seed(seed + 7_919)
-        queries = torch.randperm(n_targets, generator=g)[: min(n, n_targets)].to(y.device)
-        fresh = nearest_distances(y[queries], y, exclude=queries)
-        self.calibrate_spread(
-            lambda z: nearest_distances(z, y), float(fresh.median()), seed=seed, n=n, steps=steps
-        )
+        fresh = leave_one_out_median(y, n, seed=seed + 7_919)
+        self.calibrate_spread(lambda z: nearest_distances(z, y), fresh, seed=seed, n=n, steps=steps)
 
     def calibrate_spread(
         self,

@@ -24,7 +24,7 @@ import torch
 
 from aeot._validation import as_float_tensor
 
-__all__ = ["Memorisation", "memorisation", "nearest_distances"]
+__all__ = ["Memorisation", "leave_one_out_median", "memorisation", "nearest_distances"]
 
 
 def nearest_distances(queries, items, *, block: int = 2**24, exclude=None) -> torch.Tensor:
@@ -67,6 +67,18 @@ def nearest_distances(queries, items, *, block: int = 2**24, exclude=None) -> to
         best = sq.argmin(1)
         out[start : start + rows] = (qs - x[best]).norm(dim=1)
     return out
+
+
+def leave_one_out_median(items: torch.Tensor, n: int, *, seed: int) -> float:
+    """median_j min_{i ≠ j} |x_j − x_i| over n random items j (all when fewer): the
+    distance of a fresh item to the set, the yardstick of the spread's calibration
+    (:meth:`aeot.generate.AEOTSampler.calibrate_spread`).
+
+    ``items`` (N, ...) tensor; the n items are a permutation drawn from ``seed``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    queries = torch.randperm(len(items), generator=g)[: min(n, len(items))].to(items.device)
+    return float(nearest_distances(items[queries], items, exclude=queries).median())
 
 
 @dataclass(frozen=True)
