@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from aeot.metrics import memorisation, nearest_distances
+from aeot.metrics.memorisation import leave_one_out_median
 
 
 def test_nearest_distances_by_brute_force():
@@ -57,3 +58,17 @@ def test_errors_name_the_problem():
         memorisation(np.ones((4, 3)), x, np.ones((4, 3)), tol=-1.0)
     with pytest.raises(ValueError, match="finite"):
         memorisation(np.full((4, 3), np.nan), x, np.ones((4, 3)))
+
+
+def test_leave_one_out_median_against_brute_force():
+    """All items (n ≥ N): the median over every item of its distance to the nearest other
+    one, from the full distance matrix; a subset of n items takes n of those rows."""
+    x = torch.randn(301, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    loo = d.min(1).values
+    assert leave_one_out_median(x, 1000, seed=3) == pytest.approx(float(loo.median()), rel=1e-12)
+    g = torch.Generator().manual_seed(3)
+    pick = torch.randperm(301, generator=g)[:50]
+    subset = float(loo[pick].median())
+    assert leave_one_out_median(x, 50, seed=3) == pytest.approx(subset, rel=1e-12)
