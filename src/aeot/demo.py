@@ -193,8 +193,8 @@ def _spread_summary(model) -> str:
 
 def _rank_words(sampler) -> str:
     """The words " along its r principal directions only", or none (full covariance)."""
-    rank = sampler.spread_rank
-    if rank is None or rank >= min(sampler.spread_neighbours, sampler.result_.targets.shape[1]):
+    rank = sampler.spread_directions_
+    if rank is None:
         return ""  # the full local covariance
     return (
         " along its principal direction only"

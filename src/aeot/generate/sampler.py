@@ -387,6 +387,15 @@ class AEOTSampler:
         )
         return kept
 
+    @property
+    def spread_directions_(self) -> int | None:
+        """r, the principal directions the spread's step keeps, or None when
+        ``spread_rank`` keeps them all (None, or at least min(|K(z)|, d): the full local
+        covariance)."""
+        rank = self.spread_rank
+        d = self._fitted()[0].targets.shape[1]
+        return None if rank is None or rank >= min(self.spread_neighbours, d) else rank
+
     def _spread_direction(self, out: GeneratedCodes, seed: int, offset: int) -> torch.Tensor:
         """Σ_k ξ_k (y_k − ȳ) / sqrt(|K(z)|) for rows ``offset``... of a seeded draw (K(z):
         :meth:`_spread_neighbours`); the standard normals ξ of global row r come from
@@ -414,8 +423,8 @@ class AEOTSampler:
         near = torch.where(on[..., None], y[cells.clamp_min(0)], torch.zeros(()).to(y))
         mean = near.sum(1) / count.clamp_min(1)
         deviation = torch.where(on[..., None], near - mean[:, None], torch.zeros(()).to(y))
-        rank = self.spread_rank
-        if rank is not None and rank < min(k, y.shape[1]):
+        rank = self.spread_directions_
+        if rank is not None:
             # the r principal directions of the local covariance: deviation = U S Vᵀ, a
             # step Σ_{j≤r} ξ_j S_j v_j (padding rows are zero and change no direction)
             _, sing, vh = torch.linalg.svd(deviation, full_matrices=False)
