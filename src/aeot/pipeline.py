@@ -35,7 +35,7 @@ from aeot.core.config import ConfigMixin
 from aeot.core.persist import UnverifiedModelWarning, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
-from aeot.metrics.memorisation import leave_one_out_median, nearest_distances
+from aeot.metrics.memorisation import NearestIndex, leave_one_out_median
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import (
     Autoencoder,
@@ -446,12 +446,11 @@ class AEOT(ConfigEstimator):
         if self.sampler_.spread <= 0:
             return self
         device = next(self.autoencoder_.parameters()).device  # the decoder's images' device
-        flat = x.reshape(len(x), -1).to(device)
-        fresh = leave_one_out_median(flat, n, seed=self.config.seed + 7_923)
+        index = NearestIndex(x.to(device))  # float32 images: screened in float32, exact
+        fresh = leave_one_out_median(index, n, seed=self.config.seed + 7_923)
 
         def distance(z: torch.Tensor) -> torch.Tensor:
-            images = self.decode(z.to(self.ot_.targets.dtype))
-            return nearest_distances(images.reshape(len(z), -1), flat)
+            return index.distances(self.decode(z.to(self.ot_.targets.dtype)))
 
         self.sampler_.calibrate_spread(distance, fresh, seed=self.config.seed, n=n, steps=steps)
         return self

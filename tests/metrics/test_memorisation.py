@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aeot.metrics import memorisation, nearest_distances
-from aeot.metrics.memorisation import leave_one_out_median
+from aeot.metrics.memorisation import NearestIndex, leave_one_out_median
 
 
 def test_nearest_distances_by_brute_force():
@@ -72,3 +72,52 @@ def test_leave_one_out_median_against_brute_force():
     pick = torch.randperm(301, generator=g)[:50]
     subset = float(loo[pick].median())
     assert leave_one_out_median(x, 50, seed=3) == pytest.approx(subset, rel=1e-12)
+
+
+def _brute(q, x, exclude=None):
+    d = np.sqrt(((q.reshape(len(q), 1, -1) - x.reshape(1, len(x), -1)) ** 2).sum(2))
+    if exclude is not None:
+        d[np.arange(len(q)), exclude] = np.inf
+    return d.min(1)
+
+
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+def test_float32_items_screened_yet_exact(offset):
+    # float32 items are screened by a float32 product, yet every distance is the float64
+    # one: near-ties (items a hair apart) and a large offset (|x|² ≫ the gaps, so the
+    # float32 expansion cannot order the items) both leave the true nearest a candidate
+    rng = np.random.default_rng(2)
+    base = rng.random((400, 64)).astype(np.float32) + np.float32(offset)
+    twins = (base[:200] + rng.standard_normal((200, 64)).astype(np.float32) * 1e-4).astype(
+        np.float32
+    )
+    x = np.concatenate([base, twins])
+    q = (x[rng.integers(0, 600, 150)] + 0.01 * rng.standard_normal((150, 64))).astype(np.float32)
+    want = _brute(q.astype(np.float64), x.astype(np.float64))
+    got = nearest_distances(torch.from_numpy(q), torch.from_numpy(x), block=5000)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    # leave-one-out: the twins are each other's nearest
+    idx = np.arange(0, 600, 7)
+    index = NearestIndex(torch.from_numpy(x))
+    got = index.distances(torch.from_numpy(x[idx]), exclude=torch.from_numpy(idx))
+    want = _brute(x[idx].astype(np.float64), x.astype(np.float64), exclude=idx)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+def test_nearest_index_edge_cases():
+    x = torch.tensor([[0.0, 1.0]])
+    # the only item left out: no nearest item
+    assert NearestIndex(x).distances(x, exclude=torch.tensor([0])).item() == np.inf
+    # a reduced float32 matmul precision screens in float64 instead
+    old = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        assert NearestIndex(x).items.dtype == torch.float64
+    finally:
+        torch.set_float32_matmul_precision(old)
+    assert NearestIndex(x).items.dtype == torch.float32
+    with pytest.raises(ValueError, match="sample shape"):
+        NearestIndex(x).distances(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="block"):
+        NearestIndex(x, block=0)

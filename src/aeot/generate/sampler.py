@@ -32,7 +32,7 @@ from aeot.generate.extension import (
 )
 from aeot.generate.graph import CellGraph, estimate_cell_graph
 from aeot.generate.singular import SingularSet, detect_singular, singular_points
-from aeot.metrics.memorisation import leave_one_out_median, nearest_distances
+from aeot.metrics.memorisation import NearestIndex, leave_one_out_median
 from aeot.ot.result import SemiDiscreteResult
 
 __all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
@@ -301,8 +301,9 @@ class AEOTSampler:
         y = self._targets64
         if y.shape[0] < 3:
             return
-        fresh = leave_one_out_median(y, n, seed=seed + 7_919)
-        self.calibrate_spread(lambda z: nearest_distances(z, y), fresh, seed=seed, n=n, steps=steps)
+        index = NearestIndex(y)
+        fresh = leave_one_out_median(index, n, seed=seed + 7_919)
+        self.calibrate_spread(index.distances, fresh, seed=seed, n=n, steps=steps)
 
     def calibrate_spread(
         self,

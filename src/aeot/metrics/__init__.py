@@ -6,8 +6,8 @@
 * :func:`precision_recall` — k-NN precision/recall (Kynkäänniemi et al. 2019).
 * :class:`ConvClassifier`, :func:`load_or_train_classifier`, :class:`InceptionFeatures`,
   :func:`frechet_in_features` — feature spaces, reported by name (``"FD-digits-cnn"``).
-* :func:`memorisation`, :func:`nearest_distances` — copies of training items and the
-  nearest-neighbour distance ratio against held-out items.
+* :func:`memorisation`, :func:`nearest_distances`, :class:`NearestIndex` — copies of
+  training items and the nearest-neighbour distance ratio against held-out items.
 * :func:`mixture_mode_metrics`, :func:`stacked_mode_metrics`, :func:`classify_stacked`,
   :func:`kl_to_uniform` — mode coverage (PacGAN / VEEGAN protocols).
 """
@@ -25,7 +25,12 @@ from aeot.metrics.features import (
 )
 from aeot.metrics.frechet import feature_statistics, frechet_distance, gaussian_frechet
 from aeot.metrics.kid import KIDResult, kernel_inception_distance, mmd2_unbiased, polynomial_kernel
-from aeot.metrics.memorisation import Memorisation, memorisation, nearest_distances
+from aeot.metrics.memorisation import (
+    Memorisation,
+    NearestIndex,
+    memorisation,
+    nearest_distances,
+)
 from aeot.metrics.modes import (
     classify_stacked,
     kl_to_uniform,
@@ -48,6 +53,7 @@ __all__ = [
     "InceptionFeatures",
     "KIDResult",
     "Memorisation",
+    "NearestIndex",
     "PrecisionRecall",
     "classify_stacked",
     "dataset_fingerprint",
