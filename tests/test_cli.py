@@ -1,5 +1,6 @@
 """The command line on tiny data."""
 
+import json
 import re
 import subprocess
 import sys
@@ -155,6 +156,16 @@ def test_fit_says_when_the_ot_solve_stopped_before_its_tolerance(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "warning: the OT solve stopped before its tolerance 1e-06" in result.output
+    # a time budget: one batch, then the limit; saved with the model
+    args = ["fit", str(tmp_path / "points.npy"), "--autoencoder", "identity", "--ot-tol", "1e-6"]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "m2"), "--ot-time-limit", "1e-6"])
+    assert result.exit_code == 0, result.output
+    assert "ot_time_limit" in result.output
+    saved = json.loads((tmp_path / "m2" / "config.json").read_text())
+    assert saved["config"]["ot_time_limit"] == 1e-6 and saved["ot"]["n_iter"] == 1
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "m3"), "--ot-time-limit", "-1"])
+    assert result.exit_code != 0
+    assert "ot_time_limit must be positive seconds" in result.output
 
 
 def test_help_loads_neither_torch_nor_numpy():

@@ -263,6 +263,8 @@ def test_damaged_manifest(models, tmp_path, manifest, error, match):
         ("seed", "x", "seed must be an integer"),
         ("seed", -1, "seed must be >= 0"),
         ("ot_tol", "0.1", "ot_tol must be a positive finite number"),
+        ("ot_time_limit", -1, "ot_time_limit must be positive seconds or None"),
+        ("ot_time_limit", "inf", "ot_time_limit must be positive seconds or None"),
     ],
 )
 def test_absurd_config_values_are_refused_before_allocating(models, tmp_path, key, value, match):

@@ -140,6 +140,20 @@ def test_fit_checkpoints_the_ot_solve(tmp_path):
         AEOT(**settings, ot_tol=1e-4).fit(data**2, checkpoint_dir=tmp_path)
 
 
+def test_ot_time_limit_stops_the_solve_at_its_best_iterate():
+    """ot_time_limit reaches the Monte-Carlo solver: past it no further batch is drawn,
+    and the solve reports itself unconverged with the error it measured."""
+    rng = torch.Generator().manual_seed(5)
+    data = torch.rand(60, 3, generator=rng)
+    settings = dict(autoencoder="identity", seed=0, n_graph_samples=2**12, ot_tol=1e-4)
+    free = AEOT(**settings, ot_max_iter=3).fit(data)
+    assert free.ot_.n_iter == 3 and not free.ot_.converged
+    limited = AEOT(**settings, ot_max_iter=3, ot_time_limit=1e-6).fit(data)
+    assert limited.ot_.n_iter == 1 and not limited.ot_.converged
+    assert limited.ot_.errors == free.ot_.errors[:1]  # the same first batch, measured
+    assert limited.config.ot_time_limit == 1e-6
+
+
 def test_interpolation_across_modes_names_the_items_and_suggests_others():
     """Refused in the user's terms (training item indices, not cell or component ids),
     with items of the first one's mode that do interpolate."""

@@ -116,6 +116,8 @@ class AEOTConfig(ConfigMixin):
     ot_tol: float = 0.02  # L1 cell-mass error at which the OT solve stops
     ot_method: str = "auto"  # Monte-Carlo rule: "auto" or one of ot.montecarlo.METHODS
     ot_max_iter: int = 300  # Monte-Carlo iterations at most
+    ot_time_limit: float | None = None  # seconds the Monte-Carlo solve may take (None: no
+    # limit); it stops unconverged at the limit and keeps its best measured iterate
     exact_2d: bool = True  # exact power-diagram Newton when the latent space is 2D
     threshold: float | None = None  # singular dihedral angle (rad, normalised); data-driven if None
     n_graph_samples: int = 2**17  # source samples used to estimate the cell graph
@@ -157,6 +159,11 @@ class AEOTConfig(ConfigMixin):
             if not (_is_number(value) and value > 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
             setattr(self, name, float(value))
+        if self.ot_time_limit is not None:
+            value = self.ot_time_limit
+            if not (_is_number(value) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"ot_time_limit must be positive seconds or None, got {value!r}")
+            self.ot_time_limit = float(value)
         if self.spread is not None:
             if not (_is_number(self.spread) and 0.0 <= self.spread <= 4.0):
                 raise ValueError(f"spread must be a number in [0, 4] or None, got {self.spread!r}")
@@ -380,6 +387,7 @@ class AEOT(ConfigEstimator):
                 method=cfg.ot_method,
                 tol=cfg.ot_tol,
                 max_iter=cfg.ot_max_iter,
+                time_limit=cfg.ot_time_limit,
                 seed=cfg.seed,
                 device=cfg.device,
             ),

@@ -116,6 +116,10 @@ def fit(
     epochs: Annotated[int, typer.Option(help="Autoencoder epochs.")] = 100,
     ot_tol: Annotated[float, typer.Option(help="OT L1 cell-mass tolerance.")] = 0.02,
     ot_max_iter: Annotated[int, typer.Option(help="OT iterations (batches) at most.")] = 300,
+    ot_time_limit: Annotated[
+        float | None,
+        typer.Option(help="Seconds the OT solve may take (it stops unconverged at the limit)."),
+    ] = None,
     spread: Annotated[
         float | None,
         typer.Option(
@@ -151,6 +155,7 @@ def fit(
             epochs=epochs,
             ot_tol=ot_tol,
             ot_max_iter=ot_max_iter,
+            ot_time_limit=ot_time_limit,
             spread=spread,
             spread_space=spread_space,
             seed=seed,
@@ -169,7 +174,7 @@ def fit(
             f"warning: the OT solve stopped before its tolerance {model.config.ot_tol}: "
             f"its best measured L1 cell-mass error is {ot.error:.4f}{measured}, so samples "
             "follow the codes' distribution only to that accuracy; near-duplicate codes "
-            "or too small an iteration budget (ot_max_iter) cause this",
+            "or too small an iteration or time budget (ot_max_iter, ot_time_limit) cause this",
             err=True,
         )
 
