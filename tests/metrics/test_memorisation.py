@@ -91,14 +91,17 @@ def test_float32_items_screened_yet_exact(offset):
     twins = (base[:200] + rng.standard_normal((200, 64)).astype(np.float32) * 1e-4).astype(
         np.float32
     )
-    x = np.concatenate([base, twins])
-    q = (x[rng.integers(0, 600, 150)] + 0.01 * rng.standard_normal((150, 64))).astype(np.float32)
+    # and a cluster of 30 near-copies of one item: more candidates than the screen keeps
+    cluster = (base[:1] + rng.standard_normal((30, 64)) * 1e-4).astype(np.float32)
+    x = np.concatenate([base, twins, cluster])
+    q = (x[rng.integers(0, 630, 150)] + 0.01 * rng.standard_normal((150, 64))).astype(np.float32)
+    q[:5] = cluster[:5] + np.float32(1e-5)
     want = _brute(q.astype(np.float64), x.astype(np.float64))
     got = nearest_distances(torch.from_numpy(q), torch.from_numpy(x), block=5000)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
     # leave-one-out: the twins are each other's nearest
-    idx = np.arange(0, 600, 7)
+    idx = np.arange(0, 630, 7)
     index = NearestIndex(torch.from_numpy(x))
     got = index.distances(torch.from_numpy(x[idx]), exclude=torch.from_numpy(idx))
     want = _brute(x[idx].astype(np.float64), x.astype(np.float64), exclude=idx)

@@ -55,6 +55,9 @@ def nearest_distances(queries, items, *, block: int = 2**24, exclude=None) -> to
     return NearestIndex(items, block=block).distances(queries, exclude=exclude)
 
 
+_SCREEN_K = 8  # screened values kept per query before the margin test
+
+
 class NearestIndex:
     """Exact nearest-item distances d(q, X) = min_x |q − x| to a fixed set X, for many
     batches of queries (brute force; X is neither copied nor converted when it is float32
@@ -129,12 +132,20 @@ class NearestIndex:
                 sq[here, exclude[start : start + rows]] = torch.inf
             norm = q64[start : start + rows].norm(dim=1)
             margin = 2.0 * self._gamma * (norm + self._max_norm).pow(2) * (1.0 + 1e-6)
-            least = sq.min(1).values.to(torch.float64)
+            # the k least screened values hold every candidate unless the k-th is within
+            # the margin too; such rows (near-duplicates) are scanned in full
+            values, cells = torch.topk(sq, min(_SCREEN_K, x.shape[0]), dim=1, largest=False)
             # the threshold least + 2E rounded up into the screen's precision
-            bound = (least + margin).to(x.dtype)
-            bound = torch.nextafter(bound, torch.full_like(bound, torch.inf))
-            keep = (sq <= bound[:, None]) & sq.isfinite()
+            bound = (values[:, 0].to(torch.float64) + margin).to(x.dtype)
+            bound = torch.nextafter(bound, torch.full_like(bound, torch.inf))[:, None]
+            keep = (values <= bound) & values.isfinite()
             r, c = keep.nonzero(as_tuple=True)
+            c = cells[r, c]
+            full = keep[:, -1].nonzero()[:, 0] if values.shape[1] < x.shape[0] else r[:0]
+            if len(full):
+                wide = (sq[full] <= bound[full]) & sq[full].isfinite()
+                fr, fc = wide.nonzero(as_tuple=True)
+                r, c = torch.cat([r, full[fr]]), torch.cat([c, fc])
             # the candidates' distances directly, in chunks of at most `block` numbers
             chunk = max(1, self.block // x.shape[1])
             for lo in range(0, len(r), chunk):
