@@ -285,6 +285,9 @@ def test_absurd_config_values_are_refused_before_allocating(models, tmp_path, ke
         ({"errors": [0.01], "converged": "false"}, "'converged' must be true or false"),
         ({"errors": [], "n_iter": "3"}, "'n_iter' must be an integer"),
         ({"errors": [], "method": 5}, "'method' must be a string"),
+        ({"errors": [0.1], "best_iteration": 2}, r"'best_iteration' must lie in \[0, 1\]"),
+        ({"errors": [0.1], "best_iteration": True}, "'best_iteration' must be an integer"),
+        ({"errors": [0.1], "noise": "0.1"}, "'noise' must be a number"),
     ],
 )
 def test_ot_summary_types_are_checked(models, tmp_path, ot, match):

@@ -613,6 +613,9 @@ class AEOT(ConfigEstimator):
                 "errors": self.ot_.errors,
                 "converged": self.ot_.converged,
                 "n_iter": self.ot_.n_iter,
+                # the returned h is the best measured iterate's: its error and noise
+                "best_iteration": self.ot_.best_iteration,
+                "noise": self.ot_.noise if math.isfinite(self.ot_.noise) else None,
             },
         }
         if self.config.spread_space == "data":  # its calibration needs the training data
@@ -708,6 +711,9 @@ class AEOT(ConfigEstimator):
             converged=bool(info.get("converged", False)),
             n_iter=int(info.get("n_iter", 0)),
             method=str(info.get("method", "")),
+            # models saved before 2026-12-06 lack these: their error reads the last one
+            best_iteration=int(info.get("best_iteration") or 0),
+            noise=float("nan") if info.get("noise") is None else float(info["noise"]),
         )
         model.codes_ = tensors["codes"]
         model.normaliser_ = _Normaliser(tensors["center"], tensors["scale"])
@@ -759,13 +765,20 @@ def _check_meta(path: Path, meta: dict) -> dict:
         for key, kind, what in (
             ("converged", bool, "true or false"),
             ("n_iter", int, "an integer"),
+            ("best_iteration", int, "an integer"),
+            ("noise", (int, float), "a number"),
             ("method", str, "a string"),
         ):
             value = ot.get(key)
             if value is not None and (
-                not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+                not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
             ):
                 problems.append(f"'ot' '{key}' must be {what}, got {value!r}")
+        best = ot.get("best_iteration")
+        if isinstance(best, int) and not 0 <= best <= len(errors):
+            problems.append(
+                f"'ot' 'best_iteration' must lie in [0, {len(errors)}] (its errors), got {best}"
+            )
     config = meta.get("config")
     if isinstance(config, dict) and config.get("spread_space") == "data":
         scale = meta.get("spread_scale")
