@@ -774,6 +774,9 @@ def _check_meta(path: Path, meta: dict) -> dict:
                 not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
             ):
                 problems.append(f"'ot' '{key}' must be {what}, got {value!r}")
+        noise = ot.get("noise")
+        if isinstance(noise, float) and not (math.isfinite(noise) and noise >= 0):
+            problems.append(f"'ot' 'noise' must be a finite number >= 0, got {noise!r}")
         best = ot.get("best_iteration")
         if isinstance(best, int) and not 0 <= best <= len(errors):
             problems.append(

@@ -67,8 +67,9 @@ class NearestIndex:
     s̃ = |q|² − 2⟨q, x⟩ + |x|² in X's precision (float32 or float64, unit roundoff u), a
     matrix product; every item whose s̃ is within 2E of the row's least is a candidate,
     where E = γ (|q| + max_x |x|)², γ = (D+4)u / (1 − (D+4)u), bounds the rounding error
-    of s̃ for vectors of length D (the dot product's γ_D |q||x| and the sums' roundings),
-    so the nearest item is always among them; the candidates' distances are then computed
+    of s̃ for vectors of length D (the dot product's γ_D |q||x|, the norms', the sums' and
+    the query's rounding into the screen's precision), so the nearest item is always
+    among them; the candidates' distances are then computed
     directly in float64, and the least is returned. Float32 data thus costs a float32
     product (about twice the float64 throughput on a CPU, half the memory traffic) and
     still returns float64-exact distances. Under a reduced float32 matmul precision
