@@ -289,6 +289,7 @@ def test_absurd_config_values_are_refused_before_allocating(models, tmp_path, ke
         ({"errors": [0.1], "best_iteration": True}, "'best_iteration' must be an integer"),
         ({"errors": [0.1], "noise": "0.1"}, "'noise' must be a number"),
         ({"errors": [0.1], "noise": -0.5}, "'noise' must be a finite number >= 0"),
+        ({"errors": [0.1], "noise": -1}, "'noise' must be a finite number >= 0"),
     ],
 )
 def test_ot_summary_types_are_checked(models, tmp_path, ot, match):

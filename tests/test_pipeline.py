@@ -249,6 +249,7 @@ def test_spread_in_data_space(tmp_path):
     model.save(tmp_path / "m")
     loaded = AEOT.load(tmp_path / "m")
     assert loaded.sampler_.spread_scale_ == model.sampler_.spread_scale_ > 0
+    assert loaded.sampler_.spread_report_ == {}  # the saved scale: no latent calibration
     torch.testing.assert_close(loaded.sample(50, seed=3), model.sample(50, seed=3))
 
 

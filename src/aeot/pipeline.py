@@ -406,17 +406,24 @@ class AEOT(ConfigEstimator):
         ``spread_space``) alone, the autoencoder and OT kept; ``data`` is the training
         data, which the data-space calibration (:meth:`calibrate_spread`) measures
         against. :meth:`fit` ends with it."""
-        self.sampler_ = self._build_sampler()
-        if self.config.spread_space == "data" and self.autoencoder_ is not None:
+        in_data = self.config.spread_space == "data" and self.autoencoder_ is not None
+        self.sampler_ = self._build_sampler(calibrate=not in_data)
+        if in_data:
             self.calibrate_spread(data)
         return self
 
-    def _build_sampler(self):
+    def _build_sampler(self, *, calibrate: bool):
+        """The sampler of the OT solution; ``calibrate``: its scale picked among the codes
+        (latent space), else left 0 for the data-space calibration or a saved scale."""
         from aeot.generate import AEOTSampler
 
         cfg = self.config
         return AEOTSampler(spread=self.spread_).fit(
-            self.ot_, n_graph_samples=cfg.n_graph_samples, threshold=cfg.threshold, seed=cfg.seed
+            self.ot_,
+            n_graph_samples=cfg.n_graph_samples,
+            threshold=cfg.threshold,
+            seed=cfg.seed,
+            calibrate=calibrate,
         )
 
     def calibrate_spread(self, data, *, n: int = 1024, steps: int = 16) -> AEOT:
@@ -717,8 +724,10 @@ class AEOT(ConfigEstimator):
         )
         model.codes_ = tensors["codes"]
         model.normaliser_ = _Normaliser(tensors["center"], tensors["scale"])
-        model.sampler_ = model._build_sampler()
-        if config.spread_space == "data":
+        # a data-space scale was saved with the model (its calibration needs the data)
+        in_data = config.spread_space == "data"
+        model.sampler_ = model._build_sampler(calibrate=not in_data)
+        if in_data:
             model.sampler_.spread_scale_ = meta["spread_scale"]
         model.history_ = {}
         return model
@@ -775,7 +784,7 @@ def _check_meta(path: Path, meta: dict) -> dict:
             ):
                 problems.append(f"'ot' '{key}' must be {what}, got {value!r}")
         noise = ot.get("noise")
-        if isinstance(noise, float) and not (math.isfinite(noise) and noise >= 0):
+        if _is_number(noise) and not (math.isfinite(noise) and noise >= 0):
             problems.append(f"'ot' 'noise' must be a finite number >= 0, got {noise!r}")
         best = ot.get("best_iteration")
         if isinstance(best, int) and not 0 <= best <= len(errors):

@@ -249,6 +249,7 @@ class AEOTSampler:
         slab_fraction: float = 0.05,
         graph: CellGraph | None = None,
         rule: str = "auto",
+        calibrate: bool = True,
     ) -> AEOTSampler:
         """Estimate the cell graph, centroids and singular facets of ``result``.
 
@@ -273,6 +274,11 @@ class AEOTSampler:
             How :func:`~aeot.generate.detect_singular` flags the singular pairs: "auto"
             keeps the angle threshold when the angles show a clean gap (2D mixtures) and
             uses the density-valley rule otherwise (latent codes).
+        calibrate : bool
+            Pick ``spread_scale_`` among the codes (:meth:`calibrate_spread` with the
+            distance to the nearest training code). False leaves it 0 for a caller that
+            sets it: a data-space calibration (:meth:`aeot.pipeline.AEOT.calibrate_spread`)
+            or a saved scale.
 
         Returns
         -------
@@ -292,7 +298,7 @@ class AEOTSampler:
         self._targets64 = result.targets.to(torch.float64)
         self.spread_scale_ = 0.0
         self.spread_report_ = {}
-        if self.spread > 0 and self.method == "pl":
+        if calibrate and self.spread > 0 and self.method == "pl":
             self._calibrate_spread(seed)
         return self
 

@@ -128,8 +128,8 @@ class NearestIndex:
             qs = qs_all[start : start + rows]
             q_sq = qs.pow(2).sum(1, keepdim=True)
             sq = torch.addmm(self._sq, qs, x.t(), alpha=-2.0).add_(q_sq)
-            here = torch.arange(qs.shape[0], device=x.device)
             if exclude is not None:
+                here = torch.arange(qs.shape[0], device=x.device)
                 sq[here, exclude[start : start + rows]] = torch.inf
             norm = q64[start : start + rows].norm(dim=1)
             margin = 2.0 * self._gamma * (norm + self._max_norm).pow(2) * (1.0 + 1e-6)
