@@ -523,3 +523,26 @@ def test_spread_bad_values(bad):
 def test_spread_neighbours_bad_values(bad):
     with pytest.raises((ValueError, TypeError), match="spread_neighbours"):
         AEOTSampler(spread=0.8, spread_neighbours=bad)
+
+
+def test_samples_are_not_the_fit_s_own_source_points(cloud_fit):
+    """sample(n, seed) draws a stream apart from the graph's samples of the same seed.
+
+    The graph's samples set the cells' centroids, so drawing them back (as sample(n,
+    seed=0) did for a sampler fitted with seed 0) puts codes nearer the training codes
+    than fresh points do (in-sample); sample's points are as far as any independent draw.
+    """
+    y = cloud_fit.targets.double()
+    box = cloud_fit.problem.source
+    sampler = AEOTSampler(spread=0.0).fit(cloud_fit, n_graph_samples=2048, seed=0)
+    graph_points = box.sample(2048, seed=0, dtype=torch.float64)
+    out = sampler.sample(2048, seed=0)
+    assert not torch.isclose(out.points[:, None].double(), graph_points[None]).all(2).any()
+
+    def median_gap(codes):
+        return float(torch.cdist(codes.double(), y).min(1).values.median())
+
+    fresh = [median_gap(sampler.generate(box.sample(2048, seed=s)).codes) for s in (101, 102)]
+    replayed = median_gap(sampler.generate(graph_points).codes)
+    assert replayed < 0.92 * min(fresh)  # the in-sample case the generation seed avoids
+    assert 0.95 * min(fresh) < median_gap(out.codes) < 1.05 * max(fresh)

@@ -39,6 +39,26 @@ __all__ = ["AEOTSampler", "GeneratedCodes", "Interpolation"]
 
 METHODS = ("pl", "pairwise")
 MAX_INTERPOLATION_STEPS = 100_000  # codes on one path (each decoded: steps x data size)
+_GENERATION_TAG = 0x6165_6F74  # entropy beside the seed of the generation stream
+
+
+def generation_seed(seed: int) -> int:
+    """The seed of the source sequence that :meth:`AEOTSampler.sample` draws for ``seed``.
+
+    Fitting draws source points from small seeds: the cell graph's (its ``seed``, whose
+    samples set the cells' centroids), the solver's batches (``seed·1000003 + 2k``), the
+    spread calibration's (``seed + 7920``). Drawing generated samples from the user's seed
+    itself replayed them: ``sample(n, seed=0)`` of a sampler fitted with seed 0 returned
+    the graph's first n points, each a point of its cell's centroid estimate (with about
+    one graph sample per cell, the centroid itself), so the codes were in-sample and
+    nearer the training codes than fresh ones (on Stacked MNIST, 128,000 codes and 2¹⁷
+    graph samples: median distance of decoded plain codes to the training images 6.86
+    against 9.27–9.41 for other draws). The seed is hashed (``numpy.random.SeedSequence``
+    with a fixed tag) to 63 bits instead: the same seed gives the same samples, and no
+    fitting stream is met in practice.
+    """
+    state = np.random.SeedSequence([check_seed(seed), _GENERATION_TAG]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))
 
 
 @dataclass(eq=False)
@@ -476,7 +496,9 @@ class AEOTSampler:
         n : int
             Number of codes (any number; not limited to the N training codes).
         seed : int
-            Seed of the source sampler: the same seed gives the same codes.
+            Seed of the source sampler: the same seed gives the same codes. The source
+            sequence is drawn from :func:`generation_seed` (seed), apart from the points
+            the fit drew.
         qmc : bool
             Scrambled Sobol source samples (even coverage) instead of i.i.d.
         method : {"pl", "pairwise"}, optional
@@ -490,7 +512,9 @@ class AEOTSampler:
         n = check_positive_int(n, "n")
         seed = check_seed(seed)
         y = result.targets
-        x = result.problem.source.sample(n, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device)
+        x = result.problem.source.sample(
+            n, seed=generation_seed(seed), qmc=qmc, dtype=y.dtype, device=y.device
+        )
         return self.generate(x, method=method, seed=seed)
 
     def sample_chunks(
@@ -515,7 +539,7 @@ class AEOTSampler:
         y = result.targets
         offset = 0
         for x in result.problem.source.sample_chunks(
-            n, chunk, seed=seed, qmc=qmc, dtype=y.dtype, device=y.device
+            n, chunk, seed=generation_seed(seed), qmc=qmc, dtype=y.dtype, device=y.device
         ):
             yield self.generate(x, method=method, seed=seed, offset=offset)
             offset += x.shape[0]
