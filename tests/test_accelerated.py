@@ -111,3 +111,57 @@ def test_matches_pot_sinkhorn_free_of_its_bias():
     result = solve_discrete_accelerated(cost, a, b, tol=1e-4)
     assert abs(result.cost - exact) <= result.cost - result.dual + 1e-12
     assert abs(result.cost - exact) < abs(sinkhorn_cost - exact)
+
+
+def test_active_set_passes_equal_full_passes_at_the_drift_limit():
+    """The active set built at ψ0 gives E_λ and Σ_i a_i π_i of every ψ within D·λ of ψ0
+    as the full pass does, even for the worst drift (up on every entry left out, down on
+    every kept one)."""
+    from aeot.ot import accelerated as acc
+
+    cost, a, b = _problem(120, 150, 2, seed=21)
+    lam = 2e-3
+    blocks = acc._blocks(120, 150)
+    psi0 = torch.randn(150, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.01
+    radius = (acc._TRUNCATE + 2 * acc._DRIFT) * lam
+    active = acc._ActiveSet(cost, psi0, radius, blocks, max_entries=cost.numel())
+    assert not active.dense and active.rows.numel() < 0.5 * cost.numel()
+    kept = torch.zeros(150, dtype=torch.bool)
+    kept[active.cols] = True
+    worst = psi0 + acc._DRIFT * lam * torch.where(kept, -1.0, 1.0).double()
+    for psi in (psi0, worst):
+        value, columns = acc._smoothed(cost, a, b, psi, lam, blocks)
+        value_a, columns_a, w = active.weights(a, b, psi, lam)
+        assert abs(value_a - value) <= 1e-13 * abs(value)
+        assert torch.allclose(columns_a, columns, rtol=0, atol=1e-15)
+        assert torch.allclose(w.sum(), a.sum(), rtol=1e-14)
+
+
+def test_solves_with_and_without_active_sets_agree(monkeypatch):
+    from aeot.ot import accelerated as acc
+
+    cost, a, b = _problem(300, 250, 2, seed=23)
+    exact = ot.emd2(a.numpy(), b.numpy(), cost.numpy(), numItermax=1_000_000)
+    sparse = solve_discrete_accelerated(cost, a, b, tol=1e-4)
+    monkeypatch.setattr(acc, "_MAX_DENSITY", 0.0)  # every stage on full passes
+    full = solve_discrete_accelerated(cost, a, b, tol=1e-4)
+    assert sparse.active_passes > 0 and full.active_passes == 0
+    assert sparse.passes < full.passes
+    for result in (sparse, full):
+        assert result.converged and result.dual <= exact + 1e-12 <= result.cost + 1e-12
+    assert abs(sparse.cost - full.cost) <= 1e-4 * exact
+
+
+def test_coarse_stages_on_a_row_sample_keep_the_certificate(monkeypatch):
+    from aeot.ot import accelerated as acc
+
+    monkeypatch.setattr(acc, "_COARSE_ROWS", 64)  # a 400-row problem then has them
+    cost, a, b = _problem(400, 300, 2, seed=29)
+    exact = ot.emd2(a.numpy(), b.numpy(), cost.numpy(), numItermax=1_000_000)
+    result = solve_discrete_accelerated(cost, a, b, tol=1e-4)
+    assert result.coarse_rows == 64 and result.coarse_passes > 0
+    assert {h["rows"] for h in result.history} == {64, 400}
+    assert result.converged and result.gap <= 1e-4
+    assert result.dual <= exact + 1e-12 <= result.cost + 1e-12
+    plan = result.plan(cost)
+    assert torch.allclose(plan.sum(1), a, atol=1e-13) and torch.allclose(plan.sum(0), b, atol=1e-13)
