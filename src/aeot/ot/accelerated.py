@@ -180,12 +180,12 @@ class _ActiveSet:
         self.rows, self.cols = torch.cat(rows), torch.cat(cols)
         self.values = cost[self.rows, self.cols]
         self.lengths = torch.bincount(self.rows, minlength=cost.shape[0])
+        # two work buffers of the entries' size, reused by every pass
+        self._z, self._t = torch.empty_like(self.values), torch.empty_like(self.values)
 
     def weights(self, a, b, psi, reg) -> tuple[float, torch.Tensor, torch.Tensor]:
         """E_λ(ψ), Σ_i a_i π_i and the entries a_i π_ij, on the active entries (the
         entries' tensor is a buffer the next call overwrites)."""
-        if not hasattr(self, "_z"):  # two work buffers of the entries' size
-            self._z, self._t = torch.empty_like(self.values), torch.empty_like(self.values)
         z = torch.index_select(psi, 0, self.cols, out=self._z).sub_(self.values).div_(reg)
         top = torch.segment_reduce(z, "max", lengths=self.lengths)
         z.sub_(torch.index_select(top, 0, self.rows, out=self._t)).exp_()
@@ -196,16 +196,12 @@ class _ActiveSet:
         return value, columns, w
 
 
-def _rounding(a, b, columns):
-    """Column scaling of the Altschuler–Weed–Rigollet rounding: min(1, b_j / Σ_i a_i π_ij)."""
-    return torch.clamp(b / torch.clamp(columns, min=torch.finfo(b.dtype).tiny), max=1.0)
-
-
 def _rounded_cost(cost, a, b, psi, columns, reg, blocks, active=None):
     """Cost of the Altschuler–Weed–Rigollet rounding of diag(a) π(ψ), given its column
     sums ``columns`` = Σ_i a_i π_i, and the c-transform of ψ, in one pass over C (the
     plan's entries from ``active`` when given)."""
-    scale = _rounding(a, b, columns)
+    # the rounding's column scaling min(1, b_j / Σ_i a_i π_ij)
+    scale = torch.clamp(b / torch.clamp(columns, min=torch.finfo(b.dtype).tiny), max=1.0)
     total = torch.zeros((), dtype=cost.dtype, device=cost.device)
     if active is not None:
         _, _, w = active.weights(a, b, psi, reg)
@@ -264,8 +260,9 @@ def _run(
     until_density=None,
 ) -> _Run:
     """FISTA stages from (ψ, λ) (module docstring). With ``until_density`` it returns at
-    the start of the first stage whose active set holds at most that share of C, without
-    measuring bounds."""
+    the start of the first stage whose active set holds at most that share of C (the
+    coarse stages), without the final measurement of bounds; its stages still measure
+    theirs where a stage ends, as every stage does."""
     n, m = c.shape
     cmax = float(c.abs().max()) or 1.0
     log_m = math.log(max(m, 2))
