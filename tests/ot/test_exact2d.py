@@ -292,6 +292,71 @@ def test_laplacian_solver_direct_and_pcg():
     assert solver.n_factor == 1 and solver.n_pcg == 1
 
 
+def _reference_dissection(y, edges, leaf):
+    """Nested dissection straight from its definition, for the solver's O(N)-per-level
+    tree and O(E) ordering: groups of more than ``leaf`` points split recursively at the
+    median of their longer side (ties by index, heap numbers 2g + 1, 2g + 2), then, level
+    by level, every edge split there with both ends still free makes its left end a
+    separator, keyed by its path above the level and digit 2."""
+    n = y.shape[0]
+    sides, groups = [], []
+
+    def split(idx, gid, level):
+        if idx.size <= leaf:
+            return
+        while len(sides) <= level:
+            sides.append(np.zeros(n, bool))
+            groups.append(np.full(n, -1, np.int64))
+        span = y[idx].max(axis=0) - y[idx].min(axis=0)
+        axis = int(span[1] > span[0])
+        ranked = idx[np.lexsort((idx, y[idx, axis]))]
+        left, right = ranked[: idx.size // 2], ranked[idx.size // 2 :]
+        groups[level][idx] = gid
+        sides[level][right] = True
+        split(np.sort(left), 2 * gid + 1, level + 1)
+        split(np.sort(right), 2 * gid + 2, level + 1)
+
+    split(np.arange(n), 0, 0)
+    depth = len(sides)
+    w3 = 3 ** np.arange(depth, -1, -1, dtype=np.int64)
+    path = sum(np.where(groups[k] >= 0, sides[k], 2) * w3[k] for k in range(depth))
+    key = path + 2 * w3[depth]
+    free, prefix = np.ones(n, bool), np.zeros(n, np.int64)
+    ei, ej = edges[:, 0], edges[:, 1]
+    for level in range(depth):
+        grp, side = groups[level], sides[level]
+        same = (grp[ei] >= 0) & (grp[ei] == grp[ej])
+        cut = same & (side[ei] != side[ej]) & free[ei] & free[ej]
+        sep = np.where(side[ei[cut]], ej[cut], ei[cut])
+        key[sep] = prefix[sep] + 2 * w3[level]
+        free[sep] = False
+        prefix += np.where(grp >= 0, side, 0) * w3[level]
+    return sides, groups, key
+
+
+@pytest.mark.parametrize("layout", ["random", "ties"])
+def test_nested_dissection_matches_its_definition(layout):
+    from aeot.ot.exact2d import _LaplacianSolver
+    from aeot.ot.power2d import _power_diagram, spatial_order
+
+    rng = np.random.default_rng(31)
+    n = 5000
+    y = rng.random((n, 2))
+    if layout == "ties":  # many equal coordinates: the split's tie-break decides
+        y = np.floor(y * 40) / 40 + 1e-9 * rng.random((n, 2))
+    d = _power_diagram(y, np.zeros(n), (0.0, 0.0), (1.0, 1.0))
+    order = spatial_order(y)
+    solver = _LaplacianSolver(y, order, leaf=16)
+    sides, groups, key = _reference_dissection(y, d.edges, 16)
+    assert len(solver.sides) == len(sides) == 9
+    for mine, ref in zip(solver.sides + solver.groups, sides + groups, strict=True):
+        np.testing.assert_array_equal(mine, ref)
+    tiebreak = np.empty(n, np.int64)
+    tiebreak[order] = np.arange(n)
+    perm = solver._ordering(d.edges[:, 0], d.edges[:, 1])
+    np.testing.assert_array_equal(perm, np.argsort(key * n + tiebreak))
+
+
 def test_targets_far_from_the_box():
     rng = np.random.default_rng(5)
     y = rng.random((100, 2)) * 0.01 + [50.0, -20.0]
@@ -350,6 +415,29 @@ def test_max_iter_zero_and_result_fields():
     assert result.n_iter == 0
     assert len(result.errors) == 1
     assert result.cell_masses.shape == (50,)
+
+
+def test_float64_floor_stops_after_one_trial(monkeypatch):
+    """A tolerance below float64's resolution of the masses: the solve reaches the floor,
+    says it did not converge, and, that close, spends one diagram finding out (a shorter
+    step cannot beat rounding)."""
+    import aeot.ot.exact2d as exact2d
+
+    calls, seen = [0], []
+    original = exact2d._power_diagram
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(exact2d, "_power_diagram", counted)
+    y = np.random.default_rng(3).random((400, 2))
+    result = solve_exact_2d(
+        SemiDiscreteProblem(y), tol=1e-18, callback=lambda info: seen.append(calls[0])
+    )
+    assert not result.converged
+    assert _rel_error(result) <= 1e-12
+    assert calls[0] - seen[-1] == 1
 
 
 def test_rejects_unsupported_problems():

@@ -470,14 +470,16 @@ def lawson_flips(
     psi: np.ndarray,
     simplices: np.ndarray,
     neighbors: np.ndarray,
-    edges: np.ndarray,
+    edges: np.ndarray | None,
     max_flips: int,
     stop_at_hidden: bool = False,
 ) -> int:
     """Run the C Lawson flip loop of :func:`aeot.ot.power2d._lawson_flips` in place.
 
     ``px``, ``py``, ``psi`` (N,) float64; ``simplices`` and ``neighbors`` flat (3F,)
-    int64, modified in place; ``edges`` the entries 3f + m to check first. Returns the
+    int64, modified in place; ``edges`` the entries 3f + m to check first, or None to
+    test every interior edge in C and check the non-regular ones first (what
+    :func:`aeot.ot.power2d._lawson_flips`'s vectorised test would pass). Returns the
     number of flips, −1 after more than ``max_flips``, or, with ``stop_at_hidden``, −2 once
     a non-flippable edge proves a site hidden (its power cell empty). Arrays of the
     wrong kind, of mismatched lengths or with out-of-range indices raise
@@ -507,15 +509,19 @@ def lawson_flips(
     n_faces = simplices.size // 3
     _check_index_array(simplices, "simplices", 0, n_sites)
     _check_index_array(neighbors, "neighbors", -1, n_faces)
-    edges = np.asarray(edges)
-    if edges.dtype.kind not in "iu":
-        raise TypeError(f"edges must hold integers, got dtype {edges.dtype}")
-    edges = np.ascontiguousarray(edges.reshape(-1), dtype=np.int64)
-    _check_index_array(edges, "edges", 0, 3 * n_faces)
+    if edges is None:  # the kernel scans every entry of neighbors (n0 = -3F)
+        edges, n0 = neighbors, -neighbors.size
+    else:
+        edges = np.asarray(edges)
+        if edges.dtype.kind not in "iu":
+            raise TypeError(f"edges must hold integers, got dtype {edges.dtype}")
+        edges = np.ascontiguousarray(edges.reshape(-1), dtype=np.int64)
+        _check_index_array(edges, "edges", 0, 3 * n_faces)
+        n0 = edges.size
     return int(
         _lib().lawson_flips(
             *(a.ctypes.data for a in (*args, simplices, neighbors, edges)),
-            edges.size,
+            n0,
             int(max_flips),
             int(stop_at_hidden),
         )

@@ -597,7 +597,10 @@ static void fused_lift_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
  * The loop of aeot.ot.power2d._lawson_flips, with the same tests in the same order:
  * triangles S (3F, flat) and neighbours NB (3F, the triangle across the edge opposite
  * entry 3f + m, or -1), both updated in place; `edges` holds the n0 edges (entries
- * 3f + m) to check first. Returns the number of flips made; -1 after more than
+ * 3f + m) to check first, or, with n0 = -3F < 0 (`edges` unused), every interior edge
+ * is tested once in increasing order of its entry (3f + m with NB[3f + m] > f) and the
+ * non-regular ones are checked first, as the caller's vectorised test would pass them.
+ * Returns the number of flips made; -1 after more than
  * max_flips (or on an inconsistent adjacency or a failed allocation); with
  * stop_at_hidden, -2 as soon as an edge proves a site hidden (its cell empty).
  */
@@ -620,10 +623,29 @@ static inline int64_t slot_of(const int64_t* v, int64_t x) {
 static int64_t lawson_flips(const double* px, const double* py, const double* psi,
                             int64_t* S, int64_t* NB, const int64_t* edges, int64_t n0,
                             int64_t max_flips, int64_t stop_at_hidden) {
-  int64_t cap = n0 > 512 ? 2 * n0 : 1024, top = n0, flips = 0, result = -1;
+  int64_t cap = n0 > 512 ? 2 * n0 : 1024, top = n0 > 0 ? n0 : 0, flips = 0, result = -1;
   int64_t* stack = (int64_t*)malloc((size_t)cap * sizeof(int64_t));
   if (stack == NULL) return -1;
-  memcpy(stack, edges, (size_t)n0 * sizeof(int64_t));
+  if (n0 > 0) memcpy(stack, edges, (size_t)n0 * sizeof(int64_t));
+  if (n0 < 0) {
+    for (int64_t e = 0; e < -n0; e++) {
+      int64_t f = e / 3, g = NB[e];
+      if (g <= f) continue; /* a boundary edge, or an interior one met from its other side */
+      int64_t k = slot_of(NB + 3 * g, f);
+      if (k < 0) goto done; /* inconsistent adjacency: let the caller use Qhull */
+      int64_t m = e % 3, o = 3 * f;
+      if (lift_below(px, py, psi, S[o + (m + 1) % 3], S[o + (m + 2) % 3], S[o + m],
+                     S[3 * g + k]) >= 0)
+        continue;
+      if (top == cap) {
+        int64_t* grown = (int64_t*)realloc(stack, (size_t)(2 * cap) * sizeof(int64_t));
+        if (grown == NULL) goto done;
+        stack = grown;
+        cap *= 2;
+      }
+      stack[top++] = e;
+    }
+  }
   while (top > 0) {
     int64_t e1 = stack[--top];
     int64_t f2 = NB[e1];

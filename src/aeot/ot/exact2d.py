@@ -45,6 +45,10 @@ _MAX_HALVINGS_LOCAL = 6
 _PCG_MAX_ITER = 16
 # the local (quadratic) phase: every cell within 50 % of its target mass
 _LOCAL_BELOW = 0.5
+# below this relative error a Newton step's own error is ~rel² ≲ 1e-12: a full step that
+# does not decrease the error meets float64's resolution of the masses, which no shorter
+# step escapes, so the line search stops there (it tried _MAX_HALVINGS_LOCAL at the floor)
+_FLOOR_BELOW = 1e-6
 # sufficient decrease: ‖μ(h + τ d) − ν‖ <= (1 − _DECREASE τ) ‖μ(h) − ν‖ (KMT: ½)
 _DECREASE = 0.5
 # the blends (1 − λ) h0 + λ h_default tried, in turn, when h0 leaves a cell empty
@@ -174,10 +178,18 @@ def solve_exact_2d(
         if h.shape != (n,) or not np.isfinite(h).all():
             raise ValueError(f"h0 must be a finite array of shape ({n},), got shape {h.shape}")
         psi = scale * (h - h.mean()) + sq
-    y = z
-
     t_start = time.perf_counter()
-    order = spatial_order(y)
+    # Cells are numbered in Morton order inside the solve, so that neighbouring cells
+    # lie near each other in memory (the diagram's gathers run ~15 % faster at 10⁶)
+    sort = spatial_order(z)
+    y, sq, psi, nu = z[sort], sq[sort], psi[sort], nu[sort]
+    order = np.arange(n)  # the insertion order for Qhull: already spatial
+
+    def unsort(values: np.ndarray) -> torch.Tensor:
+        out = np.empty(n)
+        out[sort] = values
+        return torch.from_numpy(out)
+
     solver: _LaplacianSolver | None = None  # built on the first Newton step
 
     def evaluate(psi_try: np.ndarray, base: PowerDiagram2D | None = None):
@@ -229,8 +241,12 @@ def solve_exact_2d(
         t_solve = time.perf_counter() - t_it
         step = 1.0
         # close to the solution the full step is accepted unless the masses are at float64
-        # resolution: then a few halvings are enough to tell
-        for _ in range(_MAX_HALVINGS if rel >= _LOCAL_BELOW else _MAX_HALVINGS_LOCAL):
+        # resolution: then a few halvings are enough to tell, and none very close
+        if rel >= _LOCAL_BELOW:
+            trials = _MAX_HALVINGS
+        else:
+            trials = 1 if rel < _FLOOR_BELOW else _MAX_HALVINGS_LOCAL
+        for _ in range(trials):
             psi_new = psi + step * direction
             d_new, mu_new, w_new = evaluate(psi_new, diagram)
             if (
@@ -261,8 +277,8 @@ def solve_exact_2d(
                 iteration=n_iter,
                 error=errors[-1],
                 batch_size=0,
-                h=torch.from_numpy((psi - sq) / scale),
-                masses=torch.from_numpy(mu.copy()),
+                h=unsort((psi - sq) / scale),
+                masses=unsort(mu),
                 elapsed=time.perf_counter() - t_start,
                 raw_error=errors[-1],
                 noise=0.0,
@@ -271,8 +287,8 @@ def solve_exact_2d(
                 break
     return SemiDiscreteResult(
         problem=problem,
-        h=torch.from_numpy((psi - sq) / scale),
-        cell_masses=torch.from_numpy(mu.copy()),
+        h=unsort((psi - sq) / scale),
+        cell_masses=unsort(mu),
         errors=errors,
         converged=bool(converged),
         n_iter=n_iter,
@@ -447,38 +463,46 @@ class _LaplacianSolver:
         self.y = y
         self.sides: list[np.ndarray] = []  # per level: bool (N,), right half of the split
         self.groups: list[np.ndarray] = []  # per level: group id (N,), −1 once in a leaf
-        group = np.zeros(n, np.int64)
-        active = np.ones(n, bool)
-        while active.any():
-            idx = np.nonzero(active)[0]
-            _, inv, cnt = np.unique(group[idx], return_inverse=True, return_counts=True)
-            big = cnt[inv] > leaf
-            active[idx[~big]] = False
-            idx, inv = idx[big], inv[big]
-            if idx.size == 0:
+        # The points of the groups still to split, once per axis, each group a contiguous
+        # segment [start, start + count) sorted by (coordinate, index) along that axis; the
+        # segments lie at the same places in both lists.  A split puts the lower half of
+        # the longer axis's segment left (ties by index) and partitions both lists stably,
+        # so every level costs O(N) and no sort is repeated.
+        lists = [np.argsort(y[:, k], kind="stable") for k in range(2)]
+        group = np.zeros(n, np.int64)  # heap numbering: children 2g + 1, 2g + 2
+        start, count = np.zeros(1, np.int64), np.full(1, n, np.int64)
+        while True:
+            big = count > leaf
+            if not big.all():  # groups of at most ``leaf`` points are leaves: drop them
+                keep = np.repeat(big, count)
+                lists = [a[keep] for a in lists]
+                count = count[big]
+                start = np.cumsum(count) - count
+            if count.size == 0:
                 break
-            _, inv, cnt = np.unique(inv, return_inverse=True, return_counts=True)
-            p = y[idx]
-            spans = np.empty((cnt.size, 2))
-            for k in range(2):
-                hi = np.full(cnt.size, -np.inf)
-                lo = np.full(cnt.size, np.inf)
-                np.maximum.at(hi, inv, p[:, k])
-                np.minimum.at(lo, inv, p[:, k])
-                spans[:, k] = hi - lo
-            axis = (spans[:, 1] > spans[:, 0]).astype(np.int64)[inv]
-            coord = p[np.arange(idx.size), axis]
-            srt = np.lexsort((coord, inv))
-            first = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-            rank = np.empty(idx.size, np.int64)
-            rank[srt] = np.arange(idx.size) - first[inv[srt]]
+            half = count // 2
+            first, last = start, start + count - 1
+            spans = [y[a[last], k] - y[a[first], k] for k, a in enumerate(lists)]
+            longer = np.repeat(spans[1] > spans[0], count)
+            at = np.arange(lists[0].size) - np.repeat(start, count)  # position in its group
             right = np.zeros(n, bool)
-            right[idx] = rank >= cnt[inv] // 2
+            right[np.where(longer, lists[1], lists[0])] = at >= np.repeat(half, count)
+            inside = lists[0]
             level_group = np.full(n, -1, np.int64)
-            level_group[idx] = group[idx]
+            level_group[inside] = group[inside]
             self.sides.append(right)
             self.groups.append(level_group)
-            group[idx] = 2 * group[idx] + 1 + right[idx]
+            group[inside] = 2 * group[inside] + 1 + right[inside]
+            base, left_size = np.repeat(start, count), np.repeat(half, count)
+            for k, a in enumerate(lists):
+                r = right[a]
+                rights = np.cumsum(r)
+                rights -= np.repeat(rights[start] - r[start], count)  # within the group
+                moved = np.empty_like(a)
+                moved[base + np.where(r, left_size + rights, at + 1 - rights) - 1] = a
+                lists[k] = moved
+            start = np.column_stack([start, start + half]).ravel()
+            count = np.column_stack([half, count - half]).ravel()
         # base-3 path keys: digit 0/1 = left/right half at each level, 2 = "ends here"
         depth = len(self.sides)
         self.weights3 = 3 ** np.arange(depth, -1, -1, dtype=np.int64)
@@ -487,6 +511,7 @@ class _LaplacianSolver:
             inside = self.groups[level] >= 0
             path += np.where(inside, self.sides[level], 2) * self.weights3[level]
         self.leaf_key = path + 2 * self.weights3[depth]
+        self.leaf_group = group  # heap number of each point's leaf
         self.tiebreak = np.empty(n, np.int64)
         self.tiebreak[order] = np.arange(n)
         self._lu = None
@@ -495,21 +520,33 @@ class _LaplacianSolver:
         self.n_pcg = 0
 
     def _ordering(self, ei: np.ndarray, ej: np.ndarray) -> np.ndarray:
-        """Nested-dissection permutation for the graph with edges (ei, ej)."""
+        """Nested-dissection permutation for the graph with edges (ei, ej).
+
+        An edge between two leaves is cut at the level of their lowest common group
+        (found from the heap numbers in O(1) per edge); level by level, every cut edge
+        with both ends still free makes its left end (in the split's own sense) a
+        separator cell, numbered after both halves of that group."""
         key = self.leaf_key.copy()
+        a, b = self.leaf_group.take(ei) + 1, self.leaf_group.take(ej) + 1
+        cross = a != b
+        ei, ej, a, b = ei[cross], ej[cross], a[cross], b[cross]
+        # 1-based heap numbers: a node's depth is its bit length − 1
+        da, db = _bit_length(a) - 1, _bit_length(b) - 1
+        common = np.minimum(da, db)
+        level = common - _bit_length((a >> (da - common)) ^ (b >> (db - common)))
+        by_level = np.argsort(level, kind="stable")
+        bounds = np.searchsorted(level[by_level], np.arange(len(self.sides) + 1))
         free = np.ones(self.n, bool)
-        prefix = np.zeros(self.n, np.int64)
-        for level, (side, grp) in enumerate(zip(self.sides, self.groups, strict=True)):
-            gi = grp[ei]
-            cut = (gi >= 0) & (gi == grp[ej]) & (side[ei] != side[ej])
-            cut &= free[ei] & free[ej]
-            sep = np.where(side[ei[cut]], ej[cut], ei[cut])
-            key[sep] = prefix[sep] + 2 * self.weights3[level]
+        for lv, side in enumerate(self.sides):
+            cut = by_level[bounds[lv] : bounds[lv + 1]]
+            ci, cj = ei.take(cut), ej.take(cut)
+            ok = free.take(ci) & free.take(cj)
+            ci, cj = ci[ok], cj[ok]
+            sep = np.where(side.take(ci), cj, ci)
+            # the path of ``sep`` above this level, then the separator digit 2 here
+            prefix = key[sep] - key[sep] % self.weights3[lv - 1] if lv else 0
+            key[sep] = prefix + 2 * self.weights3[lv]
             free[sep] = False
-            # edges leaving a separator or a finished group play no further part
-            live = (gi >= 0) & (gi == grp[ej]) & free[ei] & free[ej]
-            ei, ej = ei[live], ej[live]
-            prefix += np.where(grp >= 0, side, 0) * self.weights3[level]
         return np.argsort(key * self.n + self.tiebreak)
 
     def solve(
@@ -558,6 +595,11 @@ class _LaplacianSolver:
         d = np.zeros(n)
         d[perm[:-1]] = self._lu.solve(rhs[perm[:-1]])
         return d - d.mean()
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """Bit lengths of non-negative integers below 2⁵³ (0 for 0)."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)
 
 
 def _pcg(a, b, precondition, atol: np.ndarray, max_iter: int) -> np.ndarray | None:

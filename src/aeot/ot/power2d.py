@@ -383,31 +383,31 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
     Software III (1977), 161–194.
     """
     s, nb = tri.simplices, tri.neighbors
+    px, py = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
+    if _native.available():
+        # the C loop, where a few flips per site cost less than one Qhull call; it also
+        # runs the first test of every interior edge (the vectorised one below)
+        max_flips = max(max_flips, int(_MAX_FLIPS_NATIVE * y.shape[0]))
+        S, NB = s.ravel().astype(np.int64), nb.ravel().astype(np.int64)
+        flips = _native.lawson_flips(px, py, psi, S, NB, None, max_flips, stop_at_hidden)
+        if flips == -2:
+            return HIDDEN
+        if flips < 0:
+            return None
+        if flips == 0:
+            return tri
+        return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
     flat_s = s.ravel()
     e = np.nonzero(nb.ravel() > np.arange(flat_s.size) // 3)[0]  # interior edges, once
     f, m = np.divmod(e, 3)
     g = nb.ravel().take(e)
     d = flat_s.take(3 * g + (nb.take(g, axis=0) == f[:, None]).argmax(axis=1))
     abc = [flat_s.take(3 * f + (m + k) % 3) for k in (1, 2, 0)]
-    px, py = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
     bad = _lift_below(px, py, psi, *abc, d) < 0
     if not bad.any():
         return tri
-    native = _native.available()
-    if native:  # the C loop, where a few flips per site cost less than one Qhull call
-        max_flips = max(max_flips, int(_MAX_FLIPS_NATIVE * y.shape[0]))
     if bad.sum() > max_flips:
         return None
-    if native:
-        S, NB = s.ravel().astype(np.int64), nb.ravel().astype(np.int64)
-        flips = _native.lawson_flips(
-            px, py, psi, S, NB, 3 * f[bad] + m[bad], max_flips, stop_at_hidden
-        )
-        if flips == -2:
-            return HIDDEN
-        if flips < 0:
-            return None
-        return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
     px, py, ps = px.tolist(), py.tolist(), psi.tolist()
     # flat copies (entry 3f + k); a flip reads and writes a few entries, so the arrays
     # are not converted to lists
