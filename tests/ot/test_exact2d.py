@@ -552,6 +552,63 @@ def test_native_flips_repair_large_changes_without_qhull(monkeypatch):
     assert power2d._lawson_flips(y, psi, base.triangulation, int(0.05 * y.shape[0])) is None
 
 
+def _numpy_warm_diagram(y, psi, lo, hi, tri):
+    import aeot.ot.power2d as power2d
+
+    edges = power2d._dual_edges(y, psi, y - y.mean(axis=0), tri.simplices, tri.neighbors, None)
+    return None if edges is None else power2d._assemble(y, psi, lo, hi, *edges)
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+@pytest.mark.parametrize("box", [((0.0, 0.0), (1.0, 1.0)), ((-0.5, 0.0), (1.0, 2.5))])
+def test_native_warm_diagram_matches_the_numpy_path(box):
+    """The C edge loop (dual edges, clipping, the edges' areas) against the NumPy code it
+    replaces, on the same repaired triangulation: same edges and boundary pieces, areas
+    and lengths to rounding (the C code may contract into fma); the second box leaves
+    sites outside it (areas measured from their clipped reference points)."""
+    import aeot.ot.power2d as power2d
+
+    rng, y, psi0, base = _perturbed_sites(23)
+    if box[0][0] < 0:
+        y = y * 3.0 - 1.0
+        base = power2d._power_diagram(y, psi0, *box)
+    psi = psi0 + 3e-6 * rng.standard_normal(y.shape[0])
+    tri = power2d._lawson_flips(y, psi, base.triangulation, 10**6)
+    assert tri is not base.triangulation  # flips were made
+    fast = power2d._warm_native(y, psi, *box, tri)
+    slow = _numpy_warm_diagram(y, psi, *box, tri)
+    assert fast is not None and slow is not None
+    np.testing.assert_array_equal(fast.edges, slow.edges)
+    np.testing.assert_array_equal(fast.boundary_owner, slow.boundary_owner)
+    np.testing.assert_allclose(fast.areas, slow.areas, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(fast.edge_lengths, slow.edge_lengths, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(fast.edge_segments, slow.edge_segments, rtol=0, atol=1e-15)
+    assert fast.triangulation is not None and slow.triangulation is not None
+    assert fast.areas.sum() == pytest.approx(np.prod(np.subtract(box[1], box[0])), abs=1e-13)
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_native_warm_diagram_defers_to_numpy_and_qhull():
+    """An edge parallel to a side of the box goes to the NumPy path (None here, then the
+    same diagram as Qhull's); a triangulation that is not regular gives None in both."""
+    import aeot.ot.power2d as power2d
+
+    g = (np.arange(12) + 0.5) / 12
+    y = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    y += 1e-3 * np.random.default_rng(4).standard_normal(y.shape)
+    y[1, 1] = y[0, 1]  # a horizontal pair of neighbours: their edge is vertical
+    psi = np.zeros(y.shape[0])
+    base = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0))
+    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), base.triangulation) is None
+    warm = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0), previous=base.triangulation)
+    np.testing.assert_allclose(warm.areas, base.areas, rtol=0, atol=1e-15)
+    rng, y, psi0, base = _perturbed_sites(24)
+    psi = psi0 + 3e-3 * rng.standard_normal(y.shape[0]) / y.shape[0] * 100
+    tri = power2d._lawson_flips(y, psi, base.triangulation, 10**6)
+    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), tri) is None
+    assert _numpy_warm_diagram(y, psi, (0.0, 0.0), (1.0, 1.0), tri) is None
+
+
 @pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
 def test_hidden_site_certificate_is_only_given_for_empty_cells():
     import aeot.ot.power2d as power2d

@@ -267,3 +267,41 @@ def test_lawson_flips_stops_on_a_neighbour_that_does_not_share_the_edge():
     assert s.tolist() == [0, 1, 2, 0, 1, 3] and nb.tolist() == [-1, 1, -1, -1, -1, 0]
     consistent = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)
     assert _native.lawson_flips(px, py, psi, consistent, nb.copy(), np.array([1]), 10) == 1
+
+
+def _circumcentre(p, q, r):
+    a = np.array([q - p, r - p])
+    return p + np.linalg.solve(2 * a, (a**2).sum(1))
+
+
+def test_warm_edges_on_a_quadrilateral_and_its_guards():
+    """Two triangles of a quadrilateral, unweighted, in a box around it: four rays and the
+    segment between the triangles' circumcentres (the Voronoi diagram); bad arrays raise
+    before any C runs."""
+    px, py = np.array([0.0, 1.0, 0.9, -0.1]), np.array([0.0, 0.1, 1.0, 0.9])
+    psi = np.zeros(4)
+    s = np.array([0, 1, 2, 0, 2, 3], dtype=np.int64)
+    nb = np.array([-1, 1, -1, -1, -1, 0], dtype=np.int64)
+    box = (-1.0, -1.0, 2.0, 2.0)
+    ei, ej, length, seg, cut, _ = _native.warm_edges(px, py, psi, s, nb, box, None)
+    assert ei.size == 5 and (cut == [1, 0, 1, 1, 1]).all()
+    inner = np.flatnonzero(cut == 0)[0]
+    assert {int(ei[inner]), int(ej[inner])} == {0, 2}
+    p = np.stack([px, py], 1)
+    v = [_circumcentre(*p[[0, 1, 2]]), _circumcentre(*p[[0, 2, 3]])]
+    assert length[inner] == pytest.approx(np.linalg.norm(v[0] - v[1]), rel=1e-12)
+    np.testing.assert_allclose(sorted(seg[inner].tolist()), sorted(np.array(v).tolist()))
+    # the rays' first ends lie on the box boundary
+    ends = seg[cut == 1, 0]
+    assert (np.isclose(ends, -1.0, atol=1e-12) | np.isclose(ends, 2.0, atol=1e-12)).any(1).all()
+    args = (px, py, psi, s, nb, box, None)
+    with pytest.raises(ValueError, match="same length"):
+        _native.warm_edges(px, py, np.zeros(3), *args[3:])
+    with pytest.raises(ValueError, match="simplices has entries outside"):
+        _native.warm_edges(px, py, psi, s + 4, *args[4:])
+    with pytest.raises(ValueError, match="box must be"):
+        _native.warm_edges(*args[:5], (2.0, -1.0, -1.0, 2.0), None)
+    with pytest.raises(ValueError, match="shift must have shape"):
+        _native.warm_edges(*args[:6], np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="px must be a 1-D float64"):
+        _native.warm_edges(px.astype(np.float32), *args[1:])

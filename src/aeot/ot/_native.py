@@ -526,3 +526,72 @@ def lawson_flips(
             int(stop_at_hidden),
         )
     )
+
+
+def warm_edges(
+    px: np.ndarray,
+    py: np.ndarray,
+    psi: np.ndarray,
+    simplices: np.ndarray,
+    neighbors: np.ndarray,
+    box: tuple[float, float, float, float],
+    shift: np.ndarray | None,
+):
+    """Run the C loop of :func:`aeot.ot.power2d._dual_edges` (warm start) and of the
+    interior part of :func:`aeot.ot.power2d._assemble`.
+
+    ``px``, ``py``, ``psi`` (N,) float64; ``simplices``, ``neighbors`` flat (3F,) int64 (a
+    triangulation of the sites, as for :func:`lawson_flips`); ``box`` = (low₀, low₁,
+    high₀, high₁); ``shift`` (N, 2) the sites minus their reference points, or None.
+
+    Returns ``(ei, ej, length, seg, cut, area)`` for the E diagram edges of positive
+    length inside the box: cells (E,), lengths (E,), end points (E, 2, 2), ``cut`` (E,)
+    uint8 (bit 0: the first end on the box boundary, bit 1: the second) and the edges'
+    part of the cell areas (N,); or −1 when the triangulation is not the regular one for
+    ``psi`` or has a skinny or flat triangle (use Qhull), −2 for an edge parallel to a
+    side of the box (use the NumPy path). Arrays of the wrong kind, of mismatched
+    lengths or with out-of-range indices raise ``TypeError`` / ``ValueError`` first.
+    """
+    sites = []
+    for name, a in (("px", px), ("py", py), ("psi", psi)):
+        a = np.asarray(a)
+        if a.dtype != np.float64 or a.ndim != 1:
+            raise TypeError(f"{name} must be a 1-D float64 array, got {a.dtype} {a.shape}")
+        sites.append(np.ascontiguousarray(a))
+    n = sites[0].size
+    if sites[1].size != n or sites[2].size != n:
+        raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in sites]}")
+    if simplices.size != neighbors.size or simplices.size % 3:
+        raise ValueError(
+            f"simplices and neighbors must be flat (3F,) arrays of one size, got "
+            f"{simplices.size} and {neighbors.size} entries"
+        )
+    n_faces = simplices.size // 3
+    s = _check_index_array(np.ascontiguousarray(simplices), "simplices", 0, n)
+    nb = _check_index_array(np.ascontiguousarray(neighbors), "neighbors", -1, n_faces)
+    box_arr = np.ascontiguousarray(box, dtype=np.float64)
+    if box_arr.shape != (4,) or not (box_arr[:2] < box_arr[2:]).all():
+        raise ValueError(f"box must be (low0, low1, high0, high1) with low < high, got {box}")
+    if shift is not None:
+        shift = np.ascontiguousarray(shift, dtype=np.float64)
+        if shift.shape != (n, 2):
+            raise ValueError(f"shift must have shape ({n}, 2), got {shift.shape}")
+    # each interior edge once and every hull edge: (3F + hull edges) / 2
+    size = (nb.size + int(np.count_nonzero(nb < 0))) // 2
+    vertices = np.empty(2 * n_faces)
+    ei, ej = np.empty(size, np.int64), np.empty(size, np.int64)
+    length, seg, cut = np.empty(size), np.empty((size, 2, 2)), np.empty(size, np.uint8)
+    area_i, area_j = np.zeros(n), np.zeros(n)
+    kept = int(
+        _lib().warm_edges(
+            *(a.ctypes.data for a in (*sites, s, nb)),
+            n_faces,
+            box_arr.ctypes.data,
+            0 if shift is None else shift.ctypes.data,
+            *(a.ctypes.data for a in (vertices, ei, ej, length, seg, cut, area_i, area_j)),
+        )
+    )
+    if kept < 0:
+        return kept
+    area_i += area_j
+    return ei[:kept], ej[:kept], length[:kept], seg[:kept], cut[:kept], area_i

@@ -172,6 +172,25 @@ static PyObject* py_lawson_flips(PyObject* self, PyObject* args) {
   return PyLong_FromLongLong(flips);
 }
 
+/* (px, py, psi, S, NB, F, box, shift, V, ei, ej, length, seg, cut, area_i, area_j) -> E */
+static PyObject* py_warm_edges(PyObject* self, PyObject* args) {
+  addr px, py, psi, s, nb, box, shift, v, ei, ej, length, seg, cut, area_i, area_j;
+  i64 f, kept;
+  if (!PyArg_ParseTuple(args, "KKKKKLKKKKKKKKKK:warm_edges", &px, &py, &psi, &s, &nb, &f, &box,
+                        &shift, &v, &ei, &ej, &length, &seg, &cut, &area_i, &area_j))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  kept = t->warm_edges(PTR(const double*, px), PTR(const double*, py), PTR(const double*, psi),
+                       PTR(const int64_t*, s), PTR(const int64_t*, nb), f,
+                       PTR(const double*, box), PTR(const double*, shift), PTR(double*, v),
+                       PTR(int64_t*, ei), PTR(int64_t*, ej), PTR(double*, length),
+                       PTR(double*, seg), PTR(uint8_t*, cut), PTR(double*, area_i),
+                       PTR(double*, area_j));
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(kept);
+}
+
 static PyObject* py_variant(PyObject* self, PyObject* noargs) {
   return PyUnicode_FromString(active->name);
 }
@@ -230,6 +249,7 @@ static PyMethodDef methods[] = {
     KERNEL(fused_topk_f32),
     KERNEL(fused_lift_f32),
     KERNEL(lawson_flips),
+    KERNEL(warm_edges),
     {"variant", py_variant, METH_NOARGS,
      "The kernel variant in use: 'avx512', 'avx2' or 'baseline'."},
     {"variants", py_variants, METH_NOARGS, "The variants this CPU runs, best first."},

@@ -15,6 +15,7 @@
  * columns: a vectorised max per block, the best block(s) kept, and only the
  * winning block is searched for its index.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ typedef struct {
                         const uint8_t*, int64_t*, double*);
   int64_t (*lawson_flips)(const double*, const double*, const double*, int64_t*, int64_t*,
                           const int64_t*, int64_t, int64_t, int64_t);
+  int64_t (*warm_edges)(const double*, const double*, const double*, const int64_t*,
+                        const int64_t*, int64_t, const double*, const double*, double*,
+                        int64_t*, int64_t*, double*, double*, uint8_t*, double*, double*);
   void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
                            const float*, int64_t, int64_t*, float*);
   void (*fused_top2_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
@@ -696,6 +700,98 @@ done:
   return result;
 }
 
+/* The diagram edges of a regular triangulation and their part of the cell areas.
+ *
+ * The loops of aeot.ot.power2d._dual_edges (warm start: no Qhull hyperplanes) and of
+ * the interior part of _assemble, with the same formulas in the same order. Sites
+ * (px, py), weights psi (N); triangles S and neighbours NB (3F, flat, as for
+ * lawson_flips); box = (low0, low1, high0, high1); shift (2N: y - r, the sites minus
+ * their reference points clipped to the box) or NULL when every site is inside; V (2F)
+ * scratch for the diagram vertices. Every edge (each interior one once, in order of
+ * its entry 3f + m, every hull edge) is clipped to the box; the E kept (positive
+ * length inside the box) go to ei, ej, length, seg (4E: both end points) and cut (bit 0:
+ * the first end lies on the box boundary, bit 1 the second), and add
+ * ½ <x - r, n_out> |e| to area_i[ei] and area_j[ej] (N each, zeroed by the caller).
+ * Returns E, or -1 when the triangulation is not the regular one or has a skinny or
+ * flat triangle (the caller runs Qhull), or -2 for a line parallel to a side of the
+ * box (the caller's NumPy path handles it). No infinities: rays are flagged.
+ */
+static int64_t warm_edges(const double* px, const double* py, const double* psi,
+                          const int64_t* S, const int64_t* NB, int64_t F, const double* box,
+                          const double* shift, double* V, int64_t* ei, int64_t* ej,
+                          double* length, double* seg, uint8_t* cut, double* area_i,
+                          double* area_j) {
+  const double lo0 = box[0], lo1 = box[1], hi0 = box[2], hi1 = box[3];
+  const double tol = 1e-10 * sqrt((hi0 - lo0) * (hi0 - lo0) + (hi1 - lo1) * (hi1 - lo1));
+  for (int64_t f = 0; f < F; f++) {
+    int64_t a = S[3 * f], b = S[3 * f + 1], c = S[3 * f + 2];
+    double d1x = px[b] - px[a], d1y = py[b] - py[a];
+    double d2x = px[c] - px[a], d2y = py[c] - py[a];
+    double n1 = d1x * d1x + d1y * d1y, n2 = d2x * d2x + d2y * d2y;
+    double r1 = 0.5 * n1 + (psi[a] - psi[b]);
+    double r2 = 0.5 * n2 + (psi[a] - psi[c]);
+    double det = d1x * d2y - d1y * d2x;
+    if (fabs(det) <= 1e-8 * sqrt(n1 * n2)) return -1; /* skinny */
+    V[2 * f] = px[a] + (r1 * d2y - r2 * d1y) / det;
+    V[2 * f + 1] = py[a] + (d1x * r2 - d2x * r1) / det;
+  }
+  int64_t E = 0;
+  for (int64_t e = 0; e < 3 * F; e++) {
+    int64_t f = e / 3, m = e % 3, g = NB[e];
+    if (g >= 0 && g <= f) continue; /* an interior edge, met from its other side */
+    int64_t i = S[3 * f + (m + 1) % 3], j = S[3 * f + (m + 2) % 3], k = S[3 * f + m];
+    double dx = px[j] - px[i], dy = py[j] - py[i];
+    double dist = sqrt(dx * dx + dy * dy);
+    double nx = dx / dist, ny = dy / dist;
+    double offset = (psi[i] - psi[j]) / dist;
+    double p0x = 0.5 * (px[i] + px[j]) + offset * nx;
+    double p0y = 0.5 * (py[i] + py[j]) + offset * ny;
+    double tx = -ny, ty = nx;
+    double tau_f = (V[2 * f] - p0x) * tx + (V[2 * f + 1] - p0y) * ty;
+    double kx = px[k] - px[i], ky = py[k] - py[i];
+    double away = kx * tx + ky * ty;
+    if (fabs(away) <= 1e-9 * sqrt(kx * kx + ky * ky)) return -1; /* flat */
+    int fwd = away < 0;
+    /* [tlo, thi]; a ray is open at one end (no infinities under -ffinite-math-only) */
+    double tlo = tau_f, thi = tau_f;
+    int open_lo = 0, open_hi = 0;
+    if (g < 0) {
+      if (fwd) open_hi = 1; else open_lo = 1;
+    } else {
+      double tau_g = (V[2 * g] - p0x) * tx + (V[2 * g + 1] - p0y) * ty;
+      if ((fwd ? tau_g - tau_f : tau_f - tau_g) < 0) return -1; /* not regular */
+      if (fwd) thi = tau_g; else tlo = tau_g;
+    }
+    if (tx == 0 || ty == 0) return -2; /* parallel to a side */
+    double b1 = (lo0 - p0x) / tx, b2 = (hi0 - p0x) / tx;
+    double c1 = (lo1 - p0y) / ty, c2 = (hi1 - p0y) / ty;
+    double box_lo = fmax(fmin(b1, b2), fmin(c1, c2));
+    double box_hi = fmin(fmax(b1, b2), fmax(c1, c2));
+    double cl = open_lo ? box_lo : fmax(tlo, box_lo);
+    double ch = open_hi ? box_hi : fmin(thi, box_hi);
+    if (!(ch > cl)) continue;
+    ei[E] = i;
+    ej[E] = j;
+    double len = ch - cl;
+    length[E] = len;
+    double* q = seg + 4 * E;
+    q[0] = fmin(fmax(p0x + cl * tx, lo0), hi0);
+    q[1] = fmin(fmax(p0y + cl * ty, lo1), hi1);
+    q[2] = fmin(fmax(p0x + ch * tx, lo0), hi0);
+    q[3] = fmin(fmax(p0y + ch * ty, lo1), hi1);
+    cut[E] = (uint8_t)((open_lo || box_lo >= tlo - tol) | ((open_hi || box_hi <= thi + tol) << 1));
+    double dist_i = 0.5 * dist + offset, dist_j = 0.5 * dist - offset;
+    if (shift != NULL) {
+      dist_i += shift[2 * i] * nx + shift[2 * i + 1] * ny;
+      dist_j -= shift[2 * j] * nx + shift[2 * j + 1] * ny;
+    }
+    area_i[i] += 0.5 * dist_i * len;
+    area_j[j] += 0.5 * dist_j * len;
+    E++;
+  }
+  return E;
+}
+
 const aeot_kernels AEOT_TABLE = {
     .name = AEOT_VARIANT,
     .argmax_rows_f32 = argmax_rows_f32,
@@ -707,6 +803,7 @@ const aeot_kernels AEOT_TABLE = {
     .cand_top2_f32 = cand_top2_f32,
     .cand_top2_f64 = cand_top2_f64,
     .lawson_flips = lawson_flips,
+    .warm_edges = warm_edges,
 #ifdef AEOT_FUSED
     .fused_argmax_f32 = fused_argmax_f32,
     .fused_top2_f32 = fused_top2_f32,

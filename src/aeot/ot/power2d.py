@@ -293,6 +293,10 @@ def _power_diagram(
         tri = _lawson_flips(y, psi, previous, max(64, int(_MAX_FLIPS * n)), reject_hidden)
         if tri is HIDDEN:
             return None
+        if tri is not None and _native.available():
+            warm = _warm_native(y, psi, lo, hi, tri)
+            if warm is not None:
+                return warm
         if tri is not None:
             edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None)
     if edges is None:
@@ -362,6 +366,27 @@ def _lift_below(px, py, psi, a, b, c, d):
     wd = 0.5 * (dx * dx + dy * dy) - (psi[d] - psi[a])
     det3 = bx * (cy * wd - wc * dy) - by * (cx * wd - wc * dx) + wb * (cx * dy - cy * dx)
     return det3 * (bx * cy - by * cx)
+
+
+def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | None:
+    """:func:`_dual_edges` (warm start) and :func:`_assemble` with their edge loops in C
+    (:func:`aeot.ot._native.warm_edges`); None where the NumPy path must decide: the
+    triangulation is not the regular one (then Qhull), or an edge is parallel to a
+    side of the box."""
+    low, high = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    ref = np.clip(y, low, high)
+    shift = y - ref if (ref != y).any() else None
+    px, py = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
+    s, nb = tri.simplices.ravel(), tri.neighbors.ravel()
+    box = (low[0], low[1], high[0], high[1])
+    out = _native.warm_edges(px, py, psi, s.astype(np.int64), nb.astype(np.int64), box, shift)
+    if isinstance(out, int):
+        return None
+    ei, ej, length, seg, cut, area = out
+    ends = np.concatenate([seg[(cut & 1) > 0, 0], seg[(cut & 2) > 0, 1]])
+    reusable = np.bincount(s, minlength=y.shape[0]).all()
+    triangulation = tri if reusable else None
+    return _close(y, psi, lo, hi, ei, ej, length, seg, ends, area, ref, triangulation)
 
 
 def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hidden=False):
@@ -639,8 +664,19 @@ def _assemble(y, psi, lo, hi, ei, ej, tlo, thi, lines, triangulation=None) -> Po
     if inverted.any():
         _add_edge_areas(area, inv_i, inv_j, inv_nrm, inv_d, inv_off, inv_len, shift)
 
-    # -- box boundary: cut at the edge end points on it and at the corners
     ends = np.concatenate([seg[lo_cut, 0], seg[hi_cut, 1]])
+    return _close(y, psi, lo, hi, ei, ej, length, seg, ends, area, ref, triangulation)
+
+
+def _close(y, psi, lo, hi, ei, ej, length, seg, ends, area, ref, triangulation):
+    """The box boundary's part of :func:`_assemble`: the boundary cut at the edge end
+    points ``ends`` (M, 2) on it and at the corners, each piece given to the cell owning
+    its midpoint and its ½ <x − r, n_out> ℓ added to ``area`` (the edges' part, updated
+    in place); then the diagram."""
+    n = y.shape[0]
+    low = np.asarray(lo)
+    high = np.asarray(hi)
+    width, height = high - low
     gap = np.stack(
         [ends[:, 1] - low[1], high[0] - ends[:, 0], high[1] - ends[:, 1], ends[:, 0] - low[0]],
         axis=1,
