@@ -204,7 +204,13 @@ def run(args) -> dict[str, Any]:
             fids["points"][str(it)] = value
             _log(f"{args.model} at {it}: {column} {value:.2f} ({time.perf_counter() - t0:.0f} s)")
             save()
-        fids["picks"] = {**fids.get("picks", {}), **picks}
+        earlier = fids.get("picks", {})
+        best = min(curve, key=lambda p: p["FD"])["iterations"]
+        if earlier.get("best FD", best) != best:  # the curve has grown since: stale
+            earlier = {k: v for k, v in earlier.items() if k != "best FD"}
+        if str(best) in fids["points"]:
+            picks["best FD"] = best
+        fids["picks"] = {**earlier, **picks}
         if "data" not in fids:
             rows = np.random.default_rng(args.seed + 7).choice(
                 len(train), args.inception, replace=False

@@ -21,13 +21,17 @@ diagram's cells and edges along the grid (:mod:`aeot.ot.density2d`), paid per di
 top of "1 diagram".
 
 Run ``python benchmarks/bench_exact2d.py [--sizes 10000 100000] [--repeats 3]
-[--density wavy --grid 256]``.  Timings are wall-clock and noisy when other jobs share the
-machine.
+[--density wavy --grid 256] [--plot PNG] [--json OUT] [--peer sdot.jsonl]``.  Timings are
+wall-clock and noisy when other jobs share the machine.  ``--peer`` takes the JSON lines of
+``benchmarks/peer_sdot.py`` (sdot runs under its own Python 3.12 interpreter, on the same
+targets), prints sdot's time over aeot's for each N both have and draws sdot's line; the
+two runs are separate processes, so their loads are reported separately.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -143,6 +147,7 @@ def run(
                 "iterations": result.n_iter,
                 "diagrams": evaluations,
                 "converged": result.converged,
+                "tol": tol,
                 "max_rel_error": rel,
                 "l1_error": result.errors[-1],
                 "qhull_s": t_qhull,
@@ -165,13 +170,30 @@ def main() -> None:
     parser.add_argument("--density", choices=["uniform", "wavy"], default="uniform")
     parser.add_argument("--grid", type=int, default=256, help="pixels per side (--density wavy)")
     parser.add_argument("--plot", default=None, help="also draw time against N to this PNG")
+    parser.add_argument(
+        "--peer",
+        default=None,
+        help="JSON lines of benchmarks/peer_sdot.py (sdot's times on the same targets): "
+        "a column sdot/aeot and a line on the plot",
+    )
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--rows", default=None, help="a --json file of an earlier run: tabulate and draw it again"
+    )
     args = parser.parse_args()
     print(
         f"# python {platform.python_version()}, numpy {np.__version__}, scipy "
         f"{scipy.__version__}, {os.cpu_count()} CPU(s), load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )
-    rows = run(args.sizes, args.repeats, args.seed, args.tol, args.density, args.grid)
+    if args.rows:
+        with open(args.rows) as f:
+            saved = json.load(f)
+        rows = saved["rows"]
+        print(f"# rows of {args.rows} (load then {', '.join(f'{x:.1f}' for x in saved['load'])})")
+    else:
+        rows = run(args.sizes, args.repeats, args.seed, args.tol, args.density, args.grid)
+    peer = _read_peer(args.peer) if args.peer else {}
     if args.density != "uniform":
         print(f"# source: the wavy density on a {args.grid} x {args.grid} grid")
     header = (
@@ -194,12 +216,32 @@ def main() -> None:
             f"{r['gd_rel_error']:>21.2e} ({r['gd_iterations']:>3})"
         )
 
+    for r in rows:
+        if r["N"] in peer:
+            p = peer[r["N"]]
+            r["sdot_s"], r["sdot_max_rel_error"] = p["seconds"], p["max_rel_err"]
+            print(
+                f"# N = {r['N']}: sdot {p['version']} {p['seconds']:.2f} s to "
+                f"{p['max_rel_err']:.1e} (its run, load {p.get('load', '?')}), "
+                f"{p['seconds'] / r['newton_best_s']:.1f}x "
+                f"aeot's {r['newton_best_s']:.2f} s to {r['max_rel_error']:.1e}"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"load": os.getloadavg(), "seed": args.seed, "rows": rows}, f, indent=1)
     if args.plot:
-        _plot(rows, args.plot, args.density)
+        _plot(rows, args.plot, args.density, peer)
 
 
-def _plot(rows: list[dict], path: str, density: str) -> None:
-    """Newton's best time, one Qhull call and one diagram against N, log-log."""
+def _read_peer(path: str) -> dict[int, dict]:
+    """The peer's JSON lines, by N."""
+    with open(path) as f:
+        return {p["n"]: p for p in map(json.loads, filter(str.strip, f))}
+
+
+def _plot(rows: list[dict], path: str, density: str, peer: dict[int, dict]) -> None:
+    """Newton's best time, one Qhull call and one diagram against N, log-log; the
+    peer's times where given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,9 +249,15 @@ def _plot(rows: list[dict], path: str, density: str) -> None:
 
     n = [r["N"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.loglog(n, [r["newton_best_s"] for r in rows], "o-", label="Newton to tol (aeot)")
+    tols = ", ".join(f"{t:g}" for t in sorted({r.get("tol", 1e-10) for r in rows}))
+    ax.loglog(n, [r["newton_best_s"] for r in rows], "o-", label=f"aeot (Newton) to {tols}")
     ax.loglog(n, [r["diagram_s"] for r in rows], "s--", label="one power diagram")
     ax.loglog(n, [r["qhull_s"] for r in rows], "^:", label="one Qhull call")
+    if peer:
+        pn = sorted(peer)
+        tols = sorted({peer[k]["tol"] for k in pn})
+        label = f"sdot {peer[pn[0]]['version']} to {', '.join(f'{t:g}' for t in tols)}"
+        ax.loglog(pn, [peer[k]["seconds"] for k in pn], "D-", color="0.4", label=label)
     for r in rows:
         if not r["converged"]:
             ax.annotate(
