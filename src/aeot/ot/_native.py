@@ -464,6 +464,36 @@ def _check_index_array(a, name: str, low: int, high: int) -> np.ndarray:
     return a
 
 
+def _check_sites(px, py, psi) -> list[np.ndarray]:
+    """The sites' coordinates and weights as three contiguous float64 arrays of one
+    length, else TypeError / ValueError."""
+    sites = []
+    for name, a in (("px", px), ("py", py), ("psi", psi)):
+        a = np.asarray(a)
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        sites.append(np.ascontiguousarray(a, dtype=np.float64))
+    if sites[1].size != sites[0].size or sites[2].size != sites[0].size:
+        raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in sites]}")
+    return sites
+
+
+def _check_faces(simplices: np.ndarray, neighbors: np.ndarray, n_sites: int) -> int:
+    """The number F of triangles of flat (3F,) int64 ``simplices`` (sites in [0, N)) and
+    ``neighbors`` (triangles in [-1, F)), else TypeError / ValueError."""
+    if simplices.size != neighbors.size or simplices.size % 3:
+        raise ValueError(
+            f"simplices and neighbors must be flat (3F,) arrays of one size, got "
+            f"{simplices.size} and {neighbors.size} entries"
+        )
+    n_faces = simplices.size // 3
+    _check_index_array(simplices, "simplices", 0, n_sites)
+    _check_index_array(neighbors, "neighbors", -1, n_faces)
+    return n_faces
+
+
 def lawson_flips(
     px: np.ndarray,
     py: np.ndarray,
@@ -485,30 +515,13 @@ def lawson_flips(
     wrong kind, of mismatched lengths or with out-of-range indices raise
     ``TypeError`` / ``ValueError`` before any C code runs.
     """
-    args = []
-    for name, a in (("px", px), ("py", py), ("psi", psi)):
-        a = np.asarray(a)
-        if a.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-        if a.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-        args.append(np.ascontiguousarray(a, dtype=np.float64))
-    n_sites = args[0].size
-    if args[1].size != n_sites or args[2].size != n_sites:
-        raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in args]}")
+    args = _check_sites(px, py, psi)
     for name, a in (("simplices", simplices), ("neighbors", neighbors)):
         if not isinstance(a, np.ndarray) or a.dtype != np.int64 or not a.flags.c_contiguous:
             raise ValueError(f"{name} must be a contiguous int64 array (it is updated in place)")
         if not a.flags.writeable:
             raise ValueError(f"{name} must be writeable (it is updated in place)")
-    if simplices.size != neighbors.size or simplices.size % 3:
-        raise ValueError(
-            f"simplices and neighbors must be flat (3F,) arrays of one size, got "
-            f"{simplices.size} and {neighbors.size} entries"
-        )
-    n_faces = simplices.size // 3
-    _check_index_array(simplices, "simplices", 0, n_sites)
-    _check_index_array(neighbors, "neighbors", -1, n_faces)
+    n_faces = _check_faces(simplices, neighbors, args[0].size)
     if edges is None:  # the kernel scans every entry of neighbors (n0 = -3F)
         edges, n0 = neighbors, -neighbors.size
     else:
@@ -540,7 +553,7 @@ def warm_edges(
     """Run the C loop of :func:`aeot.ot.power2d._dual_edges` (warm start) and of the
     interior part of :func:`aeot.ot.power2d._assemble`.
 
-    ``px``, ``py``, ``psi`` (N,) float64; ``simplices``, ``neighbors`` flat (3F,) int64 (a
+    ``px``, ``py``, ``psi`` (N,) real; ``simplices``, ``neighbors`` flat (3F,) int64 (a
     triangulation of the sites, as for :func:`lawson_flips`); ``box`` = (low₀, low₁,
     high₀, high₁); ``shift`` (N, 2) the sites minus their reference points, or None.
 
@@ -552,23 +565,10 @@ def warm_edges(
     side of the box (use the NumPy path). Arrays of the wrong kind, of mismatched
     lengths or with out-of-range indices raise ``TypeError`` / ``ValueError`` first.
     """
-    sites = []
-    for name, a in (("px", px), ("py", py), ("psi", psi)):
-        a = np.asarray(a)
-        if a.dtype != np.float64 or a.ndim != 1:
-            raise TypeError(f"{name} must be a 1-D float64 array, got {a.dtype} {a.shape}")
-        sites.append(np.ascontiguousarray(a))
+    sites = _check_sites(px, py, psi)
     n = sites[0].size
-    if sites[1].size != n or sites[2].size != n:
-        raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in sites]}")
-    if simplices.size != neighbors.size or simplices.size % 3:
-        raise ValueError(
-            f"simplices and neighbors must be flat (3F,) arrays of one size, got "
-            f"{simplices.size} and {neighbors.size} entries"
-        )
-    n_faces = simplices.size // 3
-    s = _check_index_array(np.ascontiguousarray(simplices), "simplices", 0, n)
-    nb = _check_index_array(np.ascontiguousarray(neighbors), "neighbors", -1, n_faces)
+    s, nb = np.ascontiguousarray(simplices), np.ascontiguousarray(neighbors)
+    n_faces = _check_faces(s, nb, n)
     box_arr = np.ascontiguousarray(box, dtype=np.float64)
     if box_arr.shape != (4,) or not (box_arr[:2] < box_arr[2:]).all():
         raise ValueError(f"box must be (low0, low1, high0, high1) with low < high, got {box}")
