@@ -14,7 +14,8 @@ boundary gives a ray.  Sites that are not vertices of a lower facet are *hidden*
 cells are empty.
 
 Everything after the Qhull call (Barber, Dobkin, Huhdanpaa 1996, through scipy) is
-vectorised NumPy, O(N):
+vectorised NumPy, O(N) (for a warm start repaired by Lawson flips, the edge loop runs in C
+with the same formulas, :func:`aeot.ot._native.warm_edges`):
 
 * the edge between W_i and W_j lies on the line {p0 + τ t} with unit normal
   n = (y_j − y_i)/|y_j − y_i|, t = rot90(n) and p0 = (y_i + y_j)/2 + n (ψ_i − ψ_j)/|y_j − y_i|;
