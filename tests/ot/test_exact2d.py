@@ -379,6 +379,19 @@ def test_constant_shift_of_h0_changes_nothing():
     assert a.errors == pytest.approx(b.errors, rel=1e-6, abs=1e-15)
 
 
+def test_h0_keeps_the_default_start_s_precision():
+    """Heights given for the default start itself (plus a constant) solve as precisely
+    as the default: the solver centres ψ = h + |y|²/2, whose size sets its rounding (it
+    centred h, which left ψ near mean |y|²/2 ≈ 1/3 and the masses' floor 16× higher)."""
+    y = np.random.default_rng(0).random((20000, 2))
+    problem = SemiDiscreteProblem(y)
+    default = solve_exact_2d(problem, tol=2e-11)
+    given = solve_exact_2d(problem, tol=2e-11, h0=-0.5 * (y**2).sum(1) + 0.7)
+    assert default.converged and given.converged
+    assert given.n_iter == default.n_iter
+    assert _rel_error(given) <= 2e-11
+
+
 def test_h0_with_empty_cells_is_repaired():
     rng = np.random.default_rng(8)
     y = rng.random((100, 2))

@@ -181,7 +181,9 @@ def solve_exact_2d(
         h = _as_numpy(h0)
         if h.shape != (n,) or not np.isfinite(h).all():
             raise ValueError(f"h0 must be a finite array of shape ({n},), got shape {h.shape}")
-        psi = scale * (h - h.mean()) + sq
+        # ψ centred, not h: a constant changes no cell, and ψ's size sets its rounding
+        psi = scale * h + sq
+        psi -= psi.mean()
     t_start = time.perf_counter()
     # Cells are numbered in Morton order inside the solve, so that neighbouring cells
     # lie near each other in memory (the diagram's gathers run ~15 % faster at 10⁶)
