@@ -590,7 +590,7 @@ def test_native_warm_diagram_matches_the_numpy_path(box):
     assert tri is not base.triangulation  # flips were made
     fast = power2d._warm_native(y, psi, *box, tri)
     slow = _numpy_warm_diagram(y, psi, *box, tri)
-    assert fast is not None and slow is not None
+    assert isinstance(fast, power2d.PowerDiagram2D) and slow is not None
     np.testing.assert_array_equal(fast.edges, slow.edges)
     np.testing.assert_array_equal(fast.boundary_owner, slow.boundary_owner)
     np.testing.assert_allclose(fast.areas, slow.areas, rtol=0, atol=1e-15)
@@ -602,8 +602,9 @@ def test_native_warm_diagram_matches_the_numpy_path(box):
 
 @pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
 def test_native_warm_diagram_defers_to_numpy_and_qhull():
-    """An edge parallel to a side of the box goes to the NumPy path (None here, then the
-    same diagram as Qhull's); a triangulation that is not regular gives None in both."""
+    """An edge parallel to a side of the box goes to the NumPy path (code −2 here, then
+    the same diagram as Qhull's); a triangulation that is not regular gives −1 here (the
+    caller runs Qhull) and None from the NumPy path."""
     import aeot.ot.power2d as power2d
 
     g = (np.arange(12) + 0.5) / 12
@@ -612,13 +613,13 @@ def test_native_warm_diagram_defers_to_numpy_and_qhull():
     y[1, 1] = y[0, 1]  # a horizontal pair of neighbours: their edge is vertical
     psi = np.zeros(y.shape[0])
     base = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0))
-    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), base.triangulation) is None
+    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), base.triangulation) == -2
     warm = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0), previous=base.triangulation)
     np.testing.assert_allclose(warm.areas, base.areas, rtol=0, atol=1e-15)
     rng, y, psi0, base = _perturbed_sites(24)
     psi = psi0 + 3e-3 * rng.standard_normal(y.shape[0]) / y.shape[0] * 100
     tri = power2d._lawson_flips(y, psi, base.triangulation, 10**6)
-    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), tri) is None
+    assert power2d._warm_native(y, psi, (0.0, 0.0), (1.0, 1.0), tri) == -1
     assert _numpy_warm_diagram(y, psi, (0.0, 0.0), (1.0, 1.0), tri) is None
 
 

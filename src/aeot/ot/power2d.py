@@ -296,8 +296,10 @@ def _power_diagram(
             return None
         if tri is not None and _native.available():
             warm = _warm_native(y, psi, lo, hi, tri)
-            if warm is not None:
+            if not isinstance(warm, int):
                 return warm
+            if warm == -1:  # not the regular triangulation: NumPy would only say so too
+                tri = None
         if tri is not None:
             edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None)
     if edges is None:
@@ -369,20 +371,21 @@ def _lift_below(px, py, psi, a, b, c, d):
     return det3 * (bx * cy - by * cx)
 
 
-def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | None:
+def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | int:
     """:func:`_dual_edges` (warm start) and :func:`_assemble` with their edge loops in C
-    (:func:`aeot.ot._native.warm_edges`); None where the NumPy path must decide: the
-    triangulation is not the regular one (then Qhull), or an edge is parallel to a
-    side of the box."""
+    (:func:`aeot.ot._native.warm_edges`); else the kernel's code: −1 when the
+    triangulation is not the regular one (Qhull must run), −2 when an edge is parallel
+    to a side of the box (the NumPy path handles it)."""
     low, high = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     ref = np.clip(y, low, high)
     shift = y - ref if (ref != y).any() else None
     px, py = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
     s, nb = tri.simplices.ravel(), tri.neighbors.ravel()
     box = (low[0], low[1], high[0], high[1])
-    out = _native.warm_edges(px, py, psi, s.astype(np.int64), nb.astype(np.int64), box, shift)
+    s, nb = np.ascontiguousarray(s, dtype=np.int64), np.ascontiguousarray(nb, dtype=np.int64)
+    out = _native.warm_edges(px, py, psi, s, nb, box, shift)
     if isinstance(out, int):
-        return None
+        return out
     ei, ej, length, seg, cut, area = out
     ends = np.concatenate([seg[(cut & 1) > 0, 0], seg[(cut & 2) > 0, 1]])
     reusable = np.bincount(s, minlength=y.shape[0]).all()
