@@ -453,6 +453,73 @@ def test_float64_floor_stops_after_one_trial(monkeypatch):
     assert calls[0] - seen[-1] == 1
 
 
+def test_target_masses_off_the_box_area_by_rounding_spread_over_all_cells():
+    """N copies of fl(1/N) do not sum to 1 exactly; the grounded cell of the Newton
+    system took all of it, N times the rest's relative error (the floor of a solve at
+    N = 10⁶ was 4.7e-10).  Spread over every cell it is ~1e-16 relative."""
+    from fractions import Fraction
+
+    n = 7573
+    nu = np.full(n, 1.0 / n)
+    nu /= nu.sum()
+    assert np.unique(nu).size == 1
+    off = float((n * Fraction(float(nu[0])) - 1) * n)  # the grounded cell's share
+    assert abs(off) > 3.5e-12
+    y = np.random.default_rng(11).random((n, 2))
+    result = solve_exact_2d(SemiDiscreteProblem(y), tol=1e-12)
+    assert result.converged
+    assert _rel_error(result) <= 1e-12
+
+
+def test_close_pair_is_solved_with_double_double_weights():
+    """Two targets 1e-8 apart among 10⁴: their edge moves by Δψ / 1e-8, so float64
+    weights of size ~1e-3 (rounded at ~1e-19) would hold their masses to ~1e-9 relative;
+    held as double-doubles they reach 1e-12 (and the weights' low parts are used)."""
+    import aeot.ot.exact2d as exact2d
+
+    rng = np.random.default_rng(12)
+    y = rng.random((10000, 2))
+    y[1] = y[0] + 1e-8 * np.array([0.6, 0.8])
+    lows = []
+    original = exact2d._power_diagram
+
+    def spy(*args, psi_lo=None, **kwargs):
+        lows.append(0.0 if psi_lo is None else float(np.abs(psi_lo).max()))
+        return original(*args, psi_lo=psi_lo, **kwargs)
+
+    exact2d._power_diagram = spy
+    try:
+        result = solve_exact_2d(SemiDiscreteProblem(y), tol=1e-12)
+    finally:
+        exact2d._power_diagram = original
+    assert result.converged
+    assert _rel_error(result) <= 1e-12
+    assert max(lows) > 0.0
+
+
+def test_double_double_additions_keep_106_bits():
+    """(hi + lo) + δ = hi' + lo' to ~2⁻¹⁰⁴ of the terms (only the low parts' sum is
+    rounded), |lo'| <= ulp(hi')/2; plain float64 addition is ~2⁻⁵³ off."""
+    from fractions import Fraction
+
+    from aeot.ot.exact2d import _add_double_double
+
+    rng = np.random.default_rng(13)
+    hi = rng.standard_normal(200) * 10.0 ** rng.integers(-6, 3, 200)
+    lo = hi * 2.0**-60 * rng.standard_normal(200)
+    delta = rng.standard_normal(200) * 10.0 ** rng.integers(-20, 2, 200)
+    hi2, lo2 = _add_double_double(hi, lo, delta)
+    for k in range(200):
+        exact = Fraction(hi[k]) + Fraction(lo[k]) + Fraction(delta[k])
+        size = abs(hi[k]) + abs(delta[k])
+        assert abs(Fraction(hi2[k]) + Fraction(lo2[k]) - exact) <= 2.0**-104 * size
+        assert abs(lo2[k]) <= 0.5 * np.spacing(abs(hi2[k]))
+    plain = [
+        abs(Fraction(h + d) - Fraction(h) - Fraction(d)) for h, d in zip(hi, delta, strict=True)
+    ]
+    assert max(plain) > 0  # the sums above are not all exact in float64 anyway
+
+
 def test_rejects_unsupported_problems():
     with pytest.raises(ValueError, match="only a box source in 2D"):
         solve_exact_2d(SemiDiscreteProblem(torch.rand(10, 3)))
@@ -565,10 +632,11 @@ def test_native_flips_repair_large_changes_without_qhull(monkeypatch):
     assert power2d._lawson_flips(y, psi, base.triangulation, int(0.05 * y.shape[0])) is None
 
 
-def _numpy_warm_diagram(y, psi, lo, hi, tri):
+def _numpy_warm_diagram(y, psi, lo, hi, tri, psi_lo=None):
     import aeot.ot.power2d as power2d
 
-    edges = power2d._dual_edges(y, psi, y - y.mean(axis=0), tri.simplices, tri.neighbors, None)
+    yc = y - y.mean(axis=0)
+    edges = power2d._dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None, psi_lo)
     return None if edges is None else power2d._assemble(y, psi, lo, hi, *edges)
 
 
@@ -598,6 +666,107 @@ def test_native_warm_diagram_matches_the_numpy_path(box):
     np.testing.assert_allclose(fast.edge_segments, slow.edge_segments, rtol=0, atol=1e-15)
     assert fast.triangulation is not None and slow.triangulation is not None
     assert fast.areas.sum() == pytest.approx(np.prod(np.subtract(box[1], box[0])), abs=1e-13)
+
+
+def _exact_cell_area(y, psi, psi_lo, i, candidates):
+    """Area of the power cell of site i in the unit square, in rational arithmetic, with
+    the weights ψ + ψ_lo taken exactly: the square clipped by the half-planes
+    2 <x, y_j − y_i> <= |y_j|² − |y_i|² − 2 (ψ_j − ψ_i) of the candidate sites j."""
+    from fractions import Fraction as Q
+
+    poly = [(Q(0), Q(0)), (Q(1), Q(0)), (Q(1), Q(1)), (Q(0), Q(1))]
+    yi = [Q(v) for v in y[i]]
+    wi = Q(psi[i]) + Q(psi_lo[i])
+    for j in candidates:
+        if j == i:
+            continue
+        yj = [Q(v) for v in y[j]]
+        a, b = 2 * (yj[0] - yi[0]), 2 * (yj[1] - yi[1])
+        c = yj[0] ** 2 + yj[1] ** 2 - yi[0] ** 2 - yi[1] ** 2 - 2 * (Q(psi[j]) + Q(psi_lo[j]) - wi)
+        out = []
+        for k in range(len(poly)):
+            p, q = poly[k], poly[(k + 1) % len(poly)]
+            fp, fq = a * p[0] + b * p[1] - c, a * q[0] + b * q[1] - c
+            if fp <= 0:
+                out.append(p)
+            if fp * fq < 0:
+                t = fp / (fp - fq)
+                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+        poly = out
+    twice = sum(p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1], strict=True))
+    return twice / 2
+
+
+def test_close_sites_and_large_weights_keep_their_cells_exact(monkeypatch):
+    """Two sites 1e-8 apart and weights ψ + 0.3 held as double-doubles (hi, lo): every
+    path (Qhull then NumPy, the C warm start, the NumPy warm start, the pure-Python
+    flips) gives the two cells' areas and their neighbours' (~3e-3) to 1e-17 of the
+    rational answer for the weights hi + lo.  Without the low parts the pair's edge moves by
+    ~ulp(0.3) / 1e-8; and the vertices computed from the far corner of the pair's
+    triangles (r1 d2 − r2 d1 cancelling) were off by ~1e-13."""
+    import aeot.ot.power2d as power2d
+    from aeot.ot.exact2d import _add_double_double
+
+    rng = np.random.default_rng(14)
+    y = rng.random((300, 2))
+    y[1] = y[0] + 1e-8 * np.array([0.6, 0.8])
+    psi = 1e-5 * rng.standard_normal(300)
+    psi[1] = psi[0] + 2e-11  # the pair's edge 2e-3 from their midpoint: both cells kept
+    hi, lo = _add_double_double(psi, np.zeros(300), np.full(300, 0.3))
+    assert (lo != 0).any()
+    box = ((0.0, 0.0), (1.0, 1.0))
+    near = np.argsort(np.linalg.norm(y - y[0], axis=1))[:12]
+    exact = np.array(
+        [
+            float(
+                _exact_cell_area(
+                    y,
+                    hi,
+                    lo,
+                    i,
+                    near[:40].tolist() + list(np.argsort(np.linalg.norm(y - y[i], axis=1))[:40]),
+                )
+            )
+            for i in near
+        ]
+    )
+
+    cold = power2d._power_diagram(y, hi, *box, psi_lo=lo)
+    tri = cold.triangulation
+    assert tri is not None
+    # each triangle listed from the corner opposite its shortest side (the worst start
+    # for its vertex; rows of simplices and neighbours rotated alike)
+    side = np.stack(
+        [
+            np.linalg.norm(
+                y[tri.simplices[:, (m + 1) % 3]] - y[tri.simplices[:, (m + 2) % 3]], axis=1
+            )
+            for m in range(3)
+        ],
+        axis=1,
+    )
+    first = side.argmin(axis=1)[:, None]
+    cols = (first + np.arange(3)) % 3
+    far = power2d.RegularTriangulation(
+        np.take_along_axis(tri.simplices, cols, axis=1),
+        np.take_along_axis(tri.neighbors, cols, axis=1),
+    )
+    diagrams = {"qhull": cold, "numpy warm": _numpy_warm_diagram(y, hi, *box, far, lo)}
+    if _native.available():
+        diagrams["c warm"] = power2d._warm_native(y, hi, *box, far, lo)
+    moved = hi + 3e-6 * rng.standard_normal(300)  # flips needed, in C and in Python
+    moved[1] = moved[0] + (hi[1] - hi[0])
+    for name in ("c flips", "python flips"):
+        if name == "python flips":
+            monkeypatch.setattr(_native, "available", lambda: False)
+        warm = power2d._power_diagram(y, moved, *box, previous=tri, psi_lo=lo)
+        ref = power2d._power_diagram(y, moved, *box, psi_lo=lo)
+        assert (warm.triangulation.simplices != tri.simplices).any()  # it flipped
+        np.testing.assert_allclose(warm.areas, ref.areas, rtol=0, atol=1e-17, err_msg=name)
+    for name, d in diagrams.items():
+        np.testing.assert_allclose(d.areas[near], exact, rtol=0, atol=1e-17, err_msg=name)
+    plain = power2d._power_diagram(y, hi, *box)
+    assert np.abs(plain.areas[near] - exact).max() > 1e-12
 
 
 @pytest.mark.skipif(not _native.available(), reason="needs the C kernels")

@@ -480,6 +480,18 @@ def _check_sites(px, py, psi) -> list[np.ndarray]:
     return sites
 
 
+def _check_low(psi_lo, n: int) -> int:
+    """The address of ``psi_lo`` (N,) float64 contiguous, the low parts of double-double
+    weights, or 0 for None."""
+    if psi_lo is None:
+        return 0
+    if not isinstance(psi_lo, np.ndarray) or psi_lo.dtype != np.float64:
+        raise TypeError("psi_lo must be a float64 array or None")
+    if psi_lo.shape != (n,) or not psi_lo.flags.c_contiguous:
+        raise ValueError(f"psi_lo must be a contiguous array of shape ({n},), got {psi_lo.shape}")
+    return psi_lo.ctypes.data
+
+
 def _check_faces(simplices: np.ndarray, neighbors: np.ndarray, n_sites: int) -> int:
     """The number F of triangles of flat (3F,) int64 ``simplices`` (sites in [0, N)) and
     ``neighbors`` (triangles in [-1, F)), else TypeError / ValueError."""
@@ -503,6 +515,7 @@ def lawson_flips(
     edges: np.ndarray | None,
     max_flips: int,
     stop_at_hidden: bool = False,
+    psi_lo: np.ndarray | None = None,
 ) -> int:
     """Run the C Lawson flip loop of :func:`aeot.ot.power2d._lawson_flips` in place.
 
@@ -511,11 +524,14 @@ def lawson_flips(
     test every interior edge in C and check the non-regular ones first (what
     :func:`aeot.ot.power2d._lawson_flips`'s vectorised test would pass). Returns the
     number of flips, −1 after more than ``max_flips``, or, with ``stop_at_hidden``, −2 once
-    a non-flippable edge proves a site hidden (its power cell empty). Arrays of the
+    a non-flippable edge proves a site hidden (its power cell empty). ``psi_lo`` (N,)
+    float64 or None: low parts of the weights, which are then ψ + ψ_lo (double-double;
+    differences ψ_i − ψ_j are formed as (ψ_i − ψ_j) + (lo_i − lo_j)). Arrays of the
     wrong kind, of mismatched lengths or with out-of-range indices raise
     ``TypeError`` / ``ValueError`` before any C code runs.
     """
     args = _check_sites(px, py, psi)
+    lo = _check_low(psi_lo, args[0].size)
     for name, a in (("simplices", simplices), ("neighbors", neighbors)):
         if not isinstance(a, np.ndarray) or a.dtype != np.int64 or not a.flags.c_contiguous:
             raise ValueError(f"{name} must be a contiguous int64 array (it is updated in place)")
@@ -533,7 +549,9 @@ def lawson_flips(
         n0 = edges.size
     return int(
         _lib().lawson_flips(
-            *(a.ctypes.data for a in (*args, simplices, neighbors, edges)),
+            *(a.ctypes.data for a in args),
+            lo,
+            *(a.ctypes.data for a in (simplices, neighbors, edges)),
             n0,
             int(max_flips),
             int(stop_at_hidden),
@@ -549,13 +567,15 @@ def warm_edges(
     neighbors: np.ndarray,
     box: tuple[float, float, float, float],
     shift: np.ndarray | None,
+    psi_lo: np.ndarray | None = None,
 ):
     """Run the C loop of :func:`aeot.ot.power2d._dual_edges` (warm start) and of the
     interior part of :func:`aeot.ot.power2d._assemble`.
 
     ``px``, ``py``, ``psi`` (N,) real; ``simplices``, ``neighbors`` flat (3F,) int64 (a
     triangulation of the sites, as for :func:`lawson_flips`); ``box`` = (low₀, low₁,
-    high₀, high₁); ``shift`` (N, 2) the sites minus their reference points, or None.
+    high₀, high₁); ``shift`` (N, 2) the sites minus their reference points, or None;
+    ``psi_lo`` the weights' low parts, or None (as for :func:`lawson_flips`).
 
     Returns ``(ei, ej, length, seg, cut, area)`` for the E diagram edges of positive
     length inside the box: cells (E,), lengths (E,), end points (E, 2, 2), ``cut`` (E,)
@@ -567,6 +587,7 @@ def warm_edges(
     """
     sites = _check_sites(px, py, psi)
     n = sites[0].size
+    lo = _check_low(psi_lo, n)
     s, nb = np.ascontiguousarray(simplices), np.ascontiguousarray(neighbors)
     n_faces = _check_faces(s, nb, n)
     box_arr = np.ascontiguousarray(box, dtype=np.float64)
@@ -584,7 +605,9 @@ def warm_edges(
     area_i, area_j = np.zeros(n), np.zeros(n)
     kept = int(
         _lib().warm_edges(
-            *(a.ctypes.data for a in (*sites, s, nb)),
+            *(a.ctypes.data for a in sites),
+            lo,
+            *(a.ctypes.data for a in (s, nb)),
             n_faces,
             box_arr.ctypes.data,
             0 if shift is None else shift.ctypes.data,

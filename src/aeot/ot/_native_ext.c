@@ -156,33 +156,35 @@ static PyObject* py_fused_lift_f32(PyObject* self, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-/* (px, py, psi, S, NB, edges, n0, max_flips, stop_at_hidden) -> int */
+/* (px, py, psi, lo, S, NB, edges, n0, max_flips, stop_at_hidden) -> int; lo may be 0 */
 static PyObject* py_lawson_flips(PyObject* self, PyObject* args) {
-  addr px, py, psi, s, nb, edges;
+  addr px, py, psi, lo, s, nb, edges;
   i64 n0, max_flips, stop_at_hidden, flips;
-  if (!PyArg_ParseTuple(args, "KKKKKKLLL:lawson_flips", &px, &py, &psi, &s, &nb, &edges, &n0,
-                        &max_flips, &stop_at_hidden))
+  if (!PyArg_ParseTuple(args, "KKKKKKKLLL:lawson_flips", &px, &py, &psi, &lo, &s, &nb, &edges,
+                        &n0, &max_flips, &stop_at_hidden))
     return NULL;
   const aeot_kernels* t = active;
   Py_BEGIN_ALLOW_THREADS
   flips = t->lawson_flips(PTR(const double*, px), PTR(const double*, py),
-                          PTR(const double*, psi), PTR(int64_t*, s), PTR(int64_t*, nb),
+                          PTR(const double*, psi), PTR(const double*, lo), PTR(int64_t*, s),
+                          PTR(int64_t*, nb),
                           PTR(const int64_t*, edges), n0, max_flips, stop_at_hidden);
   Py_END_ALLOW_THREADS
   return PyLong_FromLongLong(flips);
 }
 
-/* (px, py, psi, S, NB, F, box, shift, V, ei, ej, length, seg, cut, area_i, area_j) -> E */
+/* (px, py, psi, lo, S, NB, F, box, shift, V, ei, ej, length, seg, cut, area_i, area_j) -> E;
+ * lo and shift may be 0 */
 static PyObject* py_warm_edges(PyObject* self, PyObject* args) {
-  addr px, py, psi, s, nb, box, shift, v, ei, ej, length, seg, cut, area_i, area_j;
+  addr px, py, psi, lo, s, nb, box, shift, v, ei, ej, length, seg, cut, area_i, area_j;
   i64 f, kept;
-  if (!PyArg_ParseTuple(args, "KKKKKLKKKKKKKKKK:warm_edges", &px, &py, &psi, &s, &nb, &f, &box,
-                        &shift, &v, &ei, &ej, &length, &seg, &cut, &area_i, &area_j))
+  if (!PyArg_ParseTuple(args, "KKKKKKLKKKKKKKKKK:warm_edges", &px, &py, &psi, &lo, &s, &nb, &f,
+                        &box, &shift, &v, &ei, &ej, &length, &seg, &cut, &area_i, &area_j))
     return NULL;
   const aeot_kernels* t = active;
   Py_BEGIN_ALLOW_THREADS
   kept = t->warm_edges(PTR(const double*, px), PTR(const double*, py), PTR(const double*, psi),
-                       PTR(const int64_t*, s), PTR(const int64_t*, nb), f,
+                       PTR(const double*, lo), PTR(const int64_t*, s), PTR(const int64_t*, nb), f,
                        PTR(const double*, box), PTR(const double*, shift), PTR(double*, v),
                        PTR(int64_t*, ei), PTR(int64_t*, ej), PTR(double*, length),
                        PTR(double*, seg), PTR(uint8_t*, cut), PTR(double*, area_i),

@@ -35,9 +35,10 @@ typedef struct {
                         const uint8_t*, int64_t*, float*);
   void (*cand_top2_f64)(const double*, const int32_t*, int64_t, int64_t, const double*,
                         const uint8_t*, int64_t*, double*);
-  int64_t (*lawson_flips)(const double*, const double*, const double*, int64_t*, int64_t*,
-                          const int64_t*, int64_t, int64_t, int64_t);
-  int64_t (*warm_edges)(const double*, const double*, const double*, const int64_t*,
+  int64_t (*lawson_flips)(const double*, const double*, const double*, const double*,
+                          int64_t*, int64_t*, const int64_t*, int64_t, int64_t, int64_t);
+  int64_t (*warm_edges)(const double*, const double*, const double*, const double*,
+                        const int64_t*,
                         const int64_t*, int64_t, const double*, const double*, double*,
                         int64_t*, int64_t*, double*, double*, uint8_t*, double*, double*);
   void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
@@ -608,14 +609,23 @@ static void fused_lift_f32(const float* x, int64_t rows, int64_t d, int64_t ldx,
  * max_flips (or on an inconsistent adjacency or a failed allocation); with
  * stop_at_hidden, -2 as soon as an edge proves a site hidden (its cell empty).
  */
+/* ψ_i − ψ_j for weights held as psi + lo (lo: the low parts of a double-double, or
+ * NULL): the high parts' difference is exact or nearly so for neighbouring sites, whose
+ * weights are close, so the difference keeps the low parts' digits. */
+static inline double psi_diff(const double* psi, const double* lo, int64_t i, int64_t j) {
+  double d = psi[i] - psi[j];
+  return lo == NULL ? d : d + (lo[i] - lo[j]);
+}
+
 static inline double lift_below(const double* px, const double* py, const double* psi,
-                                int64_t a, int64_t b, int64_t c, int64_t d) {
+                                const double* lo, int64_t a, int64_t b, int64_t c,
+                                int64_t d) {
   double bx = px[b] - px[a], by = py[b] - py[a];
   double cx = px[c] - px[a], cy = py[c] - py[a];
   double dx = px[d] - px[a], dy = py[d] - py[a];
-  double wb = 0.5 * (bx * bx + by * by) - (psi[b] - psi[a]);
-  double wc = 0.5 * (cx * cx + cy * cy) - (psi[c] - psi[a]);
-  double wd = 0.5 * (dx * dx + dy * dy) - (psi[d] - psi[a]);
+  double wb = 0.5 * (bx * bx + by * by) - psi_diff(psi, lo, b, a);
+  double wc = 0.5 * (cx * cx + cy * cy) - psi_diff(psi, lo, c, a);
+  double wd = 0.5 * (dx * dx + dy * dy) - psi_diff(psi, lo, d, a);
   double det3 = bx * (cy * wd - wc * dy) - by * (cx * wd - wc * dx) + wb * (cx * dy - cy * dx);
   return det3 * (bx * cy - by * cx);
 }
@@ -625,7 +635,7 @@ static inline int64_t slot_of(const int64_t* v, int64_t x) {
 }
 
 static int64_t lawson_flips(const double* px, const double* py, const double* psi,
-                            int64_t* S, int64_t* NB, const int64_t* edges, int64_t n0,
+                            const double* lo, int64_t* S, int64_t* NB, const int64_t* edges, int64_t n0,
                             int64_t max_flips, int64_t stop_at_hidden) {
   int64_t cap = n0 > 512 ? 2 * n0 : 1024, top = n0 > 0 ? n0 : 0, flips = 0, result = -1;
   int64_t* stack = (int64_t*)malloc((size_t)cap * sizeof(int64_t));
@@ -638,7 +648,7 @@ static int64_t lawson_flips(const double* px, const double* py, const double* ps
       int64_t k = slot_of(NB + 3 * g, f);
       if (k < 0) goto done; /* inconsistent adjacency: let the caller use Qhull */
       int64_t m = e % 3, o = 3 * f;
-      if (lift_below(px, py, psi, S[o + (m + 1) % 3], S[o + (m + 2) % 3], S[o + m],
+      if (lift_below(px, py, psi, lo, S[o + (m + 1) % 3], S[o + (m + 2) % 3], S[o + m],
                      S[3 * g + k]) >= 0)
         continue;
       if (top == cap) {
@@ -663,7 +673,7 @@ static int64_t lawson_flips(const double* px, const double* py, const double* ps
     int64_t k2 = slot_of(nb2, f1);
     if (k2 < 0) goto done; /* inconsistent adjacency: let the caller use Qhull */
     int64_t d = s2[k2];
-    if (lift_below(px, py, psi, a, b, c, d) >= 0) continue;
+    if (lift_below(px, py, psi, lo, a, b, c, d) >= 0) continue;
     double ux = px[d] - px[c], uy = py[d] - py[c];
     double side_a = ux * (py[a] - py[c]) - uy * (px[a] - px[c]);
     double side_b = ux * (py[b] - py[c]) - uy * (px[b] - px[c]);
@@ -704,7 +714,7 @@ done:
  *
  * The loops of aeot.ot.power2d._dual_edges (warm start: no Qhull hyperplanes) and of
  * the interior part of _assemble, with the same formulas in the same order. Sites
- * (px, py), weights psi (N); triangles S and neighbours NB (3F, flat, as for
+ * (px, py), weights psi (N) with low parts lo (N, or NULL); triangles S and neighbours NB (3F, flat, as for
  * lawson_flips); box = (low0, low1, high0, high1); shift (2N: y - r, the sites minus
  * their reference points clipped to the box) or NULL when every site is inside; V (2F)
  * scratch for the diagram vertices. Every edge (each interior one once, in order of
@@ -717,7 +727,7 @@ done:
  * box (the caller's NumPy path handles it). No infinities: rays are flagged.
  */
 static int64_t warm_edges(const double* px, const double* py, const double* psi,
-                          const int64_t* S, const int64_t* NB, int64_t F, const double* box,
+                          const double* lo, const int64_t* S, const int64_t* NB, int64_t F, const double* box,
                           const double* shift, double* V, int64_t* ei, int64_t* ej,
                           double* length, double* seg, uint8_t* cut, double* area_i,
                           double* area_j) {
@@ -728,10 +738,24 @@ static int64_t warm_edges(const double* px, const double* py, const double* psi,
     double d1x = px[b] - px[a], d1y = py[b] - py[a];
     double d2x = px[c] - px[a], d2y = py[c] - py[a];
     double n1 = d1x * d1x + d1y * d1y, n2 = d2x * d2x + d2y * d2y;
-    double r1 = 0.5 * n1 + (psi[a] - psi[b]);
-    double r2 = 0.5 * n2 + (psi[a] - psi[c]);
+    double r1 = 0.5 * n1 + psi_diff(psi, lo, a, b);
+    double r2 = 0.5 * n2 + psi_diff(psi, lo, a, c);
     double det = d1x * d2y - d1y * d2x;
     if (fabs(det) <= 1e-8 * sqrt(n1 * n2)) return -1; /* skinny */
+    /* The vertex from the corner opposite the longest side (the triangle rotated, which
+     * keeps det): from a far corner of two close sites, r1 d2 and r2 d1 nearly cancel
+     * and the vertex moves by ~1e-16 |d|³ / det along their short edge. */
+    double n3 = (px[c] - px[b]) * (px[c] - px[b]) + (py[c] - py[b]) * (py[c] - py[b]);
+    if (n1 > n3 || n2 > n3) {
+      int64_t o = a;
+      if (n1 >= n2) { a = c; c = b; b = o; } /* opposite ab: start from c */
+      else { a = b; b = c; c = o; }          /* opposite ac: start from b */
+      d1x = px[b] - px[a]; d1y = py[b] - py[a];
+      d2x = px[c] - px[a]; d2y = py[c] - py[a];
+      r1 = 0.5 * (d1x * d1x + d1y * d1y) + psi_diff(psi, lo, a, b);
+      r2 = 0.5 * (d2x * d2x + d2y * d2y) + psi_diff(psi, lo, a, c);
+      det = d1x * d2y - d1y * d2x;
+    }
     V[2 * f] = px[a] + (r1 * d2y - r2 * d1y) / det;
     V[2 * f + 1] = py[a] + (d1x * r2 - d2x * r1) / det;
   }
@@ -743,7 +767,7 @@ static int64_t warm_edges(const double* px, const double* py, const double* psi,
     double dx = px[j] - px[i], dy = py[j] - py[i];
     double dist = sqrt(dx * dx + dy * dy);
     double nx = dx / dist, ny = dy / dist;
-    double offset = (psi[i] - psi[j]) / dist;
+    double offset = psi_diff(psi, lo, i, j) / dist;
     double p0x = 0.5 * (px[i] + px[j]) + offset * nx;
     double p0y = 0.5 * (py[i] + py[j]) + offset * ny;
     double tx = -ny, ty = nx;

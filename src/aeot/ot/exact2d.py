@@ -82,7 +82,12 @@ def solve_exact_2d(
     Implementation notes.  The iterate is ψ = s h + |z|²/2 for the sites z = s y + b of
     the default start (s = 1, b = 0 for targets inside the box): (z, s h) has the same
     cells as (y, h), and ψ stays small, so the masses keep ~16 absolute digits.  H d = −g
-    is solved by SuperLU in a geometric nested-dissection order, one cell grounded.  Once
+    is solved by SuperLU in a geometric nested-dissection order, one cell grounded, for
+    the residual against ν scaled to the box's mass: N copies of fl(1/N) miss 1 by up to
+    ~N ulp(1/N), which the grounded cell alone would otherwise take (4.7·10⁻¹⁰ relative
+    at N = 10⁶; spread, ~1e-16 per cell).  ψ is held as a double-double ψ + ψ_lo, so that
+    an edge between sites δ apart sits to ~1e-16 |ψ_i − ψ_j| / δ rather than
+    ~1e-16 |ψ_i| / δ (the closest of 10⁶ uniform sites are ~1e-6 apart).  Once
     every cell is within 50 % of its target mass, conjugate gradients preconditioned with
     the last factorisation are tried first (inexact Newton: residual |r_i| / ν_i below a
     tenth of max(rel², tol), which keeps the quadratic convergence).  Cost per
@@ -135,12 +140,13 @@ def solve_exact_2d(
         reached or the line search stalled (masses at float64 resolution, e.g. for nearly
         collinear targets or a too small ``tol``).
 
-        ``cell_masses`` are exact for the solver's own power weights ψ (implementation
-        notes).  Converting them to ``h = (ψ − |z|²/2)/s`` rounds h to float64 (~1e-16
-        next to |y|²/2), and the edge between two targets δ apart moves by Δh/δ: the
-        returned ``h``, evaluated exactly, can give those two cells masses off by about
-        1e-16 |e| / (δ ν_i) relative (measured: 1.3e-8 for a pair 1e-7 apart among
-        10⁴ targets, where ``cell_masses`` say 2e-11; docs/EXACT_2D.md).
+        ``cell_masses`` are exact for the solver's own power weights ψ + ψ_lo
+        (implementation notes).  Converting them to ``h = (ψ − |z|²/2 + ψ_lo)/s``
+        rounds h to float64 (~1e-16 next to |y|²/2), and the edge between two targets
+        δ apart moves by Δh/δ: the returned ``h``, evaluated exactly, can give those two
+        cells masses off by about 1e-16 |e| / (δ ν_i) relative (measured: 1.3e-8 for a
+        pair 1e-7 apart among 10⁴ targets, where ``cell_masses`` say 2e-11;
+        docs/EXACT_2D.md).
 
     Raises
     ------
@@ -198,23 +204,30 @@ def solve_exact_2d(
 
     solver: _LaplacianSolver | None = None  # built on the first Newton step
 
-    def evaluate(psi_try: np.ndarray, base: PowerDiagram2D | None = None):
+    # ψ is held as a double-double ψ + ψ_lo: at N = 10⁶ the weights wander by ~1e-3
+    # while the closest sites are ~1e-6 apart, and an edge's offset (ψ_i − ψ_j)/|y_i − y_j|
+    # rounded at 1e-16 |ψ| would move the masses by ~3e-10 relative (float64's floor)
+    psi_lo = np.zeros(n)
+
+    def evaluate(psi_try: np.ndarray, lo_try: np.ndarray, base: PowerDiagram2D | None = None):
         """The diagram, the masses and the Laplacian's edge weights as (numerators,
         divisor): |e| / (|y_i − y_j| |B|) uniform, ∫_e ρ ds / |y_i − y_j| for a grid
         density.  (None, None, None) for a line-search trial (``base`` given) proved to
         leave a cell empty, which the line search rejects anyway."""
         previous = None if base is None else base.triangulation
-        d = _power_diagram(y, psi_try, low, high, order, previous, reject_hidden=base is not None)
+        d = _power_diagram(
+            y, psi_try, low, high, order, previous, reject_hidden=base is not None, psi_lo=lo_try
+        )
         if d is None:
             return None, None, None
         return d, *_masses_and_weights(d, y, rho)
 
-    diagram, mu, weights = evaluate(psi)
+    diagram, mu, weights = evaluate(psi, psi_lo)
     if mu.min() <= 0.0 and h0 is not None:
         start = psi
         for lam in _BLEND_LADDER:
             psi = (1.0 - lam) * start + lam * psi_default
-            diagram, mu, weights = evaluate(psi)
+            diagram, mu, weights = evaluate(psi, psi_lo)
             if mu.min() > 0.0:
                 break
         if verbose:
@@ -242,7 +255,12 @@ def solve_exact_2d(
         atol = 0.1 * max(rel * rel, tol) * nu if rel < _LOCAL_BELOW else None
         if solver is None:
             solver = _LaplacianSolver(y, order)
-        direction = solver.solve(diagram, *weights, -g, atol)
+        # The target masses, rounded to float64, do not sum to the box's mass exactly
+        # (N fl(1/N) − 1 = −4.7e-16 at N = 10⁶), and the grounded cell would take all of
+        # that: N times the others' relative error (4.7e-10).  Aim at ν scaled to sum to
+        # Σ μ instead, which spreads it over all cells (~1e-16 relative each).
+        g_aim = g - nu * (g.sum() / nu.sum())
+        direction = solver.solve(diagram, *weights, -g_aim, atol)
         norm0 = float(np.linalg.norm(g))
         t_solve = time.perf_counter() - t_it
         step = 1.0
@@ -253,8 +271,8 @@ def solve_exact_2d(
         else:
             trials = 1 if rel < _FLOOR_BELOW else _MAX_HALVINGS_LOCAL
         for _ in range(trials):
-            psi_new = psi + step * direction
-            d_new, mu_new, w_new = evaluate(psi_new, diagram)
+            psi_new, lo_new = _add_double_double(psi, psi_lo, step * direction)
+            d_new, mu_new, w_new = evaluate(psi_new, lo_new, diagram)
             if (
                 mu_new is not None
                 and mu_new.min() >= eps0
@@ -266,7 +284,7 @@ def solve_exact_2d(
             if verbose:
                 print("[exact2d] line search failed: no step decreases the error")
             break
-        psi, diagram, mu, weights = psi_new, d_new, mu_new, w_new
+        psi, psi_lo, diagram, mu, weights = psi_new, lo_new, d_new, mu_new, w_new
         g = mu - nu
         n_iter += 1
         errors.append(float(np.abs(g).sum()))
@@ -283,7 +301,7 @@ def solve_exact_2d(
                 iteration=n_iter,
                 error=errors[-1],
                 batch_size=0,
-                h=unsort((psi - sq) / scale),
+                h=unsort(((psi - sq) + psi_lo) / scale),
                 masses=unsort(mu),
                 elapsed=time.perf_counter() - t_start,
                 raw_error=errors[-1],
@@ -293,7 +311,7 @@ def solve_exact_2d(
                 break
     return SemiDiscreteResult(
         problem=problem,
-        h=unsort((psi - sq) / scale),
+        h=unsort(((psi - sq) + psi_lo) / scale),
         cell_masses=unsort(mu),
         errors=errors,
         converged=bool(converged),
@@ -362,6 +380,18 @@ def default_heights_2d(points, low=0.0, high=1.0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _add_double_double(hi: np.ndarray, lo: np.ndarray, delta: np.ndarray):
+    """(hi + lo) + delta as a normalised double-double (hi', lo'), |lo'| <= ulp(hi')/2:
+    Knuth's two-sum of hi and delta, its rounding error added to lo, then renormalised
+    (Dekker's fast two-sum)."""
+    s = hi + delta
+    b = s - hi
+    err = (hi - (s - b)) + (delta - b)
+    lo = lo + err
+    out = s + lo
+    return out, lo - (out - s)
 
 
 def _box_map(y, low, high) -> tuple[float, np.ndarray]:

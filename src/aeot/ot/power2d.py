@@ -31,7 +31,13 @@ with the same formulas, :func:`aeot.ot._native.warm_edges`):
 
 Working with ψ (not h) matters: near a solution neighbouring ψ differ by about the cell
 area, so the vertices come out accurate to a few ulps of the coordinates and the masses
-to ~1e-16 absolute, where h = ψ − |y|²/2 would lose digits to the |y|² term.
+to ~1e-16 absolute, where h = ψ − |y|²/2 would lose digits to the |y|² term.  Two more
+guards matter for close sites (δ apart), whose edge moves by Δψ/δ: the weights may be
+given as double-doubles ψ + ψ_lo (``psi_lo``; an edge then sits to ~1e-16 |ψ_i − ψ_j|/δ
+instead of ~1e-16 |ψ_i|/δ), and a diagram vertex is computed from the corner of its
+triangle opposite the longest side (from a far corner of two close sites the two terms
+of Cramer's rule cancel, and the vertex moved by ~1e-16 |d|³ / det: 5·10⁻¹³ for a pair
+1e-8 apart among 10⁴ sites).
 
 References
 ----------
@@ -268,7 +274,7 @@ def spatial_order(points) -> np.ndarray:
 
 
 def _power_diagram(
-    y, psi, lo, hi, order=None, previous=None, reject_hidden=False
+    y, psi, lo, hi, order=None, previous=None, reject_hidden=False, psi_lo=None
 ) -> PowerDiagram2D | None:
     """Core of :func:`power_diagram_2d` for ψ_i = h_i + |y_i|²/2 (half the power weight).
 
@@ -278,32 +284,39 @@ def _power_diagram(
     ``reject_hidden`` the result is None when repairing ``previous`` proves some cell
     empty (a line search that rejects empty cells needs no more); a None result always
     means an empty cell, but an empty cell does not always give None.
+
+    ``psi_lo`` (N,) float64 or None: low parts of double-double weights ψ + ψ_lo.  Every
+    difference ψ_i − ψ_j that places an edge or a vertex is then formed as
+    (ψ_i − ψ_j) + (ψ_lo,i − ψ_lo,j) (:func:`_psi_diff`), so an edge between sites δ apart
+    sits to ~1e-16 |ψ_i − ψ_j| / δ rather than ~1e-16 |ψ_i| / δ; Qhull's lifting and the
+    box boundary's owners use ψ alone (combinatorics only).
     """
     n = y.shape[0]
     if n == 1:
         edges = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        return _assemble(y, psi, lo, hi, *edges, _edge_lines(y, psi, *edges[:2]))
+        return _assemble(y, psi, lo, hi, *edges, _edge_lines(y, psi, *edges[:2], psi_lo))
     yc = y - y.mean(axis=0)
     if n == 2 or _nearly_collinear(yc):
         ei, ej = _collinear_envelope(yc, psi)
-        lines = _edge_lines(y, psi, ei, ej)
+        lines = _edge_lines(y, psi, ei, ej, psi_lo)
         inf = np.full(ei.size, np.inf)
         return _assemble(y, psi, lo, hi, ei, ej, -inf, inf, lines)
     edges = None
     if previous is not None:
-        tri = _lawson_flips(y, psi, previous, max(64, int(_MAX_FLIPS * n)), reject_hidden)
+        max_flips = max(64, int(_MAX_FLIPS * n))
+        tri = _lawson_flips(y, psi, previous, max_flips, reject_hidden, psi_lo)
         if tri is HIDDEN:
             return None
         if tri is not None and _native.available():
-            warm = _warm_native(y, psi, lo, hi, tri)
+            warm = _warm_native(y, psi, lo, hi, tri, psi_lo)
             if not isinstance(warm, int):
                 return warm
             if warm == -1:  # not the regular triangulation: NumPy would only say so too
                 tri = None
         if tri is not None:
-            edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None)
+            edges = _dual_edges(y, psi, yc, tri.simplices, tri.neighbors, None, psi_lo)
     if edges is None:
-        edges = _regular_triangulation_edges(y, psi, yc, order)
+        edges = _regular_triangulation_edges(y, psi, yc, order, psi_lo)
     return _assemble(y, psi, lo, hi, *edges)
 
 
@@ -319,7 +332,7 @@ def _nearly_collinear(yc: np.ndarray) -> bool:
     return bool(sv[1] <= 1e-12 * sv[0])
 
 
-def _regular_triangulation_edges(y, psi, yc, order):
+def _regular_triangulation_edges(y, psi, yc, order, psi_lo=None):
     """Diagram edges from the lower hull of the lifted points (y_i − ȳ, |y_i − ȳ|²/2 − ψ_i).
 
     Returns ``(I, J, tau_lo, tau_hi, lines, triangulation)`` as :func:`_dual_edges`.
@@ -352,26 +365,35 @@ def _regular_triangulation_edges(y, psi, yc, order):
     e_f = eq.take(f_idx, axis=0)
     plane_vertex = (y - yc)[0] - sigma * e_f[:, :2] / e_f[:, 2:3]
     nb = pos[neighbors.take(f_idx, axis=0)]
-    return _dual_edges(y, psi, yc, simp.take(f_idx, axis=0), nb, plane_vertex)
+    return _dual_edges(y, psi, yc, simp.take(f_idx, axis=0), nb, plane_vertex, psi_lo)
 
 
-def _lift_below(px, py, psi, a, b, c, d):
+def _psi_diff(psi, psi_lo, i, j):
+    """ψ_i − ψ_j for weights ψ + ψ_lo (``psi_lo`` None: ψ alone), elementwise on index
+    arrays or for integer indices into lists; the high parts of neighbouring sites'
+    weights are close, so their difference is exact or nearly so."""
+    d = psi[i] - psi[j]
+    return d if psi_lo is None else d + (psi_lo[i] - psi_lo[j])
+
+
+def _lift_below(px, py, psi, a, b, c, d, psi_lo=None):
     """D · det[y_b − y_a, y_c − y_a] for D = det[p_k − p_a]_{k=b,c,d} and the lifted sites
     p_k = (y_k, |y_k − y_a|²/2 − ψ_k): negative exactly when p_d lies below the plane
     through p_a, p_b, p_c, i.e. when the edge (a, b) between the triangles (a, b, c) and
     (a, b, d) is not regular.  The coordinates of y are ``px``, ``py``; works elementwise
-    on index arrays and on Python lists with integer indices."""
+    on index arrays and on Python lists with integer indices (``psi_lo`` as
+    :func:`_psi_diff`)."""
     bx, by = px[b] - px[a], py[b] - py[a]
     cx, cy = px[c] - px[a], py[c] - py[a]
     dx, dy = px[d] - px[a], py[d] - py[a]
-    wb = 0.5 * (bx * bx + by * by) - (psi[b] - psi[a])
-    wc = 0.5 * (cx * cx + cy * cy) - (psi[c] - psi[a])
-    wd = 0.5 * (dx * dx + dy * dy) - (psi[d] - psi[a])
+    wb = 0.5 * (bx * bx + by * by) - _psi_diff(psi, psi_lo, b, a)
+    wc = 0.5 * (cx * cx + cy * cy) - _psi_diff(psi, psi_lo, c, a)
+    wd = 0.5 * (dx * dx + dy * dy) - _psi_diff(psi, psi_lo, d, a)
     det3 = bx * (cy * wd - wc * dy) - by * (cx * wd - wc * dx) + wb * (cx * dy - cy * dx)
     return det3 * (bx * cy - by * cx)
 
 
-def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | int:
+def _warm_native(y, psi, lo, hi, tri: RegularTriangulation, psi_lo=None) -> PowerDiagram2D | int:
     """:func:`_dual_edges` (warm start) and :func:`_assemble` with their edge loops in C
     (:func:`aeot.ot._native.warm_edges`); else the kernel's code: −1 when the
     triangulation is not the regular one (Qhull must run), −2 when an edge is parallel
@@ -383,7 +405,7 @@ def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | 
     s, nb = tri.simplices.ravel(), tri.neighbors.ravel()
     box = (low[0], low[1], high[0], high[1])
     s, nb = np.ascontiguousarray(s, dtype=np.int64), np.ascontiguousarray(nb, dtype=np.int64)
-    out = _native.warm_edges(px, py, psi, s, nb, box, shift)
+    out = _native.warm_edges(px, py, psi, s, nb, box, shift, psi_lo)
     if isinstance(out, int):
         return out
     ei, ej, length, seg, cut, area = out
@@ -393,7 +415,9 @@ def _warm_native(y, psi, lo, hi, tri: RegularTriangulation) -> PowerDiagram2D | 
     return _close(y, psi, lo, hi, ei, ej, length, seg, ends, area, ref, triangulation)
 
 
-def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hidden=False):
+def _lawson_flips(
+    y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hidden=False, psi_lo=None
+):
     """Repair a triangulation of the sites into the regular one for ``psi`` by edge flips.
 
     Lawson's algorithm: an interior edge (a, b) between the triangles (a, b, c) and
@@ -418,7 +442,7 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
         # runs the first test of every interior edge (the vectorised one below)
         max_flips = max(max_flips, int(_MAX_FLIPS_NATIVE * y.shape[0]))
         S, NB = s.ravel().astype(np.int64), nb.ravel().astype(np.int64)
-        flips = _native.lawson_flips(px, py, psi, S, NB, None, max_flips, stop_at_hidden)
+        flips = _native.lawson_flips(px, py, psi, S, NB, None, max_flips, stop_at_hidden, psi_lo)
         if flips == -2:
             return HIDDEN
         if flips < 0:
@@ -432,12 +456,13 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
     g = nb.ravel().take(e)
     d = flat_s.take(3 * g + (nb.take(g, axis=0) == f[:, None]).argmax(axis=1))
     abc = [flat_s.take(3 * f + (m + k) % 3) for k in (1, 2, 0)]
-    bad = _lift_below(px, py, psi, *abc, d) < 0
+    bad = _lift_below(px, py, psi, *abc, d, psi_lo) < 0
     if not bad.any():
         return tri
     if bad.sum() > max_flips:
         return None
     px, py, ps = px.tolist(), py.tolist(), psi.tolist()
+    ps_lo = None if psi_lo is None else psi_lo.tolist()
     # flat copies (entry 3f + k); a flip reads and writes a few entries, so the arrays
     # are not converted to lists
     S, NB = s.ravel().copy(), nb.ravel().copy()
@@ -454,7 +479,7 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
         a, b, c = s1[(m1 + 1) % 3], s1[(m1 + 2) % 3], s1[m1]
         nb2 = NB[o2 : o2 + 3].tolist()
         d = s2[nb2.index(f1)]
-        if _lift_below(px, py, ps, a, b, c, d) >= 0:
+        if _lift_below(px, py, ps, a, b, c, d, ps_lo) >= 0:
             continue
         # the quadrilateral must be convex: a and b on either side of the line cd
         ux, uy = px[d] - px[c], py[d] - py[c]
@@ -477,7 +502,7 @@ def _lawson_flips(y, psi, tri: RegularTriangulation, max_flips: int, stop_at_hid
     return RegularTriangulation(S.reshape(s.shape), NB.reshape(s.shape))
 
 
-def _dual_edges(y, psi, yc, s, nb, plane_vertex):
+def _dual_edges(y, psi, yc, s, nb, plane_vertex, psi_lo=None):
     """Diagram edges dual to the triangulation with triangles ``s`` (F, 3) and neighbours
     ``nb`` (F, 3) (the triangle opposite vertex m, −1 on the hull boundary).
 
@@ -498,13 +523,31 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex):
     ya = y.take(a, axis=0)
     d1 = y.take(b, axis=0) - ya
     d2 = y.take(c, axis=0) - ya
-    r1 = 0.5 * np.einsum("ij,ij->i", d1, d1) + (psi[a] - psi[b])
-    r2 = 0.5 * np.einsum("ij,ij->i", d2, d2) + (psi[a] - psi[c])
+    n1, n2 = np.einsum("ij,ij->i", d1, d1), np.einsum("ij,ij->i", d2, d2)
+    r1 = 0.5 * n1 + _psi_diff(psi, psi_lo, a, b)
+    r2 = 0.5 * n2 + _psi_diff(psi, psi_lo, a, c)
     det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    scale = np.sqrt(np.einsum("ij,ij->i", d1, d1) * np.einsum("ij,ij->i", d2, d2))
+    scale = np.sqrt(n1 * n2)
     skinny = np.abs(det) <= _SKINNY_TOL * scale
     if plane_vertex is None and skinny.any():
         return None
+    # The vertex from the corner opposite the longest side (the triangle rotated, which
+    # keeps det): from a far corner of two close sites, r1 d2 and r2 d1 nearly cancel and
+    # the vertex moves by ~1e-16 |d|³ / det along their short edge
+    d3 = y.take(c, axis=0) - y.take(b, axis=0)
+    n3 = np.einsum("ij,ij->i", d3, d3)
+    rot = np.where((n1 > n3) | (n2 > n3), np.where(n1 >= n2, 2, 1), 0)
+    if rot.any():
+        f = np.nonzero(rot)[0]
+        k = rot[f]
+        sf, row = s.take(f, axis=0), np.arange(f.size)
+        ra, rb, rc = (sf[row, (k + m) % 3] for m in range(3))
+        ya[f] = y.take(ra, axis=0)
+        d1[f] = y.take(rb, axis=0) - ya[f]
+        d2[f] = y.take(rc, axis=0) - ya[f]
+        r1[f] = 0.5 * np.einsum("ij,ij->i", d1[f], d1[f]) + _psi_diff(psi, psi_lo, ra, rb)
+        r2[f] = 0.5 * np.einsum("ij,ij->i", d2[f], d2[f]) + _psi_diff(psi, psi_lo, ra, rc)
+        det[f] = d1[f, 0] * d2[f, 1] - d1[f, 1] * d2[f, 0]
     safe = np.where(skinny, 1.0, det)
     v = np.empty((s.shape[0], 2))
     v[:, 0] = ya[:, 0] + (r1 * d2[:, 1] - r2 * d1[:, 1]) / safe
@@ -520,7 +563,7 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex):
     ei = flat_s.take(3 * fl + (m + 1) % 3)
     ej = flat_s.take(3 * fl + (m + 2) % 3)
     ek = flat_s.take(3 * fl + m)
-    lines = _edge_lines(y, psi, ei, ej)
+    lines = _edge_lines(y, psi, ei, ej, psi_lo)
     p0, _, t = lines[:3]
     tau_f = np.einsum("ij,ij->i", v.take(fl, axis=0) - p0, t)
     tau_g = np.einsum("ij,ij->i", v.take(g, axis=0) - p0, t)
@@ -592,7 +635,7 @@ def _collinear_envelope(yc, psi):
     return idx[:-1], idx[1:]
 
 
-def _edge_lines(y, psi, i, j):
+def _edge_lines(y, psi, i, j, psi_lo=None):
     """The line {x : |x − y_i|² − 2ψ_i = |x − y_j|² − 2ψ_j} between cells i and j.
 
     Returns ``(p0, n, t, length, offset)``: unit normal n = (y_j − y_i)/|y_j − y_i|
@@ -603,7 +646,7 @@ def _edge_lines(y, psi, i, j):
     d = yj - yi
     length = np.sqrt(np.einsum("ij,ij->i", d, d))
     n = d / length[:, None]
-    offset = (psi[i] - psi[j]) / length
+    offset = _psi_diff(psi, psi_lo, i, j) / length
     p0 = 0.5 * (yi + yj) + offset[:, None] * n
     t = np.stack([-n[:, 1], n[:, 0]], axis=1)
     return p0, n, t, length, offset
