@@ -292,6 +292,60 @@ def test_laplacian_solver_direct_and_pcg():
     assert solver.n_factor == 1 and solver.n_pcg == 1
 
 
+def test_multigrid_direction_meets_its_residual_and_falls_back(monkeypatch):
+    """solve_multigrid: |rhs − H d| <= rtol |rhs| on the full Laplacian, d of mean zero,
+    close to the direct solution; None without pyamg (the solver then factorises)."""
+    import sys
+
+    from aeot.ot.exact2d import _laplacian, _LaplacianSolver
+    from aeot.ot.power2d import _power_diagram, spatial_order
+
+    pytest.importorskip("pyamg")
+    rng = np.random.default_rng(15)
+    n = 5000
+    y = rng.random((n, 2))
+    solver = _LaplacianSolver(y, spatial_order(y))
+    d = _power_diagram(y, 1e-8 * rng.standard_normal(n), (0.0, 0.0), (1.0, 1.0))
+    assert (d.areas > 0).all()  # as on every iterate of the solve: H's kernel is the constants
+    rhs = rng.standard_normal(n)
+    rhs -= rhs.mean()
+    lap = _laplacian(y, d.edges[:, 0], d.edges[:, 1], d.edge_lengths, 1.0, n, np.arange(n), None)
+    for rtol in (1e-2, 1e-8):
+        x = solver.solve_multigrid(d, d.edge_lengths, 1.0, rhs, rtol)
+        assert abs(x.mean()) < 1e-12
+        assert np.linalg.norm(lap @ x - rhs) <= rtol * np.linalg.norm(rhs) * (1 + 1e-6)
+    exact = solver.solve(d, d.edge_lengths, 1.0, rhs)
+    np.testing.assert_allclose(x, exact, rtol=0, atol=1e-6 * np.abs(exact).max())
+    assert solver.n_multigrid == 2 and solver.n_factor == 1
+    monkeypatch.setitem(sys.modules, "pyamg", None)  # import fails
+    assert solver.solve_multigrid(d, d.edge_lengths, 1.0, rhs, 1e-2) is None
+
+
+def test_multigrid_newton_steps_reach_the_same_answer(monkeypatch):
+    """Far from the solution the large-N solver takes inexact (multigrid) directions:
+    forced on at N = 5000, the solve converges to tol in as many steps, to the same h."""
+    pytest.importorskip("pyamg")
+    import aeot.ot.exact2d as exact2d
+
+    y = np.random.default_rng(16).random((5000, 2))
+    problem = SemiDiscreteProblem(y)
+    direct = solve_exact_2d(problem, tol=1e-11)
+    counts = []
+    original = exact2d._LaplacianSolver.solve_multigrid
+
+    def counted(self, *args):
+        counts.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(exact2d._LaplacianSolver, "solve_multigrid", counted)
+    monkeypatch.setattr(exact2d, "_AMG_ABOVE", 1)
+    inexact = solve_exact_2d(problem, tol=1e-11)
+    assert len(counts) >= 2  # the steps with relative error >= 0.5
+    assert direct.converged and inexact.converged
+    assert abs(inexact.n_iter - direct.n_iter) <= 1
+    np.testing.assert_allclose(inexact.h.numpy(), direct.h.numpy(), rtol=0, atol=1e-12)
+
+
 def _reference_dissection(y, edges, leaf):
     """Nested dissection straight from its definition, for the solver's O(N)-per-level
     tree and O(E) ordering: groups of more than ``leaf`` points split recursively at the
