@@ -673,6 +673,7 @@ def test_native_flips_repair_large_changes_without_qhull(monkeypatch):
     calls = []
     hull = power2d._lower_hull_arrays
     monkeypatch.setattr(power2d, "_lower_hull_arrays", lambda p: calls.append(1) or hull(p))
+    monkeypatch.setattr(power2d, "_SWEEP_FROM", 10**9)  # the cold diagram from Qhull
     warm = power2d._power_diagram(y, psi, *box, previous=base.triangulation)
     assert calls == []
     flipped = (warm.triangulation.simplices != base.triangulation.simplices).any(axis=1)
@@ -684,6 +685,72 @@ def test_native_flips_repair_large_changes_without_qhull(monkeypatch):
     # the pure-Python loop gives up here, for Qhull
     monkeypatch.setattr(_native, "available", lambda: False)
     assert power2d._lawson_flips(y, psi, base.triangulation, int(0.05 * y.shape[0])) is None
+
+
+def _triangle_set(simplices) -> set:
+    return {tuple(sorted(t)) for t in np.asarray(simplices).tolist()}
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+@pytest.mark.parametrize("weights", ["zero", "random"])
+def test_sweep_triangulation_is_the_regular_one(weights, monkeypatch):
+    """The C radial sweep gives Qhull's regular triangulation (the Delaunay one for
+    ψ = 0): the same triangles, counter-clockwise, each neighbour across the edge
+    opposite its corner; the diagram built on it matches the Qhull one."""
+    from scipy.spatial import Delaunay
+
+    import aeot.ot.power2d as power2d
+
+    rng = np.random.default_rng(17)
+    n = 3000
+    y = rng.random((n, 2))
+    psi = np.zeros(n) if weights == "zero" else 1e-6 * rng.standard_normal(n)  # no cell empty
+    swept = _native.sweep_triangulate(y[:, 0], y[:, 1], psi)
+    assert swept is not None
+    s, nb = swept
+    assert s.shape == nb.shape and len(s) <= 2 * n - 5
+    d1, d2 = y[s[:, 1]] - y[s[:, 0]], y[s[:, 2]] - y[s[:, 0]]
+    assert (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] > 0).all()
+    for f, m in zip(*np.nonzero(nb >= 0), strict=True):
+        g = nb[f, m]
+        edge = {s[f, (m + 1) % 3], s[f, (m + 2) % 3]}
+        assert edge <= set(s[g].tolist()) and f in nb[g].tolist()
+    assert (nb < 0).sum() == len(power2d.ConvexHull(y).vertices)  # hull edges
+    monkeypatch.setattr(power2d, "_SWEEP_FROM", 10**9)
+    qhull = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0))
+    assert qhull.triangulation is not None
+    assert _triangle_set(s) == _triangle_set(qhull.triangulation.simplices)
+    delaunay = _triangle_set(Delaunay(y).simplices)
+    assert (_triangle_set(s) == delaunay) == (weights == "zero")
+    monkeypatch.setattr(power2d, "_SWEEP_FROM", 1000)
+    swept_diagram = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0))
+    np.testing.assert_allclose(swept_diagram.areas, qhull.areas, rtol=0, atol=1e-16)
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_sweep_gives_up_or_falls_back_on_degenerate_sites(monkeypatch):
+    """Collinear or coincident sites: None (Qhull runs); a co-circular lattice and a
+    hidden site: the diagram is still Qhull's."""
+    import aeot.ot.power2d as power2d
+
+    line = np.stack([np.linspace(0, 1, 50), 0.5 * np.ones(50)], axis=1)
+    assert _native.sweep_triangulate(line[:, 0], line[:, 1], np.zeros(50)) is None
+    rng = np.random.default_rng(18)
+    y = rng.random((1500, 2))
+    y[7] = y[3]
+    assert _native.sweep_triangulate(y[:, 0], y[:, 1], np.zeros(1500)) is None
+    box = ((0.0, 0.0), (1.0, 1.0))
+    lattice = _grid(40)  # every square's four corners on one circle
+    psi = np.zeros(len(lattice))
+    psi_hidden = 1e-6 * rng.standard_normal(1500)
+    psi_hidden[100] -= 0.05  # site 100's cell is empty
+    for sites, weights in ((lattice, psi), (rng.random((1500, 2)), psi_hidden)):
+        swept = power2d._power_diagram(sites, weights, *box)
+        monkeypatch.setattr(power2d, "_SWEEP_FROM", 10**9)
+        qhull = power2d._power_diagram(sites, weights, *box)
+        monkeypatch.setattr(power2d, "_SWEEP_FROM", 1000)
+        np.testing.assert_allclose(swept.areas, qhull.areas, rtol=0, atol=1e-15)
+    assert swept.areas[100] == 0.0
 
 
 def _numpy_warm_diagram(y, psi, lo, hi, tri, psi_lo=None):

@@ -618,3 +618,34 @@ def warm_edges(
         return kept
     area_i += area_j
     return ei[:kept], ej[:kept], length[:kept], seg[:kept], cut[:kept], area_i
+
+
+def sweep_triangulate(
+    px: np.ndarray, py: np.ndarray, psi: np.ndarray, psi_lo: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The regular triangulation of the sites (px, py) with weights ``psi`` (+ ``psi_lo``,
+    as for :func:`lawson_flips`) by the C radial sweep with Lawson flips (for ψ = 0 the
+    Delaunay triangulation).
+
+    Returns ``(simplices, neighbors)``, (T, 3) int64 each: counter-clockwise triangles and
+    the triangle opposite each corner (−1 on the hull), as
+    :class:`aeot.ot.power2d.RegularTriangulation` holds them; or None when the kernel
+    gives up (fewer than three sites, collinear or coincident sites, a site on a hull
+    edge, a hidden site): use Qhull.  Floating-point predicates: the caller checks that
+    the result is regular.
+    """
+    sites = _check_sites(px, py, psi)
+    n = sites[0].size
+    lo = _check_low(psi_lo, n)
+    if n < 3:
+        return None
+    cap = max(1, 2 * n - 5)
+    simplices, neighbors = np.empty(3 * cap, np.int64), np.empty(3 * cap, np.int64)
+    count = int(
+        _lib().sweep_triangulate(
+            *(a.ctypes.data for a in sites), lo, n, simplices.ctypes.data, neighbors.ctypes.data
+        )
+    )
+    if count < 0:
+        return None
+    return simplices[: 3 * count].reshape(count, 3), neighbors[: 3 * count].reshape(count, 3)

@@ -193,6 +193,21 @@ static PyObject* py_warm_edges(PyObject* self, PyObject* args) {
   return PyLong_FromLongLong(kept);
 }
 
+/* (px, py, psi, lo, N, S, NB) -> T; lo may be 0 */
+static PyObject* py_sweep_triangulate(PyObject* self, PyObject* args) {
+  addr px, py, psi, lo, s, nb;
+  i64 n, count;
+  if (!PyArg_ParseTuple(args, "KKKKLKK:sweep_triangulate", &px, &py, &psi, &lo, &n, &s, &nb))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  count = t->sweep_triangulate(PTR(const double*, px), PTR(const double*, py),
+                               PTR(const double*, psi), PTR(const double*, lo), n,
+                               PTR(int64_t*, s), PTR(int64_t*, nb));
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(count);
+}
+
 static PyObject* py_variant(PyObject* self, PyObject* noargs) {
   return PyUnicode_FromString(active->name);
 }
@@ -252,6 +267,7 @@ static PyMethodDef methods[] = {
     KERNEL(fused_lift_f32),
     KERNEL(lawson_flips),
     KERNEL(warm_edges),
+    KERNEL(sweep_triangulate),
     {"variant", py_variant, METH_NOARGS,
      "The kernel variant in use: 'avx512', 'avx2' or 'baseline'."},
     {"variants", py_variants, METH_NOARGS, "The variants this CPU runs, best first."},

@@ -41,6 +41,8 @@ typedef struct {
                         const int64_t*,
                         const int64_t*, int64_t, const double*, const double*, double*,
                         int64_t*, int64_t*, double*, double*, uint8_t*, double*, double*);
+  int64_t (*sweep_triangulate)(const double*, const double*, const double*, const double*,
+                               int64_t, int64_t*, int64_t*);
   void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
                            const float*, int64_t, int64_t*, float*);
   void (*fused_top2_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
@@ -816,6 +818,229 @@ static int64_t warm_edges(const double* px, const double* py, const double* psi,
   return E;
 }
 
+
+/* The regular triangulation of N sites (px, py) with weights psi + lo (lo may be NULL),
+ * by a radial sweep with Lawson flips after every insertion (the scheme of Mapbox's
+ * Delaunator: sites sorted by distance from the circumcentre of a small seed triangle,
+ * each joined to the hull edges it sees, the new edges made regular by flips; for psi = 0
+ * the Delaunay triangulation).  Triangles are counter-clockwise; S (3T) their sites,
+ * NB (3T) the triangle opposite each site or -1, T <= 2N - 5 (the caller allocates
+ * 3 (2N) of each).  Returns T, or -1 when the sites are collinear or coincide, a site
+ * lies on a hull edge, a weight hides a site, or an allocation fails: the caller then
+ * runs Qhull.  Floating-point predicates: the caller checks the result's regularity.
+ */
+typedef struct { double d; int64_t i; } dist_index;
+
+static int cmp_dist_index(const void* a, const void* b) {
+  double x = ((const dist_index*)a)->d, y = ((const dist_index*)b)->d;
+  int64_t i = ((const dist_index*)a)->i, j = ((const dist_index*)b)->i;
+  return x < y ? -1 : (x > y ? 1 : (i < j ? -1 : (i > j)));
+}
+
+static inline double orient2(const double* px, const double* py, int64_t a, int64_t b,
+                             int64_t c) {
+  return (px[b] - px[a]) * (py[c] - py[a]) - (py[b] - py[a]) * (px[c] - px[a]);
+}
+
+static inline int64_t sweep_hash(double dx, double dy, int64_t size) {
+  double p = dx / (fabs(dx) + fabs(dy)); /* pseudo-angle in [0, 4), monotone in the angle */
+  double a = (dy > 0 ? 3.0 - p : 1.0 + p) / 4.0;
+  int64_t k = (int64_t)floor(a * (double)size);
+  return ((k % size) + size) % size;
+}
+
+typedef struct {
+  const double *px, *py, *psi, *lo;
+  int64_t *tri, *he, *hull_tri, *stack;
+  int64_t n_tri, stack_cap, hull_start;
+  int64_t *hull_prev;
+} sweep_state;
+
+static inline void sweep_link(sweep_state* w, int64_t a, int64_t b) {
+  w->he[a] = b;
+  if (b >= 0) w->he[b] = a;
+}
+
+static int64_t sweep_add(sweep_state* w, int64_t a, int64_t b, int64_t c, int64_t ha,
+                         int64_t hb, int64_t hc) {
+  int64_t t = 3 * w->n_tri;
+  w->tri[t] = a; w->tri[t + 1] = b; w->tri[t + 2] = c;
+  sweep_link(w, t, ha); sweep_link(w, t + 1, hb); sweep_link(w, t + 2, hc);
+  w->n_tri++;
+  return t;
+}
+
+/* Flip the edges opposite the new site until regular; returns the half-edge leaving the
+ * new site along the last edge examined (Delaunator's bookkeeping), or -2 when the
+ * stack cannot grow. */
+static int64_t sweep_legalize(sweep_state* w, int64_t a) {
+  int64_t top = 0, ar = 0;
+  for (;;) {
+    int64_t b = w->he[a], a0 = a - a % 3;
+    ar = a0 + (a + 2) % 3;
+    if (b < 0) {
+      if (top == 0) break;
+      a = w->stack[--top];
+      continue;
+    }
+    int64_t b0 = b - b % 3, al = a0 + (a + 1) % 3, bl = b0 + (b + 2) % 3;
+    int64_t p0 = w->tri[ar], pr = w->tri[a], pl = w->tri[al], p1 = w->tri[bl];
+    /* not regular, and the quadrilateral convex (with weights it need not be; such an
+     * edge stays, and the caller's regularity check sends the result to Qhull) */
+    if (lift_below(w->px, w->py, w->psi, w->lo, pr, pl, p0, p1) < 0 &&
+        orient2(w->px, w->py, p0, p1, pr) * orient2(w->px, w->py, p0, p1, pl) < 0) {
+      w->tri[a] = p1;
+      w->tri[b] = p0;
+      int64_t hbl = w->he[bl];
+      if (hbl < 0) { /* a hull edge changed triangles: fix its reference */
+        int64_t e = w->hull_start;
+        do {
+          if (w->hull_tri[e] == bl) { w->hull_tri[e] = a; break; }
+          e = w->hull_prev[e];
+        } while (e != w->hull_start);
+      }
+      sweep_link(w, a, hbl);
+      sweep_link(w, b, w->he[ar]);
+      sweep_link(w, ar, bl);
+      if (top == w->stack_cap) {
+        int64_t* grown = (int64_t*)realloc(w->stack, (size_t)(2 * w->stack_cap) * sizeof(int64_t));
+        if (grown == NULL) return -2;
+        w->stack = grown;
+        w->stack_cap *= 2;
+      }
+      w->stack[top++] = b0 + (b + 1) % 3;
+    } else {
+      if (top == 0) break;
+      a = w->stack[--top];
+    }
+  }
+  return ar;
+}
+
+static int64_t sweep_triangulate(const double* px, const double* py, const double* psi,
+                                 const double* lo, int64_t n, int64_t* S, int64_t* NB) {
+  if (n < 3) return -1;
+  int64_t result = -1, hash_size = (int64_t)ceil(sqrt((double)n));
+  int64_t* he = (int64_t*)malloc((size_t)(6 * n) * sizeof(int64_t));
+  int64_t* hull_next = (int64_t*)malloc((size_t)n * sizeof(int64_t));
+  int64_t* hull_prev = (int64_t*)malloc((size_t)n * sizeof(int64_t));
+  int64_t* hull_tri = (int64_t*)malloc((size_t)n * sizeof(int64_t));
+  int64_t* hash = (int64_t*)malloc((size_t)hash_size * sizeof(int64_t));
+  dist_index* order = (dist_index*)malloc((size_t)n * sizeof(dist_index));
+  sweep_state w = {px, py, psi, lo, S, he, hull_tri, NULL, 0, 64, 0, hull_prev};
+  w.stack = (int64_t*)malloc(64 * sizeof(int64_t));
+  if (!he || !hull_next || !hull_prev || !hull_tri || !hash || !order || !w.stack) goto done;
+  /* seed: the site nearest the box centre, its nearest site, and the site making the
+   * smallest circumcircle with them */
+  double x0 = px[0], x1 = px[0], y0 = py[0], y1 = py[0];
+  for (int64_t i = 1; i < n; i++) {
+    x0 = fmin(x0, px[i]); x1 = fmax(x1, px[i]); y0 = fmin(y0, py[i]); y1 = fmax(y1, py[i]);
+  }
+  double cx = 0.5 * (x0 + x1), cy = 0.5 * (y0 + y1), best = INFINITY;
+  int64_t i0 = -1, i1 = -1, i2 = -1;
+  for (int64_t i = 0; i < n; i++) {
+    double d = (px[i] - cx) * (px[i] - cx) + (py[i] - cy) * (py[i] - cy);
+    if (d < best) { best = d; i0 = i; }
+  }
+  best = INFINITY;
+  for (int64_t i = 0; i < n; i++) {
+    double d = (px[i] - px[i0]) * (px[i] - px[i0]) + (py[i] - py[i0]) * (py[i] - py[i0]);
+    if (i != i0 && d > 0 && d < best) { best = d; i1 = i; }
+  }
+  if (i1 < 0) goto done;
+  best = INFINITY;
+  double ccx = 0, ccy = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (i == i0 || i == i1) continue;
+    double bx = px[i1] - px[i0], by = py[i1] - py[i0], qx = px[i] - px[i0], qy = py[i] - py[i0];
+    double det = bx * qy - by * qx;
+    if (fabs(det) <= 1e-12 * (bx * bx + by * by + qx * qx + qy * qy)) continue;
+    double b2 = bx * bx + by * by, q2 = qx * qx + qy * qy;
+    double ux = 0.5 * (qy * b2 - by * q2) / det, uy = 0.5 * (bx * q2 - qx * b2) / det;
+    double r = ux * ux + uy * uy;
+    if (r < best) { best = r; i2 = i; ccx = px[i0] + ux; ccy = py[i0] + uy; }
+  }
+  if (i2 < 0) goto done; /* collinear */
+  if (orient2(px, py, i0, i1, i2) < 0) { int64_t t = i1; i1 = i2; i2 = t; }
+  for (int64_t i = 0; i < n; i++) {
+    order[i].d = (px[i] - ccx) * (px[i] - ccx) + (py[i] - ccy) * (py[i] - ccy);
+    order[i].i = i;
+  }
+  qsort(order, (size_t)n, sizeof(dist_index), cmp_dist_index);
+  for (int64_t k = 0; k < hash_size; k++) hash[k] = -1;
+  for (int64_t i = 0; i < n; i++) hull_next[i] = hull_prev[i] = hull_tri[i] = -1;
+  hull_next[i0] = hull_prev[i2] = i1;
+  hull_next[i1] = hull_prev[i0] = i2;
+  hull_next[i2] = hull_prev[i1] = i0;
+  hull_tri[i0] = 0; hull_tri[i1] = 1; hull_tri[i2] = 2;
+  w.hull_start = i0;
+  hash[sweep_hash(px[i0] - ccx, py[i0] - ccy, hash_size)] = i0;
+  hash[sweep_hash(px[i1] - ccx, py[i1] - ccy, hash_size)] = i1;
+  hash[sweep_hash(px[i2] - ccx, py[i2] - ccy, hash_size)] = i2;
+  sweep_add(&w, i0, i1, i2, -1, -1, -1);
+  int64_t inserted = 3;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t p = order[k].i;
+    if (p == i0 || p == i1 || p == i2) continue;
+    /* a hull site near p's direction from the centre, then the first edge p sees */
+    int64_t start = -1, key = sweep_hash(px[p] - ccx, py[p] - ccy, hash_size);
+    for (int64_t j = 0; j < hash_size; j++) {
+      start = hash[(key + j) % hash_size];
+      if (start >= 0 && hull_next[start] >= 0) break;
+    }
+    if (start < 0 || hull_next[start] < 0) goto done;
+    start = hull_prev[start];
+    int64_t e = start, q;
+    while (q = hull_next[e], !(orient2(px, py, e, q, p) < 0)) {
+      e = q;
+      if (e == start) goto done; /* p sees no edge: a duplicate or a point on the hull */
+    }
+    int64_t t = sweep_add(&w, e, p, q, -1, -1, hull_tri[e]);
+    int64_t h = sweep_legalize(&w, t + 2);
+    if (h == -2) goto done;
+    hull_tri[p] = h;
+    hull_tri[e] = t;
+    int64_t m = hull_next[e];
+    while (q = hull_next[m], orient2(px, py, m, q, p) < 0) {
+      t = sweep_add(&w, m, p, q, hull_tri[p], -1, hull_tri[m]);
+      h = sweep_legalize(&w, t + 2);
+      if (h == -2) goto done;
+      hull_tri[p] = h;
+      hull_next[m] = -1; /* removed from the hull */
+      m = q;
+    }
+    if (e == start) {
+      while (q = hull_prev[e], orient2(px, py, q, e, p) < 0) {
+        t = sweep_add(&w, q, p, e, -1, hull_tri[e], hull_tri[q]);
+        if (sweep_legalize(&w, t + 2) == -2) goto done;
+        hull_tri[q] = t;
+        hull_next[e] = -1;
+        e = q;
+      }
+    }
+    w.hull_start = hull_prev[p] = e;
+    hull_next[e] = hull_prev[m] = p;
+    hull_next[p] = m;
+    hash[sweep_hash(px[p] - ccx, py[p] - ccy, hash_size)] = p;
+    hash[sweep_hash(px[e] - ccx, py[e] - ccy, hash_size)] = e;
+    inserted++;
+  }
+  if (inserted != n) goto done;
+  /* neighbours opposite each corner; every triangle counter-clockwise */
+  for (int64_t t = 0; t < w.n_tri; t++) {
+    if (!(orient2(px, py, S[3 * t], S[3 * t + 1], S[3 * t + 2]) > 0)) goto done;
+    for (int64_t k = 0; k < 3; k++) {
+      int64_t g = he[3 * t + k];
+      NB[3 * t + (k + 2) % 3] = g < 0 ? -1 : g / 3;
+    }
+  }
+  result = w.n_tri;
+done:
+  free(he); free(hull_next); free(hull_prev); free(hull_tri); free(hash); free(order);
+  free(w.stack);
+  return result;
+}
+
 const aeot_kernels AEOT_TABLE = {
     .name = AEOT_VARIANT,
     .argmax_rows_f32 = argmax_rows_f32,
@@ -828,6 +1053,7 @@ const aeot_kernels AEOT_TABLE = {
     .cand_top2_f64 = cand_top2_f64,
     .lawson_flips = lawson_flips,
     .warm_edges = warm_edges,
+    .sweep_triangulate = sweep_triangulate,
 #ifdef AEOT_FUSED
     .fused_argmax_f32 = fused_argmax_f32,
     .fused_top2_f32 = fused_top2_f32,

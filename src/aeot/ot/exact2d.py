@@ -103,9 +103,11 @@ def solve_exact_2d(
     starts from the regular triangulation of the current iterate, repaired by Lawson edge
     flips (in C, up to four per site; 5 % of the sites in pure Python), and calls Qhull
     only when flipping fails.  A flip that proves a site hidden rejects the trial at once,
-    since an empty cell fails the ε₀ test anyway.  At N = 10⁵ Qhull then runs once, for
-    the initial diagram; the later diagrams' edges, their clipping to the box and their
-    part of the cell areas are computed in C too (:func:`aeot.ot._native.warm_edges`).
+    since an empty cell fails the ε₀ test anyway.  The initial diagram's triangulation
+    comes from a C radial sweep (:func:`aeot.ot._native.sweep_triangulate`; Qhull below
+    1000 cells or when the sweep gives up), so at N = 10⁵ and 10⁶ Qhull does not run;
+    the diagrams' edges, their clipping to the box and their part of the cell areas are
+    computed in C too (:func:`aeot.ot._native.warm_edges`).
     Inside the solve the cells are numbered in Morton order (neighbours near in memory).
     Below a relative error of 10⁻⁶ a full step that fails the decrease test ends the
     solve: its own error is ~rel², so it failed on float64's resolution of the masses.

@@ -13,9 +13,12 @@ give the diagram edge [v_f, v_g] between W_a and W_b, and a lower facet on the h
 boundary gives a ray.  Sites that are not vertices of a lower facet are *hidden*: their
 cells are empty.
 
-Everything after the Qhull call (Barber, Dobkin, Huhdanpaa 1996, through scipy) is
-vectorised NumPy, O(N) (for a warm start repaired by Lawson flips, the edge loop runs in C
-with the same formulas, :func:`aeot.ot._native.warm_edges`):
+The regular triangulation comes from Qhull (Barber, Dobkin, Huhdanpaa 1996, through
+scipy), or, from 1000 sites with the C kernels, from a radial sweep with Lawson flips
+(:func:`aeot.ot._native.sweep_triangulate`, ~6x faster), or from repairing the previous
+diagram's triangulation by Lawson flips (a warm start).  Everything after it is
+vectorised NumPy, O(N) (for a triangulation from C the edge loop runs in C with the same
+formulas, :func:`aeot.ot._native.warm_edges`):
 
 * the edge between W_i and W_j lies on the line {p0 + τ t} with unit normal
   n = (y_j − y_i)/|y_j − y_i|, t = rot90(n) and p0 = (y_i + y_j)/2 + n (ψ_i − ψ_j)/|y_j − y_i|;
@@ -71,6 +74,10 @@ _SKINNY_TOL = 1e-8
 _MAX_FLIPS = 0.05
 # ... and beyond this many with the C loop of :mod:`aeot.ot._native`
 _MAX_FLIPS_NATIVE = 4.0
+# from this many sites a diagram without a previous triangulation starts from the C
+# radial sweep (:func:`aeot.ot._native.sweep_triangulate`) instead of Qhull: 0.17 s
+# against 1.2 s at 10⁵ sites, 2.0 s against 10.6 s at 10⁶
+_SWEEP_FROM = 1000
 # skip Qhull's final outer-plane pass and near-inside points (~15 % faster)
 _QHULL_OPTIONS = "Q5 Q8"
 # what :func:`_lawson_flips` returns when it proves a site hidden
@@ -302,6 +309,11 @@ def _power_diagram(
         inf = np.full(ei.size, np.inf)
         return _assemble(y, psi, lo, hi, ei, ej, -inf, inf, lines)
     edges = None
+    if previous is None and n >= _SWEEP_FROM and _native.available():
+        # no triangulation to start from: the C sweep builds one, ~6x faster than Qhull
+        swept = _native.sweep_triangulate(y[:, 0], y[:, 1], psi, psi_lo)
+        if swept is not None:
+            previous = RegularTriangulation(*swept)
     if previous is not None:
         max_flips = max(64, int(_MAX_FLIPS * n))
         tri = _lawson_flips(y, psi, previous, max_flips, reject_hidden, psi_lo)
