@@ -12,15 +12,19 @@ For each N: the wall time of ``solve`` (best of ``--repeats``, a fresh problem e
 that no run starts from the previous solution; problem generation excluded), the max
 relative cell-mass error max_i |m_i - 1/N| * N from sdot's own power diagram at the
 returned weights (recomputed, not the solver's report), and the Newton iterations.  A
-warm-up solve at N = 100 comes first, outside the results: it loads sdot's precompiled
-kernels (nothing is compiled), and its time is reported as ``first_call_seconds``.
+warm-up solve at N = 100 comes first, outside the results: it loads sdot's kernels
+(compiled by loom on a fresh machine, which prints ninja's lines; they are not JSON), and
+its time is reported as ``first_call_seconds``.  loom compiles the kernels with Eigen 3.4.0,
+which it downloads on first use; offline it prints "eigen 3.4.0 not available" and sdot
+runs without it, slower (7.1 against 6.2 s at N = 10⁵): link Debian's ``libeigen3-dev``
+there first, ``ln -s /usr/include/eigen3 ~/.cache/loom/ext/eigen-3.4.0``.
 
 sdot's arrays go through loom; ``--framework numpy`` (the default) keeps them on NumPy,
 ``auto`` lets loom pick (JAX, which sdot imports), about 0.3 s slower per solve.
 
 This needs an interpreter with sdot installed (and jax, which ``import sdot`` needs), not
 the project's.  Run ``/tmp/sdotenv/bin/python benchmarks/peer_sdot.py --sizes 10000 100000
---repeats 1``.  Prints one JSON object per line.
+--repeats 1 | grep '^{'``.  Prints one JSON object per line.
 """
 
 from __future__ import annotations
