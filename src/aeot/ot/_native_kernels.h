@@ -854,6 +854,7 @@ typedef struct {
   int64_t *tri, *he, *hull_tri, *stack;
   int64_t n_tri, stack_cap, hull_start;
   int64_t *hull_prev;
+  int64_t flips_left; /* rounding could make two diagonals flip back and forth */
 } sweep_state;
 
 static inline void sweep_link(sweep_state* w, int64_t a, int64_t b) {
@@ -872,7 +873,7 @@ static int64_t sweep_add(sweep_state* w, int64_t a, int64_t b, int64_t c, int64_
 
 /* Flip the edges opposite the new site until regular; returns the half-edge leaving the
  * new site along the last edge examined (Delaunator's bookkeeping), or -2 when the
- * stack cannot grow. */
+ * stack cannot grow or the flips exceed their budget (64 per site in all). */
 static int64_t sweep_legalize(sweep_state* w, int64_t a) {
   int64_t top = 0, ar = 0;
   for (;;) {
@@ -889,6 +890,7 @@ static int64_t sweep_legalize(sweep_state* w, int64_t a) {
      * edge stays, and the caller's regularity check sends the result to Qhull) */
     if (lift_below(w->px, w->py, w->psi, w->lo, pr, pl, p0, p1) < 0 &&
         orient2(w->px, w->py, p0, p1, pr) * orient2(w->px, w->py, p0, p1, pl) < 0) {
+      if (--w->flips_left < 0) return -2;
       w->tri[a] = p1;
       w->tri[b] = p0;
       int64_t hbl = w->he[bl];
@@ -927,7 +929,7 @@ static int64_t sweep_triangulate(const double* px, const double* py, const doubl
   int64_t* hull_tri = (int64_t*)malloc((size_t)n * sizeof(int64_t));
   int64_t* hash = (int64_t*)malloc((size_t)hash_size * sizeof(int64_t));
   dist_index* order = (dist_index*)malloc((size_t)n * sizeof(dist_index));
-  sweep_state w = {px, py, psi, lo, S, he, hull_tri, NULL, 0, 64, 0, hull_prev};
+  sweep_state w = {px, py, psi, lo, S, he, hull_tri, NULL, 0, 64, 0, hull_prev, 64 * n};
   w.stack = (int64_t*)malloc(64 * sizeof(int64_t));
   if (!he || !hull_next || !hull_prev || !hull_tri || !hash || !order || !w.stack) goto done;
   /* seed: the site nearest the box centre, its nearest site, and the site making the
