@@ -789,33 +789,26 @@ def test_native_warm_diagram_matches_the_numpy_path(box):
     assert fast.areas.sum() == pytest.approx(np.prod(np.subtract(box[1], box[0])), abs=1e-13)
 
 
-def _exact_cell_area(y, psi, psi_lo, i, candidates):
+def _exact_cell_area(y, psi, psi_lo, i, candidates) -> float:
     """Area of the power cell of site i in the unit square, in rational arithmetic, with
-    the weights ψ + ψ_lo taken exactly: the square clipped by the half-planes
-    2 <x, y_j − y_i> <= |y_j|² − |y_i|² − 2 (ψ_j − ψ_i) of the candidate sites j."""
+    the weights ψ + ψ_lo taken exactly: :func:`_clip` of the square by the half-planes
+    2 <x, y_j − y_i> <= |y_j|² − |y_i|² − 2 (ψ_j − ψ_i) of the candidate sites j, on
+    arrays of Fractions (rounded once, at the end)."""
     from fractions import Fraction as Q
 
-    poly = [(Q(0), Q(0)), (Q(1), Q(0)), (Q(1), Q(1)), (Q(0), Q(1))]
-    yi = [Q(v) for v in y[i]]
-    wi = Q(psi[i]) + Q(psi_lo[i])
+    def site(k):
+        return np.array([Q(v) for v in y[k]], dtype=object)
+
+    def weight(k):
+        return Q(psi[k]) + Q(psi_lo[k])
+
+    poly = np.array([[Q(0), Q(0)], [Q(1), Q(0)], [Q(1), Q(1)], [Q(0), Q(1)]], dtype=object)
+    yi = site(i)
     for j in candidates:
-        if j == i:
-            continue
-        yj = [Q(v) for v in y[j]]
-        a, b = 2 * (yj[0] - yi[0]), 2 * (yj[1] - yi[1])
-        c = yj[0] ** 2 + yj[1] ** 2 - yi[0] ** 2 - yi[1] ** 2 - 2 * (Q(psi[j]) + Q(psi_lo[j]) - wi)
-        out = []
-        for k in range(len(poly)):
-            p, q = poly[k], poly[(k + 1) % len(poly)]
-            fp, fq = a * p[0] + b * p[1] - c, a * q[0] + b * q[1] - c
-            if fp <= 0:
-                out.append(p)
-            if fp * fq < 0:
-                t = fp / (fp - fq)
-                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
-        poly = out
-    twice = sum(p[0] * q[1] - q[0] * p[1] for p, q in zip(poly, poly[1:] + poly[:1], strict=True))
-    return twice / 2
+        if j != i and len(poly):
+            yj = site(j)
+            poly = _clip(poly, 2 * (yj - yi), yj @ yj - yi @ yi - 2 * (weight(j) - weight(i)))
+    return _shoelace(poly)
 
 
 def test_close_sites_and_large_weights_keep_their_cells_exact(monkeypatch):
@@ -837,19 +830,9 @@ def test_close_sites_and_large_weights_keep_their_cells_exact(monkeypatch):
     assert (lo != 0).any()
     box = ((0.0, 0.0), (1.0, 1.0))
     near = np.argsort(np.linalg.norm(y - y[0], axis=1))[:12]
+    nearest = [np.argsort(np.linalg.norm(y - y[i], axis=1))[:40] for i in near]
     exact = np.array(
-        [
-            float(
-                _exact_cell_area(
-                    y,
-                    hi,
-                    lo,
-                    i,
-                    near[:40].tolist() + list(np.argsort(np.linalg.norm(y - y[i], axis=1))[:40]),
-                )
-            )
-            for i in near
-        ]
+        [_exact_cell_area(y, hi, lo, i, c) for i, c in zip(near, nearest, strict=True)]
     )
 
     cold = power2d._power_diagram(y, hi, *box, psi_lo=lo)
