@@ -737,27 +737,25 @@ static int64_t warm_edges(const double* px, const double* py, const double* psi,
   const double tol = 1e-10 * sqrt((hi0 - lo0) * (hi0 - lo0) + (hi1 - lo1) * (hi1 - lo1));
   for (int64_t f = 0; f < F; f++) {
     int64_t a = S[3 * f], b = S[3 * f + 1], c = S[3 * f + 2];
-    double d1x = px[b] - px[a], d1y = py[b] - py[a];
-    double d2x = px[c] - px[a], d2y = py[c] - py[a];
-    double n1 = d1x * d1x + d1y * d1y, n2 = d2x * d2x + d2y * d2y;
-    double r1 = 0.5 * n1 + psi_diff(psi, lo, a, b);
-    double r2 = 0.5 * n2 + psi_diff(psi, lo, a, c);
-    double det = d1x * d2y - d1y * d2x;
-    if (fabs(det) <= 1e-8 * sqrt(n1 * n2)) return -1; /* skinny */
+    double nab = (px[b] - px[a]) * (px[b] - px[a]) + (py[b] - py[a]) * (py[b] - py[a]);
+    double nac = (px[c] - px[a]) * (px[c] - px[a]) + (py[c] - py[a]) * (py[c] - py[a]);
+    double nbc = (px[c] - px[b]) * (px[c] - px[b]) + (py[c] - py[b]) * (py[c] - py[b]);
+    /* skinny: |det| / |ab||ac|, the |sin| of the angle at the listed first corner, below 1e-8 */
+    double skinny_at = 1e-8 * sqrt(nab * nac);
     /* The vertex from the corner opposite the longest side (the triangle rotated, which
      * keeps det): from a far corner of two close sites, r1 d2 and r2 d1 nearly cancel
      * and the vertex moves by ~1e-16 |d|³ / det along their short edge. */
-    double n3 = (px[c] - px[b]) * (px[c] - px[b]) + (py[c] - py[b]) * (py[c] - py[b]);
-    if (n1 > n3 || n2 > n3) {
+    if (nab > nbc || nac > nbc) {
       int64_t o = a;
-      if (n1 >= n2) { a = c; c = b; b = o; } /* opposite ab: start from c */
-      else { a = b; b = c; c = o; }          /* opposite ac: start from b */
-      d1x = px[b] - px[a]; d1y = py[b] - py[a];
-      d2x = px[c] - px[a]; d2y = py[c] - py[a];
-      r1 = 0.5 * (d1x * d1x + d1y * d1y) + psi_diff(psi, lo, a, b);
-      r2 = 0.5 * (d2x * d2x + d2y * d2y) + psi_diff(psi, lo, a, c);
-      det = d1x * d2y - d1y * d2x;
+      if (nab >= nac) { a = c; c = b; b = o; } /* opposite ab: start from c */
+      else { a = b; b = c; c = o; }            /* opposite ac: start from b */
     }
+    double d1x = px[b] - px[a], d1y = py[b] - py[a];
+    double d2x = px[c] - px[a], d2y = py[c] - py[a];
+    double r1 = 0.5 * (d1x * d1x + d1y * d1y) + psi_diff(psi, lo, a, b);
+    double r2 = 0.5 * (d2x * d2x + d2y * d2y) + psi_diff(psi, lo, a, c);
+    double det = d1x * d2y - d1y * d2x;
+    if (fabs(det) <= skinny_at) return -1; /* skinny */
     V[2 * f] = px[a] + (r1 * d2y - r2 * d1y) / det;
     V[2 * f + 1] = py[a] + (d1x * r2 - d2x * r1) / det;
   }

@@ -530,36 +530,28 @@ def _dual_edges(y, psi, yc, s, nb, plane_vertex, psi_lo=None):
     the triangulation is the regular one for ``psi``.
     """
     n = y.shape[0]
-    a, b, c = s[:, 0], s[:, 1], s[:, 2]
-    # vertex v = y_a + u of each lower facet: <u, y_b − y_a> = |y_b − y_a|²/2 + ψ_a − ψ_b
-    ya = y.take(a, axis=0)
-    d1 = y.take(b, axis=0) - ya
-    d2 = y.take(c, axis=0) - ya
-    n1, n2 = np.einsum("ij,ij->i", d1, d1), np.einsum("ij,ij->i", d2, d2)
-    r1 = 0.5 * n1 + _psi_diff(psi, psi_lo, a, b)
-    r2 = 0.5 * n2 + _psi_diff(psi, psi_lo, a, c)
-    det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-    scale = np.sqrt(n1 * n2)
-    skinny = np.abs(det) <= _SKINNY_TOL * scale
-    if plane_vertex is None and skinny.any():
-        return None
+    corners = np.stack([y.take(s[:, m], axis=0) for m in range(3)])  # (3, F, 2)
+    nab, nac, nbc = (
+        np.einsum("ij,ij->i", d, d)
+        for d in (corners[1] - corners[0], corners[2] - corners[0], corners[2] - corners[1])
+    )
+    scale = np.sqrt(nab * nac)  # |det| / scale: |sin| of the angle at the listed first corner
     # The vertex from the corner opposite the longest side (the triangle rotated, which
     # keeps det): from a far corner of two close sites, r1 d2 and r2 d1 nearly cancel and
     # the vertex moves by ~1e-16 |d|³ / det along their short edge
-    d3 = y.take(c, axis=0) - y.take(b, axis=0)
-    n3 = np.einsum("ij,ij->i", d3, d3)
-    rot = np.where((n1 > n3) | (n2 > n3), np.where(n1 >= n2, 2, 1), 0)
-    if rot.any():
-        f = np.nonzero(rot)[0]
-        k = rot[f]
-        sf, row = s.take(f, axis=0), np.arange(f.size)
-        ra, rb, rc = (sf[row, (k + m) % 3] for m in range(3))
-        ya[f] = y.take(ra, axis=0)
-        d1[f] = y.take(rb, axis=0) - ya[f]
-        d2[f] = y.take(rc, axis=0) - ya[f]
-        r1[f] = 0.5 * np.einsum("ij,ij->i", d1[f], d1[f]) + _psi_diff(psi, psi_lo, ra, rb)
-        r2[f] = 0.5 * np.einsum("ij,ij->i", d2[f], d2[f]) + _psi_diff(psi, psi_lo, ra, rc)
-        det[f] = d1[f, 0] * d2[f, 1] - d1[f, 1] * d2[f, 0]
+    first = np.where((nab > nbc) | (nac > nbc), np.where(nab >= nac, 2, 1), 0)
+    row = np.arange(s.shape[0])
+    a, b, c = (s[row, (first + m) % 3] for m in range(3))
+    # vertex v = y_a + u of each lower facet: <u, y_b − y_a> = |y_b − y_a|²/2 + ψ_a − ψ_b
+    ya = corners[first, row]
+    d1 = corners[(first + 1) % 3, row] - ya
+    d2 = corners[(first + 2) % 3, row] - ya
+    r1 = 0.5 * np.einsum("ij,ij->i", d1, d1) + _psi_diff(psi, psi_lo, a, b)
+    r2 = 0.5 * np.einsum("ij,ij->i", d2, d2) + _psi_diff(psi, psi_lo, a, c)
+    det = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+    skinny = np.abs(det) <= _SKINNY_TOL * scale
+    if plane_vertex is None and skinny.any():
+        return None
     safe = np.where(skinny, 1.0, det)
     v = np.empty((s.shape[0], 2))
     v[:, 0] = ya[:, 0] + (r1 * d2[:, 1] - r2 * d1[:, 1]) / safe
