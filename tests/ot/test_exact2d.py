@@ -525,7 +525,7 @@ def test_target_masses_off_the_box_area_by_rounding_spread_over_all_cells():
     assert _rel_error(result) <= 1e-12
 
 
-def test_close_pair_is_solved_with_double_double_weights():
+def test_close_pair_is_solved_with_double_double_weights(monkeypatch):
     """Two targets 1e-8 apart among 10⁴: their edge moves by Δψ / 1e-8, so float64
     weights of size ~1e-3 (rounded at ~1e-19) would hold their masses to ~1e-9 relative;
     held as double-doubles they reach 1e-12 (and the weights' low parts are used)."""
@@ -541,11 +541,8 @@ def test_close_pair_is_solved_with_double_double_weights():
         lows.append(0.0 if psi_lo is None else float(np.abs(psi_lo).max()))
         return original(*args, psi_lo=psi_lo, **kwargs)
 
-    exact2d._power_diagram = spy
-    try:
-        result = solve_exact_2d(SemiDiscreteProblem(y), tol=1e-12)
-    finally:
-        exact2d._power_diagram = original
+    monkeypatch.setattr(exact2d, "_power_diagram", spy)
+    result = solve_exact_2d(SemiDiscreteProblem(y), tol=1e-12)
     assert result.converged
     assert _rel_error(result) <= 1e-12
     assert max(lows) > 0.0
@@ -725,6 +722,20 @@ def test_sweep_triangulation_is_the_regular_one(weights, monkeypatch):
     monkeypatch.setattr(power2d, "_SWEEP_FROM", 1000)
     swept_diagram = power2d._power_diagram(y, psi, (0.0, 0.0), (1.0, 1.0))
     np.testing.assert_allclose(swept_diagram.areas, qhull.areas, rtol=0, atol=1e-16)
+
+
+@pytest.mark.skipif(not _native.available(), reason="needs the C kernels")
+def test_sweep_triangulates_small_sets_as_delaunay():
+    """3 to 8 random sites (hulls of three to eight edges, where a new site sees all but
+    one of them): the sweep gives scipy's Delaunay triangles every time."""
+    from scipy.spatial import Delaunay
+
+    for n in range(3, 9):
+        for seed in range(60):
+            y = np.random.default_rng(seed).random((n, 2))
+            swept = _native.sweep_triangulate(y[:, 0], y[:, 1], np.zeros(n))
+            assert swept is not None
+            assert _triangle_set(swept[0]) == _triangle_set(Delaunay(y).simplices), (n, seed)
 
 
 @pytest.mark.skipif(not _native.available(), reason="needs the C kernels")

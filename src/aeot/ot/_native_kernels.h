@@ -841,7 +841,9 @@ static inline double orient2(const double* px, const double* py, int64_t a, int6
 }
 
 static inline int64_t sweep_hash(double dx, double dy, int64_t size) {
-  double p = dx / (fabs(dx) + fabs(dy)); /* pseudo-angle in [0, 4), monotone in the angle */
+  double norm = fabs(dx) + fabs(dy);
+  if (!(norm > 0)) return 0; /* a site at the centre: any bucket is a valid start */
+  double p = dx / norm; /* pseudo-angle in [0, 4), monotone in the angle */
   double a = (dy > 0 ? 3.0 - p : 1.0 + p) / 4.0;
   int64_t k = (int64_t)floor(a * (double)size);
   return ((k % size) + size) % size;
@@ -1001,7 +1003,9 @@ static int64_t sweep_triangulate(const double* px, const double* py, const doubl
     hull_tri[p] = h;
     hull_tri[e] = t;
     int64_t m = hull_next[e];
-    while (q = hull_next[m], orient2(px, py, m, q, p) < 0) {
+    /* the walks stop at the last edge (m, e) left on the hull: if p sees that one too,
+     * rounding made it see the whole hull, and the kernel gives up below */
+    while (q = hull_next[m], q != e && orient2(px, py, m, q, p) < 0) {
       t = sweep_add(&w, m, p, q, hull_tri[p], -1, hull_tri[m]);
       h = sweep_legalize(&w, t + 2);
       if (h == -2) goto done;
@@ -1010,7 +1014,7 @@ static int64_t sweep_triangulate(const double* px, const double* py, const doubl
       m = q;
     }
     if (e == start) {
-      while (q = hull_prev[e], orient2(px, py, q, e, p) < 0) {
+      while (q = hull_prev[e], q != m && orient2(px, py, q, e, p) < 0) {
         t = sweep_add(&w, q, p, e, -1, hull_tri[e], hull_tri[q]);
         if (sweep_legalize(&w, t + 2) == -2) goto done;
         hull_tri[q] = t;
@@ -1018,6 +1022,7 @@ static int64_t sweep_triangulate(const double* px, const double* py, const doubl
         e = q;
       }
     }
+    if (hull_next[m] == e && orient2(px, py, m, e, p) < 0) goto done;
     w.hull_start = hull_prev[p] = e;
     hull_next[e] = hull_prev[m] = p;
     hull_next[p] = m;
