@@ -305,3 +305,31 @@ def test_warm_edges_on_a_quadrilateral_and_its_guards():
         _native.warm_edges(*args[:6], np.zeros((3, 2)))
     with pytest.raises(TypeError, match="px must hold real numbers"):
         _native.warm_edges(px.astype(complex), *args[1:])
+
+
+@pytest.mark.parametrize("kernel", ["lawson_flips", "warm_edges", "sweep_triangulate"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_triangulation_kernels_refuse_non_finite_sites(kernel, bad):
+    """The kernels build with -ffinite-math-only: a NaN or inf coordinate, weight or low
+    part of a weight is refused before any C runs (an inf coordinate corrupted the
+    sweep's heap)."""
+    px, py, psi, s, nb = _square()
+    calls = {
+        "lawson_flips": lambda x, y, w, lo: _native.lawson_flips(
+            x, y, w, s, nb, None, 10, False, lo
+        ),
+        "warm_edges": lambda x, y, w, lo: _native.warm_edges(
+            x, y, w, s, nb, (-1, -1, 2, 2), None, lo
+        ),
+        "sweep_triangulate": lambda x, y, w, lo: _native.sweep_triangulate(x, y, w, lo),
+    }
+    call = calls[kernel]
+    for name, arrays in (
+        ("px", (np.where(np.arange(4) == 2, bad, px), py, psi, None)),
+        ("py", (px, np.where(np.arange(4) == 0, bad, py), psi, None)),
+        ("psi", (px, py, np.where(np.arange(4) == 3, bad, psi), None)),
+        ("psi_lo", (px, py, psi, np.where(np.arange(4) == 1, bad, 0.0))),
+    ):
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            call(*arrays)
+    assert call(px, py, psi, np.zeros(4)) is not None  # the same arrays, finite, run

@@ -466,7 +466,8 @@ def _check_index_array(a, name: str, low: int, high: int) -> np.ndarray:
 
 def _check_sites(px, py, psi) -> list[np.ndarray]:
     """The sites' coordinates and weights as three contiguous float64 arrays of one
-    length, else TypeError / ValueError."""
+    length, all finite (the kernels build with -ffinite-math-only), else TypeError /
+    ValueError."""
     sites = []
     for name, a in (("px", px), ("py", py), ("psi", psi)):
         a = np.asarray(a)
@@ -477,6 +478,9 @@ def _check_sites(px, py, psi) -> list[np.ndarray]:
         sites.append(np.ascontiguousarray(a, dtype=np.float64))
     if sites[1].size != sites[0].size or sites[2].size != sites[0].size:
         raise ValueError(f"px, py and psi must have the same length, got {[a.size for a in sites]}")
+    for name, a in zip(("px", "py", "psi"), sites, strict=True):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} must be finite, got {int((~np.isfinite(a)).sum())} NaN/inf")
     return sites
 
 
@@ -489,6 +493,8 @@ def _check_low(psi_lo, n: int) -> int:
         raise TypeError("psi_lo must be a float64 array or None")
     if psi_lo.shape != (n,) or not psi_lo.flags.c_contiguous:
         raise ValueError(f"psi_lo must be a contiguous array of shape ({n},), got {psi_lo.shape}")
+    if not np.isfinite(psi_lo).all():
+        raise ValueError("psi_lo must be finite")
     return psi_lo.ctypes.data
 
 
