@@ -43,6 +43,20 @@ def _with_bad_entry(draw, shape):
 # --------------------------------------------------------------------- the problem
 
 
+def test_non_finite_entries_are_counted_chunk_by_chunk():
+    """A finite chunk sum proves its chunk finite; an overflowing sum of finite entries
+    (1e308 + 1e308 = inf) must still count none, and NaN / ±inf each count once."""
+    from aeot._validation import _count_non_finite
+
+    big = torch.full((10,), 1e308, dtype=torch.float64)
+    assert _count_non_finite(big, chunk=4) == 0
+    big[[1, 6, 9]] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+    assert _count_non_finite(big, chunk=4) == 3
+    assert _count_non_finite(torch.tensor([float("inf"), -float("inf")]), chunk=2) == 2
+    assert _count_non_finite(torch.tensor([1.0, float("nan")], dtype=torch.float16)) == 1
+    assert _count_non_finite(torch.arange(5)) == 0
+
+
 @FAST
 @given(st.data(), st.integers(1, 6), st.integers(1, 4))
 def test_non_finite_targets_or_weights_are_named(data, n, d):

@@ -15,10 +15,14 @@ def _count_non_finite(tensor: torch.Tensor, chunk: int = 2**22) -> int:
     flat = tensor.reshape(-1)  # a view for contiguous input
     # torch has no isfinite for the 8-bit float types: check them widened (exactly)
     widen = tensor.is_floating_point() and tensor.element_size() == 1
-    return sum(
-        int((~torch.isfinite(flat[i : i + chunk].float() if widen else flat[i : i + chunk])).sum())
-        for i in range(0, flat.numel(), chunk)
-    )
+    count = 0
+    for i in range(0, flat.numel(), chunk):
+        part = flat[i : i + chunk].float() if widen else flat[i : i + chunk]
+        # a NaN or ±inf entry makes the sum NaN or ±inf, so a finite sum proves the chunk
+        # finite in one reduction; a non-finite sum (perhaps only an overflow) is counted
+        if not bool(torch.isfinite(part.sum())):
+            count += int((~torch.isfinite(part)).sum())
+    return count
 
 
 def as_float_tensor(
