@@ -333,3 +333,76 @@ def test_triangulation_kernels_refuse_non_finite_sites(kernel, bad):
         with pytest.raises(ValueError, match=f"{name} must be finite"):
             call(*arrays)
     assert call(px, py, psi, np.zeros(4)) is not None  # the same arrays, finite, run
+
+
+def _csr(n=5, m=4):
+    g = torch.Generator().manual_seed(0)
+    ptr = torch.arange(0, 2 * n + 1, 2, dtype=torch.int64)
+    cols = torch.tensor([0, 3], dtype=torch.int64).repeat(n)
+    values = torch.rand(2 * n, dtype=torch.float64, generator=g)
+    return dict(
+        psi=torch.zeros(m, dtype=torch.float64),
+        cols=cols,
+        values=values,
+        ptr=ptr,
+        a=torch.ones(n, dtype=torch.float64),
+        reg=0.1,
+        w=torch.empty(2 * n, dtype=torch.float64),
+        columns=torch.zeros(m, dtype=torch.float64),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda k: k["ptr"].__setitem__(2, 1), ValueError, "ptr must rise"),  # a row empty...
+        (lambda k: k["ptr"].__setitem__(3, 9), ValueError, "ptr must rise"),  # ...or backwards
+        (lambda k: k.update(ptr=k["ptr"][:-1], a=k["a"][:-1]), ValueError, "ptr must rise"),
+        (lambda k: k["cols"].__setitem__(4, 4), ValueError, r"cols must lie in \[0, 4\)"),
+        (lambda k: k["cols"].__setitem__(1, -1), ValueError, r"cols must lie in \[0, 4\)"),
+        (lambda k: k.__setitem__("cols", k["cols"].int()), TypeError, "cols"),
+        (lambda k: k.__setitem__("values", k["values"].float()), TypeError, "values"),
+        (lambda k: k.__setitem__("w", k["w"][:-1]), ValueError, "w"),
+        (
+            lambda k: k.__setitem__("columns", torch.zeros(5, dtype=torch.float64)),
+            ValueError,
+            "columns",
+        ),
+        (lambda k: k.__setitem__("a", torch.ones(4, dtype=torch.float64)), ValueError, "a"),
+        (lambda k: k.__setitem__("reg", 0.0), ValueError, "reg must be > 0"),
+        (lambda k: k.__setitem__("reg", float("nan")), ValueError, "reg must be > 0"),
+    ],
+)
+def test_lse_csr_refuses_lists_it_would_read_outside(change, error, message):
+    kwargs = _csr()
+    assert _native.lse_csr(**kwargs) == pytest.approx(_native.lse_csr(**_csr()))
+    change(kwargs)
+    with pytest.raises(error, match=message):
+        _native.lse_csr(**kwargs)
+
+
+def test_dense_accelerated_kernels_refuse_wrong_arguments():
+    cost = torch.rand(6, 5, dtype=torch.float64)
+    psi, a = torch.zeros(5, dtype=torch.float64), torch.ones(6, dtype=torch.float64)
+    with pytest.raises(TypeError, match="cost"):
+        _native.lse_dense(cost.float(), psi, a, 0.1, torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="columns"):
+        _native.lse_dense(cost, psi, a, 0.1, torch.zeros(6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="reg"):
+        _native.lse_dense(cost, psi, a, -1.0, torch.zeros(5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="psi0"):
+        _native.active_entries(cost, torch.zeros(6, dtype=torch.float64), 0.1, 30)
+    with pytest.raises(ValueError, match="radius"):
+        _native.active_entries(cost, psi, -0.1, 30)
+    with pytest.raises(ValueError, match="x"):
+        _native.ctransform_dot(cost, psi, torch.zeros(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="cost"):
+        _native.ctransform_dot(cost.t(), torch.zeros(6, dtype=torch.float64), psi[:6])
+    # every entry kept: 30 > 29 entries allowed gives None, the full list at 30
+    assert _native.active_entries(cost, psi, 10.0, 29) is None
+    ptr, cols, values = _native.active_entries(cost, psi, 10.0, 30)
+    assert torch.equal(values, cost.reshape(-1)) and torch.equal(cols, torch.arange(5).repeat(6))
+    # a NaN cost is never kept (both passes skip it): the list stays within its rows
+    cost[2, 3] = float("nan")
+    ptr, cols, values = _native.active_entries(cost, psi, 10.0, 30)
+    assert int(ptr[-1]) == 29 and not bool(values.isnan().any())

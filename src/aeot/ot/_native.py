@@ -655,3 +655,211 @@ def sweep_triangulate(
     if count < 0:
         return None
     return simplices[: 3 * count].reshape(count, 3), neighbors[: 3 * count].reshape(count, 3)
+
+
+# ------------------------------------------- accelerated discrete OT (log-sum-exp passes)
+#
+# The passes of aeot.ot.accelerated over a float64 cost matrix C (n × m, row-major) and
+# over its active sets (CSR lists), rows split over the thread pool; each thread adds
+# into its own column sums, added up afterwards.  Their exponential is the kernels'
+# exp_nonpos (about one ulp; 0 below e^−708).
+
+
+def _check_costs(cost: torch.Tensor) -> tuple[int, int, int]:
+    rows, cols = _check_matrix(cost, "cost", torch.float64)
+    return rows, cols, cost.stride(0) if rows > 1 else cols
+
+
+def _check_vector(tensor: torch.Tensor, name: str, n: int, dtype=torch.float64) -> int:
+    _check_tensor(tensor, name, dtype, (n,))
+    return tensor.data_ptr()
+
+
+def _sum_columns(pieces: list[tuple[float, torch.Tensor]], columns: torch.Tensor) -> float:
+    value = 0.0
+    for part, cols in pieces:
+        value += part
+        columns += cols
+    return value
+
+
+def lse_dense(
+    cost: torch.Tensor, psi: torch.Tensor, a: torch.Tensor, reg: float, columns: torch.Tensor
+) -> float:
+    """Σ_i a_i (t_i + log s_i) over the rows of ``cost``, where z_ij = (ψ_j − C_ij) / reg,
+    t_i = max_j z_ij and s_i = Σ_j e^(z_ij − t_i); adds Σ_i a_i softmax_j(z_i) to
+    ``columns`` (m,).  All float64 on the CPU."""
+    n, m, ld = _check_costs(cost)
+    p, pa = _check_vector(psi, "psi", m), _check_vector(a, "a", n)
+    _check_vector(columns, "columns", m)
+    if not reg > 0:
+        raise ValueError(f"reg must be > 0, got {reg}")
+    lib = _lib()
+
+    def part(start, stop):
+        cols = torch.zeros(m, dtype=torch.float64)
+        buf = torch.empty(m, dtype=torch.float64)
+        value = lib.lse_dense_f64(
+            cost.data_ptr() + 8 * start * ld,
+            stop - start,
+            m,
+            ld,
+            p,
+            pa + 8 * start,
+            float(reg),
+            buf.data_ptr(),
+            cols.data_ptr(),
+        )
+        return value, cols
+
+    return _map_rows(part, n, columns)
+
+
+def _map_rows(part, n: int, columns: torch.Tensor) -> float:
+    ranges = _split_rows(n)
+    if len(ranges) == 1:
+        pieces = [part(*ranges[0])]
+    else:
+        pieces = [f.result() for f in [_pool().submit(part, *r) for r in ranges]]
+    return _sum_columns(pieces, columns)
+
+
+def lse_csr(
+    psi: torch.Tensor,
+    cols: torch.Tensor,
+    values: torch.Tensor,
+    ptr: torch.Tensor,
+    a: torch.Tensor,
+    reg: float,
+    w: torch.Tensor,
+    columns: torch.Tensor,
+    *,
+    checked: bool = False,
+) -> float:
+    """:func:`lse_dense` over a CSR list: row i's entries ``ptr[i]`` to ``ptr[i + 1]`` − 1
+    with columns ``cols`` (int64, each in [0, m)) and costs ``values``; every row
+    non-empty.  Writes a_i softmax(z_i)_k to ``w`` (the entries' size) as well.  The
+    offsets and column range are checked unless the caller has (``checked``: a list
+    from :func:`active_entries`, checked once there by construction)."""
+    m = psi.shape[0] if isinstance(psi, torch.Tensor) and psi.dim() == 1 else -1
+    p = _check_vector(psi, "psi", max(m, 0))
+    n = ptr.shape[0] - 1 if isinstance(ptr, torch.Tensor) and ptr.dim() == 1 else -1
+    if n < 0:
+        raise ValueError("ptr must be a 1-D tensor of n + 1 row offsets")
+    _check_vector(ptr, "ptr", n + 1, torch.int64)
+    k = cols.shape[0] if isinstance(cols, torch.Tensor) and cols.dim() == 1 else -1
+    _check_vector(cols, "cols", max(k, 0), torch.int64)
+    pv, pw = _check_vector(values, "values", k), _check_vector(w, "w", k)
+    pa = _check_vector(a, "a", n)
+    _check_vector(columns, "columns", m)
+    if int(ptr[0]) != 0 or int(ptr[-1]) != k:
+        raise ValueError("ptr must rise strictly from 0 to the number of entries")
+    if not checked:
+        if bool((ptr[1:] <= ptr[:-1]).any()):
+            raise ValueError("ptr must rise strictly from 0 to the number of entries")
+        if k and (int(cols.min()) < 0 or int(cols.max()) >= m):
+            raise ValueError(f"cols must lie in [0, {m})")
+    if not reg > 0:
+        raise ValueError(f"reg must be > 0, got {reg}")
+    lib = _lib()
+    pp, pcol = ptr.data_ptr(), cols.data_ptr()
+
+    def part(start, stop):
+        out = torch.zeros(m, dtype=torch.float64)
+        value = lib.lse_csr_f64(
+            p,
+            pcol,
+            pv,
+            pp + 8 * start,
+            stop - start,
+            pa + 8 * start,
+            float(reg),
+            pw,
+            out.data_ptr(),
+        )
+        return value, out
+
+    return _map_rows(part, n, columns)
+
+
+def active_entries(
+    cost: torch.Tensor, psi0: torch.Tensor, radius: float, max_entries: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The entries (i, j) with ψ0_j − C_ij ≥ max_j (ψ0_j − C_ij) − ``radius`` as a CSR
+    list ``(ptr, cols, values)`` (columns in order within each row), or None when they
+    are more than ``max_entries``."""
+    n, m, ld = _check_costs(cost)
+    p = _check_vector(psi0, "psi0", m)
+    if not radius >= 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    lib = _lib()
+    top = torch.empty(n, dtype=torch.float64)
+    ptr = torch.zeros(n + 1, dtype=torch.int64)
+    count = ptr[1:]
+
+    def counted(start, stop):
+        lib.active_count_f64(
+            cost.data_ptr() + 8 * start * ld,
+            stop - start,
+            m,
+            ld,
+            p,
+            float(radius),
+            top.data_ptr() + 8 * start,
+            count.data_ptr() + 8 * start,
+        )
+
+    ranges = _split_rows(n)
+    _run_split(counted, ranges)
+    ptr[1:] = torch.cumsum(count, 0)
+    total = int(ptr[-1])
+    if total > max_entries:
+        return None
+    cols = torch.empty(total, dtype=torch.int64)
+    values = torch.empty(total, dtype=torch.float64)
+    bad = [0] * len(ranges)
+
+    def filled(index, start, stop):
+        bad[index] = lib.active_fill_f64(
+            cost.data_ptr() + 8 * start * ld,
+            stop - start,
+            m,
+            ld,
+            p,
+            top.data_ptr() + 8 * start,
+            float(radius),
+            ptr.data_ptr() + 8 * start,
+            cols.data_ptr(),
+            values.data_ptr(),
+        )
+
+    _run_split(filled, [(k, *r) for k, r in enumerate(ranges)])
+    # finite input fills every row's range exactly, each with its largest entry at least
+    if sum(bad) or bool((count == 0).any()):
+        raise ValueError("cost and psi0 must be finite (a NaN or inf entry made the active set)")
+    return ptr, cols, values
+
+
+def ctransform_dot(
+    cost: torch.Tensor, psi: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(φ, C x) with φ_i = min_j (C_ij − ψ_j), in one pass over ``cost``."""
+    n, m, ld = _check_costs(cost)
+    p, px = _check_vector(psi, "psi", m), _check_vector(x, "x", m)
+    lib = _lib()
+    phi, dot = torch.empty(n, dtype=torch.float64), torch.empty(n, dtype=torch.float64)
+
+    def part(start, stop):
+        lib.ctransform_dot_f64(
+            cost.data_ptr() + 8 * start * ld,
+            stop - start,
+            m,
+            ld,
+            p,
+            px,
+            phi.data_ptr() + 8 * start,
+            dot.data_ptr() + 8 * start,
+        )
+
+    _run_split(part, _split_rows(n))
+    return phi, dot

@@ -208,6 +208,90 @@ static PyObject* py_sweep_triangulate(PyObject* self, PyObject* args) {
   return PyLong_FromLongLong(count);
 }
 
+/* The accelerated discrete OT passes (aeot.ot.accelerated); addresses, then sizes. */
+/* (c, rows, m, ld, psi, a, reg, buf, columns) -> sum_i a_i (top_i + log s_i) */
+static PyObject* py_lse_dense_f64(PyObject* self, PyObject* args) {
+  addr c, psi, a, buf, columns;
+  i64 rows, m, ld;
+  double reg, value;
+  if (!PyArg_ParseTuple(args, "KLLLKKdKK:lse_dense_f64", &c, &rows, &m, &ld, &psi, &a, &reg,
+                        &buf, &columns))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  value = t->lse_dense_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi),
+                           PTR(const double*, a), reg, PTR(double*, buf),
+                           PTR(double*, columns));
+  Py_END_ALLOW_THREADS
+  return PyFloat_FromDouble(value);
+}
+
+/* (psi, col, v, ptr, rows, a, reg, w, columns) -> sum_i a_i (top_i + log s_i) */
+static PyObject* py_lse_csr_f64(PyObject* self, PyObject* args) {
+  addr psi, col, v, ptr, a, w, columns;
+  i64 rows;
+  double reg, value;
+  if (!PyArg_ParseTuple(args, "KKKKLKdKK:lse_csr_f64", &psi, &col, &v, &ptr, &rows, &a, &reg,
+                        &w, &columns))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  value = t->lse_csr_f64(PTR(const double*, psi), PTR(const int64_t*, col),
+                         PTR(const double*, v), PTR(const int64_t*, ptr), rows,
+                         PTR(const double*, a), reg, PTR(double*, w), PTR(double*, columns));
+  Py_END_ALLOW_THREADS
+  return PyFloat_FromDouble(value);
+}
+
+/* (c, rows, m, ld, psi0, radius, top, count) -> total count */
+static PyObject* py_active_count_f64(PyObject* self, PyObject* args) {
+  addr c, psi0, top, count;
+  i64 rows, m, ld, total;
+  double radius;
+  if (!PyArg_ParseTuple(args, "KLLLKdKK:active_count_f64", &c, &rows, &m, &ld, &psi0, &radius,
+                        &top, &count))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  total = t->active_count_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi0),
+                              radius, PTR(double*, top), PTR(int64_t*, count));
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(total);
+}
+
+/* (c, rows, m, ld, psi0, top, radius, ptr, col, v) */
+static PyObject* py_active_fill_f64(PyObject* self, PyObject* args) {
+  addr c, psi0, top, ptr, col, v;
+  i64 rows, m, ld;
+  double radius;
+  if (!PyArg_ParseTuple(args, "KLLLKKdKKK:active_fill_f64", &c, &rows, &m, &ld, &psi0, &top,
+                        &radius, &ptr, &col, &v))
+    return NULL;
+  const aeot_kernels* t = active;
+  int64_t bad;
+  Py_BEGIN_ALLOW_THREADS
+  bad = t->active_fill_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi0),
+                     PTR(const double*, top), radius, PTR(const int64_t*, ptr),
+                     PTR(int64_t*, col), PTR(double*, v));
+  Py_END_ALLOW_THREADS
+  return PyLong_FromLongLong(bad);
+}
+
+/* (c, rows, m, ld, psi, x, phi, dot) */
+static PyObject* py_ctransform_dot_f64(PyObject* self, PyObject* args) {
+  addr c, psi, x, phi, dot;
+  i64 rows, m, ld;
+  if (!PyArg_ParseTuple(args, "KLLLKKKK:ctransform_dot_f64", &c, &rows, &m, &ld, &psi, &x,
+                        &phi, &dot))
+    return NULL;
+  const aeot_kernels* t = active;
+  Py_BEGIN_ALLOW_THREADS
+  t->ctransform_dot_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi),
+                        PTR(const double*, x), PTR(double*, phi), PTR(double*, dot));
+  Py_END_ALLOW_THREADS
+  Py_RETURN_NONE;
+}
+
 static PyObject* py_variant(PyObject* self, PyObject* noargs) {
   return PyUnicode_FromString(active->name);
 }
@@ -268,6 +352,11 @@ static PyMethodDef methods[] = {
     KERNEL(lawson_flips),
     KERNEL(warm_edges),
     KERNEL(sweep_triangulate),
+    KERNEL(lse_dense_f64),
+    KERNEL(lse_csr_f64),
+    KERNEL(active_count_f64),
+    KERNEL(active_fill_f64),
+    KERNEL(ctransform_dot_f64),
     {"variant", py_variant, METH_NOARGS,
      "The kernel variant in use: 'avx512', 'avx2' or 'baseline'."},
     {"variants", py_variants, METH_NOARGS, "The variants this CPU runs, best first."},

@@ -15,6 +15,7 @@
  * columns: a vectorised max per block, the best block(s) kept, and only the
  * winning block is searched for its index.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,16 @@ typedef struct {
                         int64_t*, int64_t*, double*, double*, uint8_t*, double*, double*);
   int64_t (*sweep_triangulate)(const double*, const double*, const double*, const double*,
                                int64_t, int64_t*, int64_t*);
+  double (*lse_dense_f64)(const double*, int64_t, int64_t, int64_t, const double*,
+                          const double*, double, double*, double*);
+  double (*lse_csr_f64)(const double*, const int64_t*, const double*, const int64_t*, int64_t,
+                        const double*, double, double*, double*);
+  int64_t (*active_count_f64)(const double*, int64_t, int64_t, int64_t, const double*, double,
+                              double*, int64_t*);
+  int64_t (*active_fill_f64)(const double*, int64_t, int64_t, int64_t, const double*,
+                          const double*, double, const int64_t*, int64_t*, double*);
+  void (*ctransform_dot_f64)(const double*, int64_t, int64_t, int64_t, const double*,
+                             const double*, double*, double*);
   void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
                            const float*, int64_t, int64_t*, float*);
   void (*fused_top2_f32)(const float*, int64_t, int64_t, int64_t, const float*, const float*,
@@ -1046,6 +1057,231 @@ done:
   return result;
 }
 
+/* Log-sum-exp passes of the accelerated discrete OT solver (aeot.ot.accelerated).
+ *
+ * exp_nonpos(x) = e^x for x <= 0, to about one ulp above x = -708 and 0 below (a value
+ * there is under 1e-307 of a row's largest weight): k = round(x / ln 2) by the
+ * 1.5 * 2^52 shift, r = x - k ln 2 in two parts (|r| <= ln 2 / 2), e^r by its Taylor
+ * series to degree 12 (remainder below 2.3e-16 relative), times 2^k built in the
+ * exponent bits. Written with plain arithmetic and a memcpy so that the compiler
+ * vectorises the loops that call it (the AVX2 variant four at a time). */
+static inline double exp_nonpos(double x) {
+  const double shift = 0x1.8p52;
+  double xc = x < -708.0 ? -708.0 : x;
+  double t = xc * 1.4426950408889634 + shift;
+  double k = t - shift;
+  double r = xc - k * 0x1.62e42fefa3800p-1;
+  r = r - k * 0x1.ef35793c76730p-45;
+  double p = 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  uint64_t bits;
+  memcpy(&bits, &t, sizeof bits);
+  bits = (bits << 52) + ((uint64_t)1023 << 52); /* 2^k: the low bits of t hold k */
+  double scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return x < -708.0 ? 0.0 : p * scale;
+}
+
+/* Reductions in 8 interleaved lanes, combined pairwise at the end: the order is fixed
+ * by the code, so the compiler vectorises them without -ffast-math. (The kernels build
+ * with -ffinite-math-only; "lowest" starts a max below every finite value.) */
+#define LANES 8
+static inline double lanes_sum(const double* p) {
+  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+static inline double lanes_max(const double* p) {
+  double t = p[0];
+  for (int l = 1; l < LANES; ++l) t = p[l] > t ? p[l] : t;
+  return t;
+}
+
+/* buf[k] = e^(buf[k] - top) for k < n; returns their sum */
+static inline double exp_shift_sum(double* buf, int64_t n, double top) {
+  for (int64_t k = 0; k < n; ++k) buf[k] = exp_nonpos(buf[k] - top);
+  double p[LANES] = {0};
+  int64_t k = 0;
+  for (; k + LANES <= n; k += LANES)
+    for (int l = 0; l < LANES; ++l) p[l] += buf[k + l];
+  double s = lanes_sum(p);
+  for (; k < n; ++k) s += buf[k];
+  return s;
+}
+
+/* One pass of E_lambda over the dense rows of C (rows x m, leading dimension ld): for each
+ * row, z_j = (psi_j - C_ij) / reg, top = max_j z_j, s = sum_j e^(z_j - top);
+ * columns_j += a_i e^(z_j - top) / s. Returns sum_i a_i (top + log s). buf: m doubles. */
+static double lse_dense_f64(const double* c, int64_t rows, int64_t m, int64_t ld,
+                            const double* psi, const double* a, double reg, double* buf,
+                            double* columns) {
+  const double inv = 1.0 / reg;
+  double acc = 0.0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* ci = c + i * ld;
+    double mx[LANES];
+    for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
+    int64_t j = 0;
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; ++l) {
+        double z = (psi[j + l] - ci[j + l]) * inv;
+        buf[j + l] = z;
+        mx[l] = z > mx[l] ? z : mx[l];
+      }
+    double top = lanes_max(mx);
+    for (; j < m; ++j) {
+      double z = (psi[j] - ci[j]) * inv;
+      buf[j] = z;
+      top = z > top ? z : top;
+    }
+    double s = exp_shift_sum(buf, m, top);
+    const double f = a[i] / s;
+    for (j = 0; j < m; ++j) columns[j] += f * buf[j];
+    acc += a[i] * (top + log(s));
+  }
+  return acc;
+}
+
+/* The same pass over a CSR list (row i: entries ptr[i] .. ptr[i + 1] - 1, columns col,
+ * costs v; every row non-empty): w_k = a_i e^(z_k - top_i) / s_i is written for each
+ * entry and added to columns[col_k]. Returns sum_i a_i (top_i + log s_i). */
+static double lse_csr_f64(const double* psi, const int64_t* col, const double* v,
+                          const int64_t* ptr, int64_t rows, const double* a, double reg,
+                          double* w, double* columns) {
+  const double inv = 1.0 / reg;
+  double acc = 0.0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t lo = ptr[i], n = ptr[i + 1] - lo;
+    const int64_t* ck = col + lo;
+    const double* vk = v + lo;
+    double* wk = w + lo;
+    double mx[LANES];
+    for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
+    int64_t k = 0;
+    for (; k + LANES <= n; k += LANES)
+      for (int l = 0; l < LANES; ++l) {
+        double z = (psi[ck[k + l]] - vk[k + l]) * inv;
+        wk[k + l] = z;
+        mx[l] = z > mx[l] ? z : mx[l];
+      }
+    double top = lanes_max(mx);
+    for (; k < n; ++k) {
+      double z = (psi[ck[k]] - vk[k]) * inv;
+      wk[k] = z;
+      top = z > top ? z : top;
+    }
+    double s = exp_shift_sum(wk, n, top);
+    const double f = a[i] / s;
+    for (k = 0; k < n; ++k) wk[k] *= f;
+    for (k = 0; k < n; ++k) columns[ck[k]] += wk[k];
+    acc += a[i] * (top + log(s));
+  }
+  return acc;
+}
+
+/* The active set's first pass: top_i = max_j (psi0_j - C_ij) and count_i, the entries
+ * with psi0_j - C_ij >= top_i - radius. Returns the sum of the counts. */
+static int64_t active_count_f64(const double* c, int64_t rows, int64_t m, int64_t ld,
+                                const double* psi0, double radius, double* top,
+                                int64_t* count) {
+  int64_t total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* ci = c + i * ld;
+    double mx[LANES];
+    for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
+    int64_t j = 0;
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; ++l) {
+        double z = psi0[j + l] - ci[j + l];
+        mx[l] = z > mx[l] ? z : mx[l];
+      }
+    double t = lanes_max(mx);
+    for (; j < m; ++j) {
+      double z = psi0[j] - ci[j];
+      t = z > t ? z : t;
+    }
+    const double cut = t - radius;
+    int64_t n = 0;
+    for (j = 0; j < m; ++j) n += (psi0[j] - ci[j]) >= cut;
+    top[i] = t;
+    count[i] = n;
+    total += n;
+  }
+  return total;
+}
+
+/* Its second pass: row i's entries, in column order, at ptr[i] .. ptr[i + 1] - 1 of col
+ * and v. It never writes past ptr[i + 1] and returns the number of rows whose entries
+ * did not fill their range exactly (0 for finite input: both passes make the same test;
+ * a NaN, which the -ffinite-math-only build may test either way, can make them differ,
+ * and the caller then refuses the list). */
+static int64_t active_fill_f64(const double* c, int64_t rows, int64_t m, int64_t ld,
+                               const double* psi0, const double* top, double radius,
+                               const int64_t* ptr, int64_t* col, double* v) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* ci = c + i * ld;
+    const double cut = top[i] - radius;
+    const int64_t end = ptr[i + 1];
+    int64_t k = ptr[i], j = 0;
+    /* LANES columns at a time: a vectorised test whether any is kept, most are not */
+    for (; j + LANES <= m; j += LANES) {
+      int any = 0;
+      for (int l = 0; l < LANES; ++l) any |= (psi0[j + l] - ci[j + l]) >= cut;
+      if (!any) continue;
+      for (int l = 0; l < LANES; ++l)
+        if (psi0[j + l] - ci[j + l] >= cut && k < end) {
+          col[k] = j + l;
+          v[k] = ci[j + l];
+          ++k;
+        }
+    }
+    for (; j < m; ++j)
+      if (psi0[j] - ci[j] >= cut && k < end) {
+        col[k] = j;
+        v[k] = ci[j];
+        ++k;
+      }
+    bad += k != end;
+  }
+  return bad;
+}
+
+/* phi_i = min_j (C_ij - psi_j) (the c-transform) and dot_i = sum_j C_ij x_j, in one pass. */
+static void ctransform_dot_f64(const double* c, int64_t rows, int64_t m, int64_t ld,
+                               const double* psi, const double* x, double* phi, double* dot) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const double* ci = c + i * ld;
+    double mn[LANES], p[LANES];
+    for (int l = 0; l < LANES; ++l) mn[l] = DBL_MAX, p[l] = 0.0;
+    int64_t j = 0;
+    for (; j + LANES <= m; j += LANES)
+      for (int l = 0; l < LANES; ++l) {
+        double z = ci[j + l] - psi[j + l];
+        mn[l] = z < mn[l] ? z : mn[l];
+        p[l] += ci[j + l] * x[j + l];
+      }
+    double lo = mn[0], d = lanes_sum(p);
+    for (int l = 1; l < LANES; ++l) lo = mn[l] < lo ? mn[l] : lo;
+    for (; j < m; ++j) {
+      double z = ci[j] - psi[j];
+      lo = z < lo ? z : lo;
+      d += ci[j] * x[j];
+    }
+    phi[i] = lo;
+    dot[i] = d;
+  }
+}
+
 const aeot_kernels AEOT_TABLE = {
     .name = AEOT_VARIANT,
     .argmax_rows_f32 = argmax_rows_f32,
@@ -1059,6 +1295,11 @@ const aeot_kernels AEOT_TABLE = {
     .lawson_flips = lawson_flips,
     .warm_edges = warm_edges,
     .sweep_triangulate = sweep_triangulate,
+    .lse_dense_f64 = lse_dense_f64,
+    .lse_csr_f64 = lse_csr_f64,
+    .active_count_f64 = active_count_f64,
+    .active_fill_f64 = active_fill_f64,
+    .ctransform_dot_f64 = ctransform_dot_f64,
 #ifdef AEOT_FUSED
     .fused_argmax_f32 = fused_argmax_f32,
     .fused_top2_f32 = fused_top2_f32,
