@@ -165,3 +165,89 @@ def test_coarse_stages_on_a_row_sample_keep_the_certificate(monkeypatch):
     assert result.dual <= exact + 1e-12 <= result.cost + 1e-12
     plan = result.plan(cost)
     assert torch.allclose(plan.sum(1), a, atol=1e-13) and torch.allclose(plan.sum(0), b, atol=1e-13)
+
+
+native = pytest.mark.skipif(
+    not __import__("aeot.ot._native", fromlist=["available"]).available(),
+    reason="needs the C kernels",
+)
+
+
+@native
+def test_the_c_passes_equal_the_torch_passes(monkeypatch):
+    """Full pass, active set (entries, order, weights) and rounding: the float64 C kernels
+    against the torch path, which is the definition written in tensor operations."""
+    from aeot.ot import accelerated as acc
+
+    cost, a, b = _problem(150, 203, 3, seed=31)  # 203 columns: a tail past the 8 lanes
+    blocks = acc._blocks(150, 203)
+    g = torch.Generator().manual_seed(2)
+    psi = torch.randn(203, dtype=torch.float64, generator=g) * 0.05
+    lam, radius = 3e-3, 0.05
+
+    def passes():
+        value, columns = acc._smoothed(cost, a, b, psi, lam, blocks)
+        active = acc._ActiveSet(cost, psi, radius, blocks, max_entries=cost.numel())
+        value_a, columns_a, w = active.weights(a, b, psi, lam)
+        rounded = acc._rounded_cost(cost, a, b, psi, columns, lam, blocks)
+        rounded_a = acc._rounded_cost(cost, a, b, psi, columns_a, lam, blocks, active)
+        return value, columns, active, value_a, columns_a, w.clone(), rounded, rounded_a
+
+    assert acc._native_ok(cost)
+    c_run = passes()
+    monkeypatch.setattr(acc, "_native_ok", lambda cost: False)
+    t_run = passes()
+    value, columns, active, value_a, columns_a, w, rounded, rounded_a = c_run
+    t_value, t_columns, t_active, t_value_a, t_columns_a, t_w, t_rounded, t_rounded_a = t_run
+    assert active.native and not t_active.native
+    assert 0 < active.size < cost.numel()
+    assert torch.equal(active.rows, t_active.rows) and torch.equal(active.cols, t_active.cols)
+    assert torch.equal(active.values, t_active.values)
+    assert torch.equal(active.lengths, t_active.lengths)
+    assert value == pytest.approx(t_value, rel=1e-14)
+    assert value_a == pytest.approx(t_value_a, rel=1e-14)
+    torch.testing.assert_close(columns, t_columns, rtol=1e-13, atol=1e-17)
+    torch.testing.assert_close(columns_a, t_columns_a, rtol=1e-13, atol=1e-17)
+    torch.testing.assert_close(w, t_w, rtol=1e-13, atol=1e-17)
+    for c_round, t_round in ((rounded, t_rounded), (rounded_a, t_rounded_a)):
+        assert c_round[0] == pytest.approx(t_round[0], rel=1e-13)
+        assert torch.equal(c_round[1], t_round[1])  # the c-transform: a min, exact
+
+
+@native
+def test_the_c_exponential_is_within_two_ulps_of_libm():
+    """Rows of two entries with z = (0, −t): the weights' ratio is the kernel's e^(−t)."""
+    from aeot.ot import _native
+
+    t = torch.cat([torch.linspace(0, 700, 20001, dtype=torch.float64), torch.tensor([707.9])])
+    n = t.shape[0]
+    values = torch.stack([torch.zeros(n, dtype=torch.float64), t], 1).reshape(-1)
+    cols = torch.tensor([0, 1], dtype=torch.int64).repeat(n)
+    ptr = torch.arange(0, 2 * n + 1, 2, dtype=torch.int64)
+    a = torch.ones(n, dtype=torch.float64)
+    w, columns = torch.empty(2 * n, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    psi = torch.zeros(2, dtype=torch.float64)
+    value = _native.lse_csr(psi, cols, values, ptr, a, 1.0, w, columns)
+    w = w.reshape(n, 2)
+    exact = torch.exp(-t)
+    rel = ((w[:, 1] / w[:, 0] - exact) / exact).abs()
+    assert float(rel.max()) <= 4.5e-16  # e^(−t) and the ratio's rounding
+    assert value == pytest.approx(float(torch.log1p(exact).sum()), rel=1e-14)
+    # below e^−708 the kernel's 0 is under 1e-307 of the row's largest weight
+    values[1::2] = 800.0
+    _native.lse_csr(psi, cols, values, ptr, a, 1.0, w.reshape(-1), columns)
+    assert float(w[:, 1].abs().max()) == 0.0 and bool((w[:, 0] == 1).all())
+
+
+@native
+def test_c_and_torch_solves_take_the_same_steps(monkeypatch):
+    from aeot.ot import accelerated as acc
+
+    cost, a, b = _problem(300, 260, 2, seed=37)
+    c_result = solve_discrete_accelerated(cost, a, b, tol=1e-4)
+    monkeypatch.setattr(acc, "_native_ok", lambda cost: False)
+    t_result = solve_discrete_accelerated(cost, a, b, tol=1e-4)
+    assert c_result.iterations == t_result.iterations
+    assert c_result.active_passes == t_result.active_passes > 0
+    assert c_result.cost == pytest.approx(t_result.cost, rel=1e-10)
+    assert c_result.dual == pytest.approx(t_result.dual, rel=1e-10)

@@ -48,6 +48,14 @@ at a fraction of the cost. The full problem takes over from it at the first stag
 active set holds at most 5 % of C. (At N = 10⁴ in 2D the full problem then needs more
 steps than after full-problem coarse stages, 388 against 304, and the solve takes less
 time.)
+
+**C kernels.** For a float64 cost matrix on the CPU (row-major) the passes run in the
+extension's kernels (``aeot.ot._native``: the full log-sum-exp pass, the active set's
+two building passes and its CSR pass, the c-transform with the rounding's product C x),
+one fused loop per row in eight vector lanes with an inlined exponential accurate to
+about one ulp, rows split over the kernel thread pool. They take the same steps as the
+torch path (the fallback for float32, CUDA or ``AEOT_NATIVE=0``) and give its values to
+about 1e-14 relative; at N = M = 10⁴ in 2D they make the solve 3.5× faster.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from dataclasses import dataclass, field
 import torch
 
 from aeot._validation import as_float_tensor
+from aeot.ot import _native
 
 __all__ = ["AcceleratedOTResult", "solve_discrete_accelerated"]
 
@@ -144,10 +153,34 @@ def _blocks(n: int, m: int):
     return [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
 
 
+def _native_ok(cost: torch.Tensor) -> bool:
+    """Whether the passes over ``cost`` run in the C kernels (float64, CPU, row-major,
+    the extension present): one fused loop per row instead of torch's passes."""
+    return (
+        cost.dtype == torch.float64
+        and cost.device.type == "cpu"
+        and (cost.shape[1] == 1 or cost.stride(1) == 1)
+        and _native.available()
+    )
+
+
+def _abs_max_mean(cost: torch.Tensor, blocks) -> tuple[float, float]:
+    """max |C| and mean |C| without a temporary of C's size (one pass for C ≥ 0)."""
+    low, high = (float(v) for v in torch.aminmax(cost))
+    if low >= 0:
+        total = float(cost.sum())
+    else:
+        total = sum(float(cost[rows].abs().sum()) for rows in blocks)
+    return max(-low, high), total / cost.numel()
+
+
 def _smoothed(cost, a, b, psi, reg, blocks) -> tuple[float, torch.Tensor]:
     """E_λ(ψ) and Σ_i a_i π_i (the column sums of diag(a) π), in one full pass."""
-    value = torch.dot(b, psi)
     columns = torch.zeros_like(psi)
+    if _native_ok(cost):
+        value = float(torch.dot(b, psi)) - reg * _native.lse_dense(cost, psi, a, reg, columns)
+        return value, columns
+    value = torch.dot(b, psi)
     for rows in blocks:
         z = torch.sub(psi[None, :], cost[rows]).div_(reg)  # logits
         top = z.max(dim=1, keepdim=True).values
@@ -166,6 +199,16 @@ class _ActiveSet:
     def __init__(self, cost, psi0, radius, blocks, max_entries):
         self.psi0 = psi0.clone()
         self.dense = False
+        self.native = _native_ok(cost)
+        if self.native:
+            found = _native.active_entries(cost, self.psi0, radius, int(max_entries))
+            if found is None:
+                self.dense = True
+                return
+            self.ptr, self.cols, self.values = found
+            self.lengths = self.ptr[1:] - self.ptr[:-1]
+            self._w = torch.empty_like(self.values)
+            return
         rows, cols, total = [], [], 0
         for block in blocks:
             z = torch.sub(psi0[None, :], cost[block])
@@ -177,21 +220,40 @@ class _ActiveSet:
                 return
             rows.append(r + block.start)
             cols.append(c)
-        self.rows, self.cols = torch.cat(rows), torch.cat(cols)
-        self.values = cost[self.rows, self.cols]
-        self.lengths = torch.bincount(self.rows, minlength=cost.shape[0])
+        self._rows, self.cols = torch.cat(rows), torch.cat(cols)
+        self.values = cost[self._rows, self.cols]
+        self.lengths = torch.bincount(self._rows, minlength=cost.shape[0])
         # two work buffers of the entries' size, reused by every pass
         self._z, self._t = torch.empty_like(self.values), torch.empty_like(self.values)
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """The row of each entry."""
+        if self.native:
+            n = self.lengths.shape[0]
+            return torch.repeat_interleave(torch.arange(n, device=self.cols.device), self.lengths)
+        return self._rows
+
+    @property
+    def size(self) -> int:
+        """The number of entries."""
+        return self.cols.shape[0]
 
     def weights(self, a, b, psi, reg) -> tuple[float, torch.Tensor, torch.Tensor]:
         """E_λ(ψ), Σ_i a_i π_i and the entries a_i π_ij, on the active entries (the
         entries' tensor is a buffer the next call overwrites)."""
+        if self.native:
+            columns = torch.zeros_like(psi)
+            lse = _native.lse_csr(
+                psi, self.cols, self.values, self.ptr, a, reg, self._w, columns, checked=True
+            )
+            return float(torch.dot(b, psi)) - reg * lse, columns, self._w
         z = torch.index_select(psi, 0, self.cols, out=self._z).sub_(self.values).div_(reg)
         top = torch.segment_reduce(z, "max", lengths=self.lengths)
-        z.sub_(torch.index_select(top, 0, self.rows, out=self._t)).exp_()
+        z.sub_(torch.index_select(top, 0, self._rows, out=self._t)).exp_()
         total = torch.segment_reduce(z, "sum", lengths=self.lengths)
         value = float(torch.dot(b, psi) - reg * torch.dot(a, top + torch.log(total)))
-        w = z.mul_(torch.index_select(a / total, 0, self.rows, out=self._t))
+        w = z.mul_(torch.index_select(a / total, 0, self._rows, out=self._t))
         columns = torch.zeros_like(psi).index_add_(0, self.cols, w)
         return value, columns, w
 
@@ -220,14 +282,18 @@ def _rounded_cost(cost, a, b, psi, columns, reg, blocks, active=None):
     row_err = torch.clamp(a - rows_sum, min=0)
     col_err = torch.clamp(b - columns * scale, min=0)
     mass = col_err.abs().sum()
-    phi, correction = [], []
-    for rows in blocks:
-        block = cost[rows]
-        phi.append((block - psi[None, :]).min(dim=1).values)
-        correction.append(block @ col_err)
+    if _native_ok(cost):
+        phi, correction = _native.ctransform_dot(cost, psi, col_err)
+    else:
+        phis, corrections = [], []
+        for rows in blocks:
+            block = cost[rows]
+            phis.append((block - psi[None, :]).min(dim=1).values)
+            corrections.append(block @ col_err)
+        phi, correction = torch.cat(phis), torch.cat(corrections)
     if mass > 0:
-        total = total + torch.dot(row_err, torch.cat(correction)) / mass
-    return float(total), torch.cat(phi), (a, scale, row_err, col_err, reg)
+        total = total + torch.dot(row_err, correction) / mass
+    return float(total), phi, (a, scale, row_err, col_err, reg)
 
 
 @dataclass
@@ -264,9 +330,9 @@ def _run(
     coarse stages), without the final measurement of bounds; its stages still measure
     theirs where a stage ends, as every stage does."""
     n, m = c.shape
-    cmax = float(c.abs().max()) or 1.0
     log_m = math.log(max(m, 2))
     blocks = _blocks(n, m)
+    cmax = _abs_max_mean(c, blocks)[0] or 1.0
     # the ascent test allows the rounding of a sum of n log-sum-exps in this dtype
     slack = 64 * torch.finfo(c.dtype).eps
     max_entries = _MAX_DENSITY * n * m
@@ -311,7 +377,7 @@ def _run(
         y, momentum = psi.clone(), 1.0
         rebuild(psi, lam)
         if until_density is not None and active is not None:
-            if active.rows.numel() <= until_density * n * m:
+            if active.size <= until_density * n * m:
                 return _Run(psi, lam, None, iterations, passes, active_passes, False)
         value, columns = smoothed(psi, lam)
         error = float((b_w - columns).abs().sum())
@@ -437,7 +503,7 @@ def solve_discrete_accelerated(
     c = as_float_tensor(c, "cost")  # finite, dense
     n, m = c.shape
     a_w, b_w = _weights(a, n, "a", c), _weights(b, m, "b", c)
-    scale = float(c.abs().mean()) or 1.0
+    scale = _abs_max_mean(c, _blocks(n, m))[1] or 1.0
     log_m = math.log(max(m, 2))
     lam = reg_start if reg_start is not None else scale / log_m
     floor = reg if reg is not None else 1e-9 * scale
