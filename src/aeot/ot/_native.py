@@ -798,6 +798,7 @@ def active_entries(
     count = ptr[1:]
 
     def counted(start, stop):
+        buf = torch.empty(m, dtype=torch.float64)
         lib.active_count_f64(
             cost.data_ptr() + 8 * start * ld,
             stop - start,
@@ -805,6 +806,7 @@ def active_entries(
             ld,
             p,
             float(radius),
+            buf.data_ptr(),
             top.data_ptr() + 8 * start,
             count.data_ptr() + 8 * start,
         )

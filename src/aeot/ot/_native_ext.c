@@ -243,18 +243,19 @@ static PyObject* py_lse_csr_f64(PyObject* self, PyObject* args) {
   return PyFloat_FromDouble(value);
 }
 
-/* (c, rows, m, ld, psi0, radius, top, count) -> total count */
+/* (c, rows, m, ld, psi0, radius, buf, top, count) -> total count */
 static PyObject* py_active_count_f64(PyObject* self, PyObject* args) {
-  addr c, psi0, top, count;
+  addr c, psi0, buf, top, count;
   i64 rows, m, ld, total;
   double radius;
-  if (!PyArg_ParseTuple(args, "KLLLKdKK:active_count_f64", &c, &rows, &m, &ld, &psi0, &radius,
-                        &top, &count))
+  if (!PyArg_ParseTuple(args, "KLLLKdKKK:active_count_f64", &c, &rows, &m, &ld, &psi0, &radius,
+                        &buf, &top, &count))
     return NULL;
   const aeot_kernels* t = active;
   Py_BEGIN_ALLOW_THREADS
   total = t->active_count_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi0),
-                              radius, PTR(double*, top), PTR(int64_t*, count));
+                              radius, PTR(double*, buf), PTR(double*, top),
+                              PTR(int64_t*, count));
   Py_END_ALLOW_THREADS
   return PyLong_FromLongLong(total);
 }
@@ -271,8 +272,8 @@ static PyObject* py_active_fill_f64(PyObject* self, PyObject* args) {
   int64_t bad;
   Py_BEGIN_ALLOW_THREADS
   bad = t->active_fill_f64(PTR(const double*, c), rows, m, ld, PTR(const double*, psi0),
-                     PTR(const double*, top), radius, PTR(const int64_t*, ptr),
-                     PTR(int64_t*, col), PTR(double*, v));
+                           PTR(const double*, top), radius, PTR(const int64_t*, ptr),
+                           PTR(int64_t*, col), PTR(double*, v));
   Py_END_ALLOW_THREADS
   return PyLong_FromLongLong(bad);
 }

@@ -49,9 +49,9 @@ typedef struct {
   double (*lse_csr_f64)(const double*, const int64_t*, const double*, const int64_t*, int64_t,
                         const double*, double, double*, double*);
   int64_t (*active_count_f64)(const double*, int64_t, int64_t, int64_t, const double*, double,
-                              double*, int64_t*);
+                              double*, double*, int64_t*);
   int64_t (*active_fill_f64)(const double*, int64_t, int64_t, int64_t, const double*,
-                          const double*, double, const int64_t*, int64_t*, double*);
+                             const double*, double, const int64_t*, int64_t*, double*);
   void (*ctransform_dot_f64)(const double*, int64_t, int64_t, int64_t, const double*,
                              const double*, double*, double*);
   void (*fused_argmax_f32)(const float*, int64_t, int64_t, int64_t, const float*,
@@ -1118,6 +1118,27 @@ static inline double exp_shift_sum(double* buf, int64_t n, double top) {
   return s;
 }
 
+/* buf_j = (psi_j - c_j) * inv for j < m; returns the largest (exact, whatever the lanes) */
+static inline double scaled_gaps_max(const double* psi, const double* c, int64_t m,
+                                     double inv, double* buf) {
+  double mx[LANES];
+  for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
+  int64_t j = 0;
+  for (; j + LANES <= m; j += LANES)
+    for (int l = 0; l < LANES; ++l) {
+      double z = (psi[j + l] - c[j + l]) * inv;
+      buf[j + l] = z;
+      mx[l] = z > mx[l] ? z : mx[l];
+    }
+  double top = lanes_max(mx);
+  for (; j < m; ++j) {
+    double z = (psi[j] - c[j]) * inv;
+    buf[j] = z;
+    top = z > top ? z : top;
+  }
+  return top;
+}
+
 /* One pass of E_lambda over the dense rows of C (rows x m, leading dimension ld): for each
  * row, z_j = (psi_j - C_ij) / reg, top = max_j z_j, s = sum_j e^(z_j - top);
  * columns_j += a_i e^(z_j - top) / s. Returns sum_i a_i (top + log s). buf: m doubles. */
@@ -1127,25 +1148,10 @@ static double lse_dense_f64(const double* c, int64_t rows, int64_t m, int64_t ld
   const double inv = 1.0 / reg;
   double acc = 0.0;
   for (int64_t i = 0; i < rows; ++i) {
-    const double* ci = c + i * ld;
-    double mx[LANES];
-    for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
-    int64_t j = 0;
-    for (; j + LANES <= m; j += LANES)
-      for (int l = 0; l < LANES; ++l) {
-        double z = (psi[j + l] - ci[j + l]) * inv;
-        buf[j + l] = z;
-        mx[l] = z > mx[l] ? z : mx[l];
-      }
-    double top = lanes_max(mx);
-    for (; j < m; ++j) {
-      double z = (psi[j] - ci[j]) * inv;
-      buf[j] = z;
-      top = z > top ? z : top;
-    }
+    const double top = scaled_gaps_max(psi, c + i * ld, m, inv, buf);
     double s = exp_shift_sum(buf, m, top);
     const double f = a[i] / s;
-    for (j = 0; j < m; ++j) columns[j] += f * buf[j];
+    for (int64_t j = 0; j < m; ++j) columns[j] += f * buf[j];
     acc += a[i] * (top + log(s));
   }
   return acc;
@@ -1189,29 +1195,17 @@ static double lse_csr_f64(const double* psi, const int64_t* col, const double* v
 }
 
 /* The active set's first pass: top_i = max_j (psi0_j - C_ij) and count_i, the entries
- * with psi0_j - C_ij >= top_i - radius. Returns the sum of the counts. */
+ * with psi0_j - C_ij >= top_i - radius (the fill pass makes the same test: the product
+ * by 1 in scaled_gaps_max is exact). Returns the sum of the counts. buf: m doubles. */
 static int64_t active_count_f64(const double* c, int64_t rows, int64_t m, int64_t ld,
-                                const double* psi0, double radius, double* top,
+                                const double* psi0, double radius, double* buf, double* top,
                                 int64_t* count) {
   int64_t total = 0;
   for (int64_t i = 0; i < rows; ++i) {
-    const double* ci = c + i * ld;
-    double mx[LANES];
-    for (int l = 0; l < LANES; ++l) mx[l] = -DBL_MAX;
-    int64_t j = 0;
-    for (; j + LANES <= m; j += LANES)
-      for (int l = 0; l < LANES; ++l) {
-        double z = psi0[j + l] - ci[j + l];
-        mx[l] = z > mx[l] ? z : mx[l];
-      }
-    double t = lanes_max(mx);
-    for (; j < m; ++j) {
-      double z = psi0[j] - ci[j];
-      t = z > t ? z : t;
-    }
+    const double t = scaled_gaps_max(psi0, c + i * ld, m, 1.0, buf);
     const double cut = t - radius;
     int64_t n = 0;
-    for (j = 0; j < m; ++j) n += (psi0[j] - ci[j]) >= cut;
+    for (int64_t j = 0; j < m; ++j) n += buf[j] >= cut;
     top[i] = t;
     count[i] = n;
     total += n;
