@@ -57,15 +57,25 @@ def test_one_dimensional_sorted_matching():
 
 
 def test_acceleration_beats_the_plain_gradient_rate_on_one_stage():
-    """One smoothing level, started cold: FISTA's marginal error after 200 steps is far
-    below a single-step-size gradient ascent's (which is FISTA without momentum)."""
+    """One smoothing level, started cold: E*_λ − E_λ(ψ_k) falls like 1/k² under FISTA and
+    at best like 1/k under the same backtracked gradient ascent without momentum; after
+    200 steps FISTA's is far below (measured: 1.3e-4 against 2.5e-2). E*_λ from a long
+    FISTA run."""
     cost, a, b = _problem(80, 80, 2, seed=11)
-    lam = 1e-3
-    fista = solve_discrete_accelerated(cost, a, b, reg=lam, reg_start=lam, tol=1e-12, max_iter=200)
-    assert not fista.converged and fista.iterations == 200
-    smoothed = [h["smoothed_dual"] for h in fista.history]
-    assert smoothed[-1] >= max(smoothed) - 1e-12  # restarts keep the best value
-    assert fista.marginal_error < 0.05
+    lam = 1e-4
+    kwargs = dict(reg=lam, reg_start=lam, tol=1e-14)
+    best = solve_discrete_accelerated(cost, a, b, max_iter=20_000, **kwargs)
+    top = max(h["smoothed_dual"] for h in best.history)
+    fista = solve_discrete_accelerated(cost, a, b, max_iter=200, **kwargs)
+    plain = solve_discrete_accelerated(cost, a, b, max_iter=200, momentum=False, **kwargs)
+    assert fista.iterations == plain.iterations == 200
+    gaps = {}
+    for name, run in (("fista", fista), ("plain", plain)):
+        smoothed = [h["smoothed_dual"] for h in run.history]
+        assert smoothed[-1] >= max(smoothed) - 1e-12  # restarts keep the best value
+        gaps[name] = top - smoothed[-1]
+    assert 0 <= gaps["fista"] < 0.02 * gaps["plain"]
+    assert fista.marginal_error < 0.2 * plain.marginal_error
 
 
 def test_a_capped_solve_still_returns_valid_bounds():
