@@ -298,8 +298,8 @@ class AEOT(ConfigEstimator):
         history["ot_errors"] = list(self.ot_.errors)
         self._say(
             f"OT {'converged' if self.ot_.converged else 'stopped unconverged'}: L1 error "
-            f"{self.ot_.error:.4f} after {self.ot_.n_iter} iterations, "
-            f"{history['ot_seconds']:.0f} s; estimating the cell graph and singular set"
+            f"{self.ot_.error:.3g} after {self.ot_.n_iter} iterations, "
+            f"{history['ot_seconds']:.1f} s; estimating the cell graph and singular set"
         )
         start = time.perf_counter()
         self._fit_sampler(x)
