@@ -164,18 +164,17 @@ def _split_rows(rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def _run_split(fn, calls: list[tuple]) -> None:
-    """``fn(*args)`` for each argument tuple, on the pool when there are several.
+def _run_split(fn, calls: list[tuple]) -> list:
+    """``fn(*args)`` for each argument tuple, on the pool when there are several; their
+    results in the calls' order.
 
     Threads rather than OpenMP (the extension releases the GIL during each call): a second
     OpenMP runtime beside torch's spins against it and can slow both by orders of
     magnitude on a loaded machine.
     """
     if len(calls) == 1:
-        fn(*calls[0])
-        return
-    for future in [_pool().submit(fn, *args) for args in calls]:
-        future.result()
+        return [fn(*calls[0])]
+    return [future.result() for future in [_pool().submit(fn, *args) for args in calls]]
 
 
 def _run_rows(
@@ -675,14 +674,6 @@ def _check_vector(tensor: torch.Tensor, name: str, n: int, dtype=torch.float64) 
     return tensor.data_ptr()
 
 
-def _sum_columns(pieces: list[tuple[float, torch.Tensor]], columns: torch.Tensor) -> float:
-    value = 0.0
-    for part, cols in pieces:
-        value += part
-        columns += cols
-    return value
-
-
 def lse_dense(
     cost: torch.Tensor, psi: torch.Tensor, a: torch.Tensor, reg: float, columns: torch.Tensor
 ) -> float:
@@ -716,12 +707,13 @@ def lse_dense(
 
 
 def _map_rows(part, n: int, columns: torch.Tensor) -> float:
-    ranges = _split_rows(n)
-    if len(ranges) == 1:
-        pieces = [part(*ranges[0])]
-    else:
-        pieces = [f.result() for f in [_pool().submit(part, *r) for r in ranges]]
-    return _sum_columns(pieces, columns)
+    """Σ of ``part(start, stop)``'s values over the row ranges; their column sums are
+    added to ``columns``."""
+    value = 0.0
+    for piece, cols in _run_split(part, _split_rows(n)):
+        value += piece
+        columns += cols
+    return value
 
 
 def lse_csr(
@@ -819,10 +811,9 @@ def active_entries(
         return None
     cols = torch.empty(total, dtype=torch.int64)
     values = torch.empty(total, dtype=torch.float64)
-    bad = [0] * len(ranges)
 
-    def filled(index, start, stop):
-        bad[index] = lib.active_fill_f64(
+    def filled(start, stop):
+        return lib.active_fill_f64(
             cost.data_ptr() + 8 * start * ld,
             stop - start,
             m,
@@ -835,9 +826,9 @@ def active_entries(
             values.data_ptr(),
         )
 
-    _run_split(filled, [(k, *r) for k, r in enumerate(ranges)])
+    bad = sum(_run_split(filled, ranges))
     # finite input fills every row's range exactly, each with its largest entry at least
-    if sum(bad) or bool((count == 0).any()):
+    if bad or bool((count == 0).any()):
         raise ValueError("cost and psi0 must be finite (a NaN or inf entry made the active set)")
     return ptr, cols, values
 

@@ -228,14 +228,6 @@ class _ActiveSet:
         self._z, self._t = torch.empty_like(self.values), torch.empty_like(self.values)
 
     @property
-    def rows(self) -> torch.Tensor:
-        """The row of each entry."""
-        if self.native:
-            n = self.lengths.shape[0]
-            return torch.repeat_interleave(torch.arange(n, device=self.cols.device), self.lengths)
-        return self._rows
-
-    @property
     def size(self) -> int:
         """The number of entries."""
         return self.cols.shape[0]
@@ -326,6 +318,7 @@ def _run(
     callback,
     accelerate=True,
     until_density=None,
+    cmax=None,
 ) -> _Run:
     """FISTA stages from (ψ, λ) (module docstring). With ``until_density`` it returns at
     the start of the first stage whose active set holds at most that share of C (the
@@ -334,7 +327,8 @@ def _run(
     n, m = c.shape
     log_m = math.log(max(m, 2))
     blocks = _blocks(n, m)
-    cmax = _abs_max_mean(c, blocks)[0] or 1.0
+    if cmax is None:  # max |C| (the caller has it for the full problem)
+        cmax = _abs_max_mean(c, blocks)[0] or 1.0
     # the ascent test allows the rounding of a sum of n log-sum-exps in this dtype
     slack = 64 * torch.finfo(c.dtype).eps
     max_entries = _MAX_DENSITY * n * m
@@ -509,7 +503,8 @@ def solve_discrete_accelerated(
     c = as_float_tensor(c, "cost")  # finite, dense
     n, m = c.shape
     a_w, b_w = _weights(a, n, "a", c), _weights(b, m, "b", c)
-    scale = _abs_max_mean(c, _blocks(n, m))[1] or 1.0
+    cmax, scale = _abs_max_mean(c, _blocks(n, m))
+    cmax, scale = cmax or 1.0, scale or 1.0
     log_m = math.log(max(m, 2))
     lam = reg_start if reg_start is not None else scale / log_m
     floor = reg if reg is not None else 1e-9 * scale
@@ -552,7 +547,7 @@ def solve_discrete_accelerated(
         )
         psi, lam = coarse.psi, coarse.reg
     done = coarse.iterations if coarse is not None else 0
-    run = _run(c, a_w, b_w, psi, lam, max_iter=max(max_iter - done, 1), **settings)
+    run = _run(c, a_w, b_w, psi, lam, max_iter=max(max_iter - done, 1), cmax=cmax, **settings)
     _, upper, dual, phi, factors, psi, lam, error = run.best
     return AcceleratedOTResult(
         psi=psi,
