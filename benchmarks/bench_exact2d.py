@@ -104,8 +104,16 @@ def _gradient_descent(problem: SemiDiscreteProblem, budget: float) -> tuple[floa
 
 
 def run(
-    sizes: list[int], repeats: int, seed: int, tol: float, density: str = "uniform", grid: int = 256
+    sizes: list[int],
+    repeats: int,
+    seed: int,
+    tol: float,
+    density: str = "uniform",
+    grid: int = 256,
+    linear_solvers: tuple[str, ...] = ("auto",),
 ) -> list[dict]:
+    """One row per N and linear solver; the solvers' repeats alternate, so that a change
+    of the machine's load falls on all of them alike."""
     rows = []
     source = _source(density, grid)
     rho = source.density().numpy() if isinstance(source, GridDensity) else None
@@ -124,40 +132,47 @@ def run(
                 lambda d=voronoi, y=y: cell_masses_and_edge_integrals(d, y, rho), 3
             )
 
-        times, cpu_times, result, evaluations = [], [], None, 0
+        runs = {
+            ls: {"times": [], "cpu": [], "result": None, "diagrams": 0} for ls in linear_solvers
+        }
         for _ in range(repeats):
-            counter, undo = _count_diagrams()
-            try:
-                t, c = time.perf_counter(), time.process_time()
-                result = exact2d.solve_exact_2d(problem, tol=tol)
-                times.append(time.perf_counter() - t)
-                cpu_times.append(time.process_time() - c)
-            finally:
-                undo()
-            evaluations = counter[0]
+            for ls, r in runs.items():
+                counter, undo = _count_diagrams()
+                try:
+                    t, c = time.perf_counter(), time.process_time()
+                    r["result"] = exact2d.solve_exact_2d(problem, tol=tol, linear_solver=ls)
+                    r["times"].append(time.perf_counter() - t)
+                    r["cpu"].append(time.process_time() - c)
+                finally:
+                    undo()
+                r["diagrams"] = counter[0]
         nu = problem.weights.numpy()
-        rel = float(np.max(np.abs(result.cell_masses.numpy() - nu) / nu))
-        gd_rel, gd_iters = _gradient_descent(problem, min(times))
-        rows.append(
-            {
-                "N": n,
-                "newton_best_s": min(times),
-                "newton_median_s": statistics.median(times),
-                "newton_cpu_s": min(cpu_times),
-                "iterations": result.n_iter,
-                "diagrams": evaluations,
-                "converged": result.converged,
-                "tol": tol,
-                "max_rel_error": rel,
-                "l1_error": result.errors[-1],
-                "qhull_s": t_qhull,
-                "diagram_s": t_diagram,
-                "density_s": t_density,
-                "newton_over_qhull": min(times) / t_qhull,
-                "gd_rel_error": gd_rel,
-                "gd_iterations": gd_iters,
-            }
-        )
+        fastest = min(min(r["times"]) for r in runs.values())
+        gd_rel, gd_iters = _gradient_descent(problem, fastest)
+        for ls, r in runs.items():
+            result, times = r["result"], r["times"]
+            rel = float(np.max(np.abs(result.cell_masses.numpy() - nu) / nu))
+            rows.append(
+                {
+                    "N": n,
+                    "linear_solver": ls,
+                    "newton_best_s": min(times),
+                    "newton_median_s": statistics.median(times),
+                    "newton_cpu_s": min(r["cpu"]),
+                    "iterations": result.n_iter,
+                    "diagrams": r["diagrams"],
+                    "converged": result.converged,
+                    "tol": tol,
+                    "max_rel_error": rel,
+                    "l1_error": result.errors[-1],
+                    "qhull_s": t_qhull,
+                    "diagram_s": t_diagram,
+                    "density_s": t_density,
+                    "newton_over_qhull": min(times) / t_qhull,
+                    "gd_rel_error": gd_rel,
+                    "gd_iterations": gd_iters,
+                }
+            )
     return rows
 
 
@@ -176,6 +191,14 @@ def main() -> None:
         help="JSON lines of benchmarks/peer_sdot.py (sdot's times on the same targets): "
         "a column sdot/aeot and a line on the plot",
     )
+    parser.add_argument(
+        "--linear-solvers",
+        nargs="+",
+        choices=["auto", "superlu", "pardiso"],
+        default=None,
+        help="the Newton systems' factorisation(s), timed alternately on the same targets "
+        "(default: superlu and, when pypardiso is installed, pardiso)",
+    )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument(
         "--rows", default=None, help="a --json file of an earlier run: tabulate and draw it again"
@@ -192,12 +215,16 @@ def main() -> None:
         rows = saved["rows"]
         print(f"# rows of {args.rows} (load then {', '.join(f'{x:.1f}' for x in saved['load'])})")
     else:
-        rows = run(args.sizes, args.repeats, args.seed, args.tol, args.density, args.grid)
+        solvers = args.linear_solvers or (["superlu", "pardiso"] if _has_pardiso() else ["superlu"])
+        rows = run(
+            args.sizes, args.repeats, args.seed, args.tol, args.density, args.grid, tuple(solvers)
+        )
     peer = _read_peer(args.peer) if args.peer else {}
     if args.density != "uniform":
         print(f"# source: the wavy density on a {args.grid} x {args.grid} grid")
     header = (
-        f"{'N':>7} | {'Newton best':>11} | {'median':>7} | {'CPU':>6} | {'iters':>5} | "
+        f"{'N':>7} | {'solver':>7} | {'Newton best':>11} | {'vs superlu':>10} | "
+        f"{'median':>7} | {'CPU':>6} | {'iters':>5} | "
         f"{'diagrams':>8} | "
         f"{'max rel err':>11} | {'L1 err':>9} | {'1 Qhull':>7} | {'1 diagram':>9} | "
         f"{'1 density':>9} | "
@@ -205,9 +232,12 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
+    superlu = {r["N"]: r["newton_best_s"] for r in rows if r.get("linear_solver") == "superlu"}
     for r in rows:
+        ratio = superlu.get(r["N"], float("nan")) / r["newton_best_s"]
         print(
-            f"{r['N']:>7} | {r['newton_best_s']:>10.2f}s | {r['newton_median_s']:>6.2f}s | "
+            f"{r['N']:>7} | {r.get('linear_solver', 'superlu'):>7} | "
+            f"{r['newton_best_s']:>10.2f}s | {ratio:>9.2f}x | {r['newton_median_s']:>6.2f}s | "
             f"{r['newton_cpu_s']:>5.2f}s | {r['iterations']:>5} | {r['diagrams']:>8} | "
             f"{r['max_rel_error']:>11.2e} | "
             f"{r['l1_error']:>9.1e} | {r['qhull_s']:>6.3f}s | {r['diagram_s']:>8.3f}s | "
@@ -233,6 +263,14 @@ def main() -> None:
         _plot(rows, args.plot, args.density, peer)
 
 
+def _has_pardiso() -> bool:
+    try:
+        import pypardiso  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _read_peer(path: str) -> dict[int, dict]:
     """The peer's JSON lines, by N."""
     with open(path) as f:
@@ -247,12 +285,19 @@ def _plot(rows: list[dict], path: str, density: str, peer: dict[int, dict]) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = [r["N"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4.2))
     tols = ", ".join(f"{t:g}" for t in sorted({r.get("tol", 1e-10) for r in rows}))
-    ax.loglog(n, [r["newton_best_s"] for r in rows], "o-", label=f"aeot (Newton) to {tols}")
-    ax.loglog(n, [r["diagram_s"] for r in rows], "s--", label="one power diagram")
-    ax.loglog(n, [r["qhull_s"] for r in rows], "^:", label="one Qhull call")
+    solvers = list(dict.fromkeys(r.get("linear_solver", "superlu") for r in rows))
+    for ls, marker in zip(solvers, "ov*", strict=False):
+        mine = [r for r in rows if r.get("linear_solver", "superlu") == ls]
+        label = f"aeot (Newton, {ls}) to {tols}" if len(solvers) > 1 else f"aeot (Newton) to {tols}"
+        ax.loglog(
+            [r["N"] for r in mine], [r["newton_best_s"] for r in mine], marker + "-", label=label
+        )
+    once = list({r["N"]: r for r in rows}.values())
+    n = [r["N"] for r in once]
+    ax.loglog(n, [r["diagram_s"] for r in once], "s--", label="one power diagram")
+    ax.loglog(n, [r["qhull_s"] for r in once], "^:", label="one Qhull call")
     if peer:
         pn = sorted(peer)
         tols = sorted({peer[k]["tol"] for k in pn})

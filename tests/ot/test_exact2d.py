@@ -270,14 +270,29 @@ def test_degenerate_lattice_outside_the_box():
     assert _rel_error(result) <= 1e-10
 
 
-def test_laplacian_solver_direct_and_pcg():
-    from aeot.ot.exact2d import _laplacian, _LaplacianSolver
+def _has_pardiso() -> bool:
+    try:
+        import pypardiso  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_LINEAR_SOLVERS = [
+    "superlu",
+    pytest.param("pardiso", marks=pytest.mark.skipif(not _has_pardiso(), reason="needs pypardiso")),
+]
+
+
+@pytest.mark.parametrize("linear_solver", _LINEAR_SOLVERS)
+def test_laplacian_solver_direct_and_pcg(linear_solver):
+    from aeot.ot.exact2d import _factoriser, _laplacian, _LaplacianSolver
     from aeot.ot.power2d import _power_diagram, spatial_order
 
     rng = np.random.default_rng(12)
     n = 3000
     y = rng.random((n, 2))
-    solver = _LaplacianSolver(y, spatial_order(y), leaf=16)
+    solver = _LaplacianSolver(y, spatial_order(y), _factoriser(linear_solver), leaf=16)
     rhs = rng.standard_normal(n)
     rhs -= rhs.mean()
     for noise, rtol in [(0.0, None), (1e-7, 1e-9)]:
@@ -290,6 +305,65 @@ def test_laplacian_solver_direct_and_pcg():
         assert abs(x.mean()) < 1e-12
         assert np.abs(lap @ x - rhs).max() <= (1e-9 if rtol else 1e-10)
     assert solver.n_factor == 1 and solver.n_pcg == 1
+
+
+@pytest.mark.parametrize("source", ["uniform", "grid density"])
+@pytest.mark.skipif(not _has_pardiso(), reason="needs pypardiso")
+def test_pardiso_and_superlu_newton_steps_reach_the_same_answer(source):
+    """The two factorisations give the same Newton iterates up to rounding."""
+    rng = np.random.default_rng(21)
+    n = 2000
+    y = torch.from_numpy(rng.random((n, 2)))
+    if source == "uniform":
+        problem = SemiDiscreteProblem(y)
+    else:
+        rho = 1.0 + 0.8 * np.sin(np.linspace(0, 6, 32))[:, None] * np.ones((1, 32))
+        problem = SemiDiscreteProblem(y, source=GridDensity(torch.from_numpy(rho)))
+    results = {
+        name: solve_exact_2d(problem, tol=1e-12, linear_solver=name)
+        for name in ("superlu", "pardiso")
+    }
+    a, b = results["superlu"], results["pardiso"]
+    assert a.converged and b.converged
+    assert a.n_iter == b.n_iter
+    assert _rel_error(b) <= 1e-12
+    np.testing.assert_allclose(b.h.numpy(), a.h.numpy(), rtol=0, atol=1e-11)
+    np.testing.assert_allclose(b.errors[:3], a.errors[:3], rtol=1e-8)
+
+
+def test_linear_solver_choice(monkeypatch):
+    import sys
+
+    from aeot.ot.exact2d import _factoriser, _SuperLUFactor
+
+    problem = SemiDiscreteProblem(torch.rand(50, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="linear_solver must be"):
+        solve_exact_2d(problem, linear_solver="cholmod")
+    monkeypatch.setitem(sys.modules, "pypardiso", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install 'aeot\\[pardiso\\]'"):
+        solve_exact_2d(problem, linear_solver="pardiso")
+    assert _factoriser("auto") is _SuperLUFactor
+    assert solve_exact_2d(problem, linear_solver="auto").converged
+
+
+@pytest.mark.skipif(not _has_pardiso(), reason="needs pypardiso")
+def test_pardiso_factor_solves_spd_systems_and_falls_back_otherwise():
+    import scipy.sparse as sp
+
+    from aeot.ot.exact2d import _PardisoFactor
+
+    rng = np.random.default_rng(3)
+    n = 300
+    w = sp.random(n, n, density=0.03, random_state=4)
+    w = w + w.T
+    lap = sp.diags(np.asarray(w.sum(1)).ravel() + 0.1) - w  # diagonally dominant: SPD
+    b = rng.standard_normal(n)
+    for a, falls_back in [(lap, False), (-lap, True)]:
+        factor = _PardisoFactor(sp.coo_matrix(a))
+        assert (factor._fallback is not None) == falls_back
+        x = factor.solve(b)
+        assert np.linalg.norm(a @ x - b) <= 1e-12 * np.linalg.norm(b)
+        np.testing.assert_allclose(x, np.linalg.solve(a.toarray(), b), rtol=1e-10, atol=1e-12)
 
 
 def test_multigrid_direction_meets_its_residual_and_falls_back(monkeypatch):
@@ -322,14 +396,15 @@ def test_multigrid_direction_meets_its_residual_and_falls_back(monkeypatch):
 
 
 def test_multigrid_newton_steps_reach_the_same_answer(monkeypatch):
-    """Far from the solution the large-N solver takes inexact (multigrid) directions:
-    forced on at N = 5000, the solve converges to tol in as many steps, to the same h."""
+    """Far from the solution the large-N solver with SuperLU takes inexact (multigrid)
+    directions: forced on at N = 5000, the solve converges to tol in as many steps, to the
+    same h.  With PARDISO it factorises instead (faster there)."""
     pytest.importorskip("pyamg")
     import aeot.ot.exact2d as exact2d
 
     y = np.random.default_rng(16).random((5000, 2))
     problem = SemiDiscreteProblem(y)
-    direct = solve_exact_2d(problem, tol=1e-11)
+    direct = solve_exact_2d(problem, tol=1e-11, linear_solver="superlu")
     counts = []
     original = exact2d._LaplacianSolver.solve_multigrid
 
@@ -339,7 +414,10 @@ def test_multigrid_newton_steps_reach_the_same_answer(monkeypatch):
 
     monkeypatch.setattr(exact2d._LaplacianSolver, "solve_multigrid", counted)
     monkeypatch.setattr(exact2d, "_AMG_ABOVE", 1)
-    inexact = solve_exact_2d(problem, tol=1e-11)
+    if _has_pardiso():
+        assert solve_exact_2d(problem, tol=1e-11, linear_solver="pardiso").converged
+        assert not counts
+    inexact = solve_exact_2d(problem, tol=1e-11, linear_solver="superlu")
     assert len(counts) >= 2  # the steps with relative error >= 0.5
     assert direct.converged and inexact.converged
     assert abs(inexact.n_iter - direct.n_iter) <= 1

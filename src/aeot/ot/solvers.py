@@ -70,10 +70,14 @@ class ExactNewton2D:
         Stop when max_i |μ(W_i) − ν_i| / ν_i ≤ ``tol`` (relative; the masses are exact).
     max_iter : int
         Newton iterations at most (``converged=False`` when they run out).
+    linear_solver : str
+        The Newton systems' factorisation: ``"auto"`` (MKL PARDISO when ``pypardiso``
+        is installed, else SuperLU), ``"pardiso"`` or ``"superlu"``.
     """
 
     tol: float = 1e-10
     max_iter: int = 100
+    linear_solver: str = "auto"
     name: ClassVar[str] = "exact-2d"
 
     def why_not(self, problem: SemiDiscreteProblem) -> str | None:
@@ -93,7 +97,12 @@ class ExactNewton2D:
         from aeot.ot.exact2d import solve_exact_2d
 
         return solve_exact_2d(
-            problem, tol=self.tol, max_iter=self.max_iter, h0=h0, callback=callback
+            problem,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            h0=h0,
+            callback=callback,
+            linear_solver=self.linear_solver,
         )
 
 
