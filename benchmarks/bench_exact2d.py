@@ -254,7 +254,8 @@ def main() -> None:
                 f"# N = {r['N']}: sdot {p['version']} {p['seconds']:.2f} s to "
                 f"{p['max_rel_err']:.1e} (its run, load {p.get('load', '?')}), "
                 f"{p['seconds'] / r['newton_best_s']:.1f}x "
-                f"aeot's {r['newton_best_s']:.2f} s to {r['max_rel_error']:.1e}"
+                f"aeot's ({r.get('linear_solver', 'superlu')}) {r['newton_best_s']:.2f} s to "
+                f"{r['max_rel_error']:.1e}"
             )
     if args.json:
         with open(args.json, "w") as f:
