@@ -514,7 +514,8 @@ class _LaplacianSolver:
 
     One cell is grounded (its row and column removed), which leaves a symmetric positive
     definite system as long as the adjacency graph of the non-empty cells is connected.
-    That system is factorised by SuperLU in a *geometric nested-dissection* order
+    That system is factorised (by ``factorise``: SuperLU's LU or PARDISO's Cholesky, see
+    :func:`_factoriser`) in a *geometric nested-dissection* order
     (George 1973): the targets are split recursively at coordinate medians into a tree
     that is built once; for each new diagram the cells with a neighbour across a split
     form its separator, which is numbered after both halves.  For planar graphs this
@@ -774,6 +775,7 @@ class _PardisoFactor:
         try:
             solver.factorize(upper)
         except pypardiso.pardiso_wrapper.PyPardisoError:
+            solver.free_memory(True)  # whatever the failed phases allocated
             self._fallback = _SuperLUFactor(a)
             return
         self._solver, self._a = solver, upper
