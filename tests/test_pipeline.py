@@ -216,6 +216,38 @@ def test_spread_is_saved_and_reproduced(tmp_path, small_digits_config):
     torch.testing.assert_close(chunks, model.sample(20, seed=3))
 
 
+def test_pairwise_generator(tmp_path, small_digits_config):
+    """generator='pairwise' (the AE-OT reference code's rule): every code is y_i or
+    (1 − w) y_i + w y_j of the point's two best cells i, j, with no spread; the choice is
+    saved and reloaded with the model, and bad values are refused."""
+    data = load_digits8().subset(np.arange(300))
+    model = AEOT(small_digits_config, generator="pairwise", pair_weight=0.3).fit(data)
+    assert model.spread_ == 0.0 and model.sampler_.spread_scale_ == 0.0
+    out = model.sample_codes(200, seed=1)
+    assert out.method == "pairwise"
+    y = model.ot_.targets.double()
+    _, best = model.ot_.topk(out.points, 2)
+    torch.testing.assert_close(out.winners, best[:, 0])
+    mixed = out.weights[:, 1] > 0
+    assert 0 < int(mixed.sum())
+    expected = torch.where(
+        mixed[:, None], 0.7 * y[best[:, 0]] + 0.3 * y[best[:, 1]], y[best[:, 0]]
+    )
+    torch.testing.assert_close(out.codes.double(), expected, rtol=0, atol=1e-5)
+    # a pair across a singular facet is never mixed
+    assert not bool(model.sampler_.singular_.is_singular(best[mixed, 0], best[mixed, 1]).any())
+    model.save(tmp_path / "m")
+    loaded = AEOT.load(tmp_path / "m")
+    assert (loaded.config.generator, loaded.config.pair_weight) == ("pairwise", 0.3)
+    torch.testing.assert_close(loaded.sample(20, seed=3), model.sample(20, seed=3))
+    with pytest.raises(ValueError, match="generator must be one of"):
+        AEOT(generator="nearest")
+    with pytest.raises(ValueError, match="pair_weight"):
+        AEOT(generator="pairwise", pair_weight=1.5)
+    with pytest.raises(ValueError, match="takes none"):
+        AEOT(generator="pairwise", spread=0.5)
+
+
 def test_spread_default_by_autoencoder(grid_model, digits_model):
     assert grid_model[1].spread_ == 0.0 and grid_model[1].sampler_.spread_scale_ == 0.0
     model = digits_model[1]  # small_digits_config measures in latent space

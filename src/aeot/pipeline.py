@@ -35,6 +35,7 @@ from aeot.core.config import ConfigMixin
 from aeot.core.persist import UnverifiedModelWarning, is_shape_list, read_folder, save_folder
 from aeot.data.dataset import Dataset
 from aeot.generate import GeneratedCodes
+from aeot.generate.sampler import METHODS as GENERATORS
 from aeot.metrics.memorisation import NearestIndex, leave_one_out_median
 from aeot.models.base import ConfigEstimator
 from aeot.nets.autoencoder import (
@@ -128,6 +129,10 @@ class AEOTConfig(ConfigMixin):
     spread_space: str = "data"  # where τ is measured: "data" (decoded samples against
     # the training data, AEOT.calibrate_spread) or "latent" (codes against the training
     # codes, AEOTSampler's own calibration)
+    generator: str = "pl"  # "pl": the PL extension, moved by the spread; "pairwise": the
+    # AE-OT reference code's rule z = (1 − w) y_i + w y_j of each point's two best cells
+    # (y_i alone across a singular facet), no spread (AEOTSampler, method)
+    pair_weight: float = 0.25  # w of the "pairwise" generator, the runner-up cell's weight
     seed: int = 0  # seeds autoencoder training, OT sampling and the sampler
     device: str | None = None  # torch device; CUDA when available if None
     progress: bool = True  # progress bars on long steps
@@ -168,6 +173,16 @@ class AEOTConfig(ConfigMixin):
             if not (_is_number(self.spread) and 0.0 <= self.spread <= 4.0):
                 raise ValueError(f"spread must be a number in [0, 4] or None, got {self.spread!r}")
             self.spread = float(self.spread)
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {GENERATORS}, got {self.generator!r}")
+        if not (_is_number(self.pair_weight) and 0.0 <= self.pair_weight <= 1.0):
+            raise ValueError(f"pair_weight must be a number in [0, 1], got {self.pair_weight!r}")
+        self.pair_weight = float(self.pair_weight)
+        if self.generator == "pairwise" and self.spread not in (None, 0.0):
+            raise ValueError(
+                f"spread {self.spread} moves the PL extension's codes; the 'pairwise' "
+                "generator takes none: leave spread None or 0"
+            )
         if self.spread_space not in ("latent", "data"):
             raise ValueError(f"spread_space must be 'latent' or 'data', got {self.spread_space!r}")
         if self.threshold is not None:
@@ -418,7 +433,9 @@ class AEOT(ConfigEstimator):
         from aeot.generate import AEOTSampler
 
         cfg = self.config
-        return AEOTSampler(spread=self.spread_).fit(
+        return AEOTSampler(
+            spread=self.spread_, method=cfg.generator, pair_weight=cfg.pair_weight
+        ).fit(
             self.ot_,
             n_graph_samples=cfg.n_graph_samples,
             threshold=cfg.threshold,
@@ -474,10 +491,10 @@ class AEOT(ConfigEstimator):
     def spread_(self) -> float:
         """The sampler's spread τ: ``config.spread``, or when None DEFAULT_SPREAD for an
         autoencoder's codes (by ``config.spread_space``) and 0 without an autoencoder
-        (identity: points)."""
+        (identity: points) or with the ``"pairwise"`` generator."""
         if self.config.spread is not None:
             return self.config.spread
-        if getattr(self, "autoencoder_", None) is None:
+        if self.config.generator == "pairwise" or getattr(self, "autoencoder_", None) is None:
             return 0.0
         return DEFAULT_SPREAD[self.config.spread_space]
 

@@ -135,6 +135,16 @@ def fit(
             "data) | latent (codes against the training codes)."
         ),
     ] = "data",
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="pl (the piecewise-linear extension, moved by --spread) | pairwise (the AE-OT "
+            "reference code's rule: (1 - w) y_i + w y_j of the two best cells, no spread)."
+        ),
+    ] = "pl",
+    pair_weight: Annotated[
+        float, typer.Option(help="w of --generator pairwise, the runner-up cell's weight.")
+    ] = 0.25,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str | None, typer.Option(help="torch device")] = None,
 ) -> None:
@@ -158,6 +168,8 @@ def fit(
             ot_time_limit=ot_time_limit,
             spread=spread,
             spread_space=spread_space,
+            generator=generator,
+            pair_weight=pair_weight,
             seed=seed,
             device=device,
         )
