@@ -230,9 +230,7 @@ def test_pairwise_generator(tmp_path, small_digits_config):
     torch.testing.assert_close(out.winners, best[:, 0])
     mixed = out.weights[:, 1] > 0
     assert 0 < int(mixed.sum())
-    expected = torch.where(
-        mixed[:, None], 0.7 * y[best[:, 0]] + 0.3 * y[best[:, 1]], y[best[:, 0]]
-    )
+    expected = torch.where(mixed[:, None], 0.7 * y[best[:, 0]] + 0.3 * y[best[:, 1]], y[best[:, 0]])
     torch.testing.assert_close(out.codes.double(), expected, rtol=0, atol=1e-5)
     # a pair across a singular facet is never mixed
     assert not bool(model.sampler_.singular_.is_singular(best[mixed, 0], best[mixed, 1]).any())
