@@ -166,14 +166,17 @@ def _aeot_rows(
         spread = aeot_settings.get("spread", aeot.config.spread)
         space = aeot_settings.get("spread_space", aeot.config.spread_space)
         threshold = aeot_settings.get("threshold", aeot.config.threshold)
-        wanted = (spread, space, threshold)
-        if (aeot.config.spread, aeot.config.spread_space, aeot.config.threshold) != wanted:
+        generator = aeot_settings.get("generator", aeot.config.generator)
+        weight = aeot_settings.get("pair_weight", aeot.config.pair_weight)
+        wanted = (spread, space, threshold, generator, weight)
+        cfg = aeot.config
+        if (cfg.spread, cfg.spread_space, cfg.threshold, cfg.generator, cfg.pair_weight) != wanted:
             # the sampler only: autoencoder and OT are kept
-            aeot.config.spread, aeot.config.spread_space, aeot.config.threshold = wanted
+            cfg.spread, cfg.spread_space, cfg.threshold, cfg.generator, cfg.pair_weight = wanted
             aeot._fit_sampler(train)
             _log(
                 f"{name}: sampler rebuilt with spread {spread} in {space} space, "
-                f"threshold {threshold}"
+                f"threshold {threshold}, generator {generator} (pair weight {weight})"
             )
     else:
         aeot = AEOT(**aeot_settings).fit(train)
@@ -212,6 +215,8 @@ def _aeot_rows(
         "spread_rank": sampler.spread_rank,
         "spread_scale": sampler.spread_scale_,
         "threshold": aeot.config.threshold,
+        "generator": aeot.config.generator,
+        "pair_weight": aeot.config.pair_weight,
         "singular_facet_share": float(sampler.singular_.singular.double().mean()),
     }
     if gan_steps is None:
@@ -238,6 +243,8 @@ def run_dataset(
     spread: float | None = None,
     spread_space: str | None = None,
     threshold: float | str | None = None,
+    generator: str | None = None,
+    pair_weight: float | None = None,
 ) -> dict[str, Any]:
     """Fit every model on one data set and score it; returns rows and settings.
 
@@ -314,6 +321,10 @@ def run_dataset(
         aeot_settings["spread"] = spread
     if spread_space is not None:
         aeot_settings["spread_space"] = spread_space
+    if generator is not None:
+        aeot_settings["generator"] = generator
+    if pair_weight is not None:
+        aeot_settings["pair_weight"] = pair_weight
     if threshold is not None:  # "data": the sampler's data-driven rule
         aeot_settings["threshold"] = None if threshold == "data" else float(threshold)
     settings: dict[str, Any] = {}
@@ -408,6 +419,19 @@ def main(argv: list[str] | None = None) -> None:
         "(the default); applied to loaded models too",
     )
     parser.add_argument(
+        "--generator",
+        choices=("pl", "pairwise"),
+        default=None,
+        help="AE-OT's generator (default: AEOTConfig's, the PL extension); applied to "
+        "loaded models too",
+    )
+    parser.add_argument(
+        "--pair-weight",
+        type=float,
+        default=None,
+        help="w of --generator pairwise (default: AEOTConfig's); applied to loaded models too",
+    )
+    parser.add_argument(
         "--baseline-iterations",
         type=int,
         default=None,
@@ -445,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
                 spread=args.spread,
                 spread_space=args.spread_space,
                 threshold=args.threshold,
+                generator=args.generator,
+                pair_weight=args.pair_weight,
             )
         )
         _log(f"{name}: done in {results[-1]['seconds']:.0f} s")
@@ -467,7 +493,10 @@ def _write(args: argparse.Namespace, budget: Budget, results: list[dict[str, Any
         + (f" --inception {args.inception}" if args.inception else "")
         + (f" --model-dir {args.model_dir}" if args.model_dir is not None else "")
         + (f" --spread {args.spread}" if args.spread is not None else "")
-        + (f" --spread-space {args.spread_space}" if args.spread_space is not None else ""),
+        + (f" --spread-space {args.spread_space}" if args.spread_space is not None else "")
+        + (f" --threshold {args.threshold}" if args.threshold is not None else "")
+        + (f" --generator {args.generator}" if args.generator is not None else "")
+        + (f" --pair-weight {args.pair_weight}" if args.pair_weight is not None else ""),
         "budget": {"name": args.budget, **dataclasses.asdict(budget)},
         "machine": machine_info(),
         "results": results,
