@@ -108,10 +108,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if "ot" in args.parts:
         picks = np.random.default_rng(5).integers(0, len(y), args.n)
-        big = res.problem.source.sample(
-            20 * args.n, seed=generation_seed(args.seed + 1), qmc=True, dtype=y.dtype
-        )
-        masses = np.bincount(res.assign(big).numpy(), minlength=len(y)) / len(big)
+        n_mass = 20 * args.n
+        masses = res.measure_masses(n_mass, qmc=True).numpy()  # the cells' μ(W_i)
         out["ot"] = {
             "kl_true_modes_of_winners": kl_to_uniform(np.bincount(mode[winners], minlength=1000)),
             "kl_true_modes_of_uniform_cell_picks": kl_to_uniform(
@@ -119,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
             ),
             "kl_ot_mass_by_mode": kl_to_uniform(np.bincount(mode, weights=masses, minlength=1000)),
             "kl_training_share_by_mode": kl_to_uniform(np.bincount(mode, minlength=1000)),
-            "cell_mass_l1": float(np.abs(masses - 1 / len(y)).sum()),
-            "mass_points": len(big),
+            "cell_mass_l1": float(np.abs(masses - res.problem.weights.numpy()).sum()),
+            "mass_points": n_mass,
         }
         _log(f"OT: {out['ot']}")
     if "graph" in args.parts:
